@@ -1,0 +1,80 @@
+// Checkpoints in TensorFlow.js's weights format: a JSON document with a `weightsManifest` (as
+// tf.io writes for model.json) describing the binary weights that follow, plus the model config,
+// the Adam state and where training stood, so that an interrupted run resumes where it stopped.
+// Pure tf: the engine decides where the bytes go (and writes them atomically).
+import * as tf from '@tensorflow/tfjs'
+import { createModel } from './index'
+import type { TrainingPosition } from './train'
+import type { ModelConfig, VaeFamilyModel } from './types'
+
+export const CHECKPOINT_FORMAT = 'latent-cartographer-checkpoint/1'
+
+export interface CheckpointDocument {
+  format: typeof CHECKPOINT_FORMAT
+  config: ModelConfig
+  position: TrainingPosition | null
+  /** Anything the caller wants to keep with the weights (training options, history...). */
+  meta: Record<string, unknown>
+  weightsManifest: { paths: string[]; weights: tf.io.WeightsManifestEntry[] }[]
+  optimizerManifest: { paths: string[]; weights: tf.io.WeightsManifestEntry[] }[] | null
+}
+
+export interface SerializedCheckpoint {
+  document: CheckpointDocument
+  weights: Uint8Array
+  optimizer: Uint8Array | null
+}
+
+export async function serializeCheckpoint(
+  model: VaeFamilyModel,
+  optimizer: tf.Optimizer | null,
+  position: TrainingPosition | null,
+  meta: Record<string, unknown> = {}
+): Promise<SerializedCheckpoint> {
+  const named = model.parameters.entries().map(([name, tensor]) => ({ name, tensor }))
+  const encoded = await tf.io.encodeWeights(named)
+  let optimizerBytes: Uint8Array | null = null
+  let optimizerManifest: CheckpointDocument['optimizerManifest'] = null
+  if (optimizer) {
+    const state = await optimizer.getWeights()
+    const encodedState = await tf.io.encodeWeights(state)
+    optimizerBytes = new Uint8Array(encodedState.data)
+    optimizerManifest = [{ paths: ['optimizer.bin'], weights: encodedState.specs }]
+  }
+  return {
+    document: {
+      format: CHECKPOINT_FORMAT,
+      config: model.config,
+      position,
+      meta,
+      weightsManifest: [{ paths: ['weights.bin'], weights: encoded.specs }],
+      optimizerManifest
+    },
+    weights: new Uint8Array(encoded.data),
+    optimizer: optimizerBytes
+  }
+}
+
+const toBuffer = (bytes: Uint8Array): ArrayBuffer => bytes.slice().buffer as ArrayBuffer
+
+/** A model with the checkpoint's weights (and, when given an optimizer, its Adam state restored). */
+export async function restoreCheckpoint(
+  checkpoint: SerializedCheckpoint,
+  optimizer?: tf.Optimizer
+): Promise<VaeFamilyModel> {
+  const { document } = checkpoint
+  if (document.format !== CHECKPOINT_FORMAT) throw new Error(`not a Latent Cartographer checkpoint (format ${String(document.format)})`)
+  const model = createModel(document.config)
+  const named = tf.io.decodeWeights(toBuffer(checkpoint.weights), document.weightsManifest[0].weights)
+  try {
+    model.parameters.assign(named)
+  } finally {
+    tf.dispose(Object.values(named))
+  }
+  if (optimizer && checkpoint.optimizer && document.optimizerManifest) {
+    const specs = document.optimizerManifest[0].weights
+    const decoded = tf.io.decodeWeights(toBuffer(checkpoint.optimizer), specs)
+    await optimizer.setWeights(specs.map((spec) => ({ name: spec.name, tensor: decoded[spec.name] })))
+  }
+  return model
+}

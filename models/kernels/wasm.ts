@@ -1,0 +1,407 @@
+/**
+ * Extra and faster kernels for TensorFlow.js's WebAssembly backend, so that it can train conv nets.
+ *
+ * The stock wasm backend (tfjs-backend-wasm 4.22) has no `Conv2DBackpropFilter` (so conv2d, conv2dTranspose
+ * and layers.conv2d cannot be trained), a naive `Conv2DBackpropInput` (~1-4 GFLOP/s, while the XNNPACK
+ * forward Conv2D runs at 15-35), a transposed matMul path that is 10-20x slower than transposing first, and
+ * no `UnsortedSegmentSum` (tf.gather's gradient). `registerWasmKernels()` registers replacements built from
+ * the stock wasm kernels (called directly through their kernelFuncs, never through high-level ops) plus a
+ * few small loops over the wasm heap:
+ *
+ * - Conv2DBackpropInput: sub-pixel (phase) decomposition. A stride-s transposed convolution equals one
+ *   stride-1 Conv2D of dy with a filter that holds all s*s phases as output channels
+ *   ([ceil(kh/s), ceil(kw/s), outC, s*s*inC]), followed by a depth-to-space interleave (a Transpose) and a
+ *   crop. No zero insertion, so no 4x wasted work at stride 2.
+ * - Conv2DBackpropFilter: Conv2D of x transposed to [C1, H, W, N] with dy transposed to [OH, OW, N, C2] as
+ *   the filter, dilated by the stride; the [C1, kh, kw, C2] result is cropped and transposed in JS.
+ * - BatchMatMul and _FusedMatMul with transposeA/transposeB: explicit Transpose, then the stock kernel.
+ * - Sum over leading axes (bias gradients: sum of NHWC over N, H, W): one pass over the heap instead of the
+ *   stock transpose + reduce.
+ * - UnsortedSegmentSum: a loop over the heap.
+ *
+ * Pure TensorFlow.js + typed arrays: runs in Node and in browsers. NHWC, float32 and dilation 1 only; other
+ * cases fall back to the stock kernel where one exists.
+ */
+import * as tf from '@tensorflow/tfjs';
+import '@tensorflow/tfjs-backend-wasm';
+
+type TensorInfo = tf.TensorInfo;
+type KernelFunc = tf.KernelFunc;
+type Attrs = tf.NamedAttrMap;
+
+/** The part of tfjs-backend-wasm's BackendWasm that these kernels use. */
+interface WasmBackend {
+  makeOutput(shape: number[], dtype: tf.DataType): TensorInfo;
+  disposeData(dataId: tf.DataId, force?: boolean): boolean;
+  typedArrayFromHeap(info: TensorInfo): Float32Array | Int32Array | Uint8Array;
+}
+
+const BACKEND = 'wasm';
+
+/** Stock wasm kernel functions, saved before any replacement is registered. */
+const stock = new Map<string, KernelFunc>();
+let registered: string[] | null = null;
+
+function stockKernel(name: string): KernelFunc {
+  const fn = stock.get(name);
+  if (fn == null) throw new Error(`wasm kernels: stock kernel ${name} is not available`);
+  return fn;
+}
+
+function run(name: string, backend: WasmBackend, inputs: tf.NamedTensorInfoMap, attrs: Attrs = {}): TensorInfo {
+  return stockKernel(name)({ inputs, backend, attrs }) as TensorInfo;
+}
+
+function free(backend: WasmBackend, ...infos: TensorInfo[]): void {
+  for (const info of infos) backend.disposeData(info.dataId);
+}
+
+function f32(backend: WasmBackend, info: TensorInfo): Float32Array {
+  // A fresh view each time: the heap's ArrayBuffer changes whenever wasm memory grows.
+  return backend.typedArrayFromHeap(info) as Float32Array;
+}
+
+function reshape(backend: WasmBackend, x: TensorInfo, shape: number[]): TensorInfo {
+  return run(tf.Reshape, backend, { x }, { shape });
+}
+
+function transpose(backend: WasmBackend, x: TensorInfo, perm: number[]): TensorInfo {
+  return run(tf.Transpose, backend, { x }, { perm });
+}
+
+function conv2d(
+  backend: WasmBackend,
+  x: TensorInfo,
+  filter: TensorInfo,
+  pad: [[number, number], [number, number], [number, number], [number, number]],
+  dilations: [number, number]
+): TensorInfo {
+  return run(tf.Conv2D, backend, { x, filter }, {
+    strides: [1, 1],
+    pad,
+    dataFormat: 'NHWC',
+    dilations,
+    dimRoundingMode: undefined as unknown as string
+  });
+}
+
+function isNHWC(dataFormat: unknown): boolean {
+  return dataFormat == null || dataFormat === 'NHWC';
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Conv2DBackpropInput (also the forward pass of conv2dTranspose)
+// ---------------------------------------------------------------------------------------------------------
+
+function conv2DBackpropInput(args: Parameters<KernelFunc>[0]): TensorInfo {
+  const backend = args.backend as WasmBackend;
+  const dy = args.inputs.dy as TensorInfo;
+  const filter = args.inputs.filter as TensorInfo;
+  const attrs = args.attrs ?? {};
+  const { strides, pad, dataFormat, dimRoundingMode, inputShape } = attrs as unknown as {
+    strides: number | [number, number];
+    pad: 'same' | 'valid' | number | tf.backend_util.ExplicitPadding;
+    dataFormat?: 'NHWC' | 'NCHW';
+    dimRoundingMode?: 'floor' | 'round' | 'ceil';
+    inputShape: [number, number, number, number];
+  };
+  if (!isNHWC(dataFormat) || dy.dtype !== 'float32' || filter.dtype !== 'float32') {
+    return stockKernel(tf.Conv2DBackpropInput)(args) as TensorInfo;
+  }
+  const info = tf.backend_util.computeConv2DInfo(
+    inputShape, filter.shape as [number, number, number, number], strides, 1, pad, dimRoundingMode, false,
+    'channelsLast');
+  const { batchSize: N, inHeight: H, inWidth: W, inChannels: C1, outHeight: OH, outWidth: OW,
+    outChannels: C2, strideHeight: sh, strideWidth: sw, filterHeight: kh, filterWidth: kw } = info;
+  const pt = info.padInfo.top;
+  const pl = info.padInfo.left;
+
+  // Output row iy receives dy[q - j] * f[r + s*j] with u = iy + pt, q = floor(u / s), r = u mod s: for each
+  // phase r a stride-1 correlation of dy with the taps r, r + s, ... (flipped). All phases at once: one
+  // Conv2D with s*s*C1 output channels ordered (rY, rX, c1), then interleave (depth-to-space) and crop.
+  const Jh = Math.ceil(kh / sh);
+  const Jw = Math.ceil(kw / sw);
+  const qStartH = Math.min(Math.floor(pt / sh), Jh - 1);
+  const qStartW = Math.min(Math.floor(pl / sw), Jw - 1);
+  const padT = Jh - 1 - qStartH;
+  const padL = Jw - 1 - qStartW;
+  const padB = Math.max(0, Math.floor((H - 1 + pt) / sh) + 1 - OH);
+  const padR = Math.max(0, Math.floor((W - 1 + pl) / sw) + 1 - OW);
+  const Mh = padT + OH + padB - Jh + 1;
+  const Mw = padL + OW + padR - Jw + 1;
+  const offY = pt - qStartH * sh;
+  const offX = pl - qStartW * sw;
+  const P = sh * sw * C1;
+
+  // Phase filter g[tY, tX, c2, (rY, rX, c1)] = f[rY + sh*(Jh-1-tY), rX + sw*(Jw-1-tX), c1, c2].
+  const g = backend.makeOutput([Jh, Jw, C2, P], 'float32');
+  {
+    const gv = f32(backend, g);
+    const fv = f32(backend, filter);
+    gv.fill(0);
+    for (let tY = 0; tY < Jh; tY++) {
+      for (let tX = 0; tX < Jw; tX++) {
+        for (let rY = 0; rY < sh; rY++) {
+          const ky = rY + sh * (Jh - 1 - tY);
+          if (ky >= kh) continue;
+          for (let rX = 0; rX < sw; rX++) {
+            const kx = rX + sw * (Jw - 1 - tX);
+            if (kx >= kw) continue;
+            const gBase = (tY * Jw + tX) * C2 * P + (rY * sw + rX) * C1;
+            const fBase = (ky * kw + kx) * C1 * C2;
+            for (let c1 = 0; c1 < C1; c1++) {
+              const fRow = fBase + c1 * C2;
+              const gCol = gBase + c1;
+              for (let c2 = 0; c2 < C2; c2++) gv[gCol + c2 * P] = fv[fRow + c2];
+            }
+          }
+        }
+      }
+    }
+  }
+  const phases = conv2d(backend, dy, g, [[0, 0], [padT, padB], [padL, padR], [0, 0]], [1, 1]);
+  free(backend, g);
+
+  // Depth-to-space: [N, Mh, Mw, (rY, rX, c1)] -> [N, Mh*sh, Mw*sw, C1].
+  let full: TensorInfo;
+  if (sh * sw === 1) {
+    full = phases;
+  } else {
+    const r4 = reshape(backend, phases, [N * Mh, Mw, sh, sw * C1]);
+    full = transpose(backend, r4, [0, 2, 1, 3]);
+    free(backend, r4, phases);
+  }
+  const FH = Mh * sh;
+  const FW = Mw * sw;
+  if (FH === H && FW === W && offY === 0 && offX === 0) {
+    return { dataId: full.dataId, shape: [N, H, W, C1], dtype: 'float32' };
+  }
+  const out = backend.makeOutput([N, H, W, C1], 'float32');
+  {
+    const src = f32(backend, full);
+    const dst = f32(backend, out);
+    const rowLen = W * C1;
+    for (let n = 0; n < N; n++) {
+      for (let y = 0; y < H; y++) {
+        const s0 = ((n * FH + y + offY) * FW + offX) * C1;
+        dst.set(src.subarray(s0, s0 + rowLen), (n * H + y) * rowLen);
+      }
+    }
+  }
+  free(backend, full);
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Conv2DBackpropFilter
+// ---------------------------------------------------------------------------------------------------------
+
+function conv2DBackpropFilter(args: Parameters<KernelFunc>[0]): TensorInfo {
+  const backend = args.backend as WasmBackend;
+  const x = args.inputs.x as TensorInfo;
+  const dy = args.inputs.dy as TensorInfo;
+  const attrs = args.attrs ?? {};
+  const { strides, pad, dataFormat, dimRoundingMode, filterShape } = attrs as unknown as {
+    strides: number | [number, number];
+    pad: 'same' | 'valid' | number | tf.backend_util.ExplicitPadding;
+    dataFormat?: 'NHWC' | 'NCHW';
+    dimRoundingMode?: 'floor' | 'round' | 'ceil';
+    filterShape: [number, number, number, number];
+  };
+  if (!isNHWC(dataFormat)) {
+    throw new Error('wasm Conv2DBackpropFilter supports only NHWC');
+  }
+  if (x.dtype !== 'float32' || dy.dtype !== 'float32') {
+    throw new Error('wasm Conv2DBackpropFilter supports only float32');
+  }
+  const info = tf.backend_util.computeConv2DInfo(
+    x.shape as [number, number, number, number], filterShape, strides, 1, pad, dimRoundingMode, false,
+    'channelsLast');
+  const { batchSize: N, inHeight: H, inWidth: W, inChannels: C1, outHeight: OH, outWidth: OW,
+    outChannels: C2, strideHeight: sh, strideWidth: sw, filterHeight: kh, filterWidth: kw } = info;
+  const pt = info.padInfo.top;
+  const pl = info.padInfo.left;
+
+  // dW[ky, kx, c1, c2] = sum_{oy, ox, n} xT[c1, ky + sh*oy - pt, kx + sw*ox - pl, n] * dyT[oy, ox, n, c2]:
+  // a Conv2D of xT ([C1, H, W, N]) with dyT ([OH, OW, N, C2]) as filter, dilated by the stride.
+  const padB = Math.max(0, kh + (OH - 1) * sh - H - pt);
+  const padR = Math.max(0, kw + (OW - 1) * sw - W - pl);
+  const xT = transpose(backend, x, [3, 1, 2, 0]);
+  const dyT = transpose(backend, dy, [1, 2, 0, 3]);
+  const r = conv2d(backend, xT, dyT, [[0, 0], [pt, padB], [pl, padR], [0, 0]], [sh, sw]);
+  free(backend, xT, dyT);
+  // r: [C1, RH, RW, C2] with RH >= kh, RW >= kw -> out [kh, kw, C1, C2].
+  const RH = r.shape[1];
+  const RW = r.shape[2];
+  const out = backend.makeOutput([kh, kw, C1, C2], 'float32');
+  {
+    const src = f32(backend, r);
+    const dst = f32(backend, out);
+    for (let ky = 0; ky < kh; ky++) {
+      for (let kx = 0; kx < kw; kx++) {
+        for (let c1 = 0; c1 < C1; c1++) {
+          const s0 = ((c1 * RH + ky) * RW + kx) * C2;
+          dst.set(src.subarray(s0, s0 + C2), ((ky * kw + kx) * C1 + c1) * C2);
+        }
+      }
+    }
+  }
+  free(backend, r);
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// BatchMatMul / _FusedMatMul with transposes
+// ---------------------------------------------------------------------------------------------------------
+
+/** Swaps the last two axes: a Reshape (no copy) when one of them has size 1, else a Transpose. */
+function swapLastTwo(backend: WasmBackend, x: TensorInfo): TensorInfo {
+  const rank = x.shape.length;
+  const shape = x.shape.slice();
+  const a = shape[rank - 2];
+  const b = shape[rank - 1];
+  shape[rank - 2] = b;
+  shape[rank - 1] = a;
+  if (a === 1 || b === 1) return reshape(backend, x, shape);
+  const perm = Array.from({ length: rank }, (_, i) => i);
+  perm[rank - 2] = rank - 1;
+  perm[rank - 1] = rank - 2;
+  return transpose(backend, x, perm);
+}
+
+function makeMatMul(kernelName: string): KernelFunc {
+  return (args) => {
+    const attrs = args.attrs ?? {};
+    const transposeA = attrs.transposeA === true;
+    const transposeB = attrs.transposeB === true;
+    const a = args.inputs.a as TensorInfo;
+    const b = args.inputs.b as TensorInfo;
+    if ((!transposeA && !transposeB) || a.dtype !== 'float32' || b.dtype !== 'float32') {
+      return stockKernel(kernelName)(args);
+    }
+    const backend = args.backend as WasmBackend;
+    const a2 = transposeA ? swapLastTwo(backend, a) : a;
+    const b2 = transposeB ? swapLastTwo(backend, b) : b;
+    const out = stockKernel(kernelName)({
+      inputs: { ...args.inputs, a: a2, b: b2 },
+      backend,
+      attrs: { ...attrs, transposeA: false, transposeB: false }
+    });
+    if (transposeA) free(backend, a2);
+    if (transposeB) free(backend, b2);
+    return out;
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Sum over leading axes
+// ---------------------------------------------------------------------------------------------------------
+
+function sum(args: Parameters<KernelFunc>[0]): TensorInfo | TensorInfo[] {
+  const x = args.inputs.x as TensorInfo;
+  const attrs = args.attrs ?? {};
+  const rank = x.shape.length;
+  const axes = tf.util.parseAxisParam(attrs.axis as number | number[], x.shape).sort((p, q) => p - q);
+  // Only the case the stock kernel handles badly: float32, reducing the leading axes (k of them, k < rank).
+  let leading = axes.length > 0 && axes.length < rank && x.dtype === 'float32';
+  for (let i = 0; leading && i < axes.length; i++) if (axes[i] !== i) leading = false;
+  const size = tf.util.sizeFromShape(x.shape);
+  if (!leading || size === 0) return stockKernel(tf.Sum)(args);
+  const backend = args.backend as WasmBackend;
+  const outer = tf.util.sizeFromShape(x.shape.slice(0, axes.length));
+  const inner = size / outer;
+  const keepDims = attrs.keepDims === true;
+  const outShape = keepDims
+    ? x.shape.map((d, i) => (i < axes.length ? 1 : d))
+    : x.shape.slice(axes.length);
+  const out = backend.makeOutput(outShape, 'float32');
+  const src = f32(backend, x);
+  const dst = f32(backend, out);
+  const acc = new Float64Array(inner);
+  for (let m = 0; m < outer; m++) {
+    const base = m * inner;
+    for (let i = 0; i < inner; i++) acc[i] += src[base + i];
+  }
+  dst.set(acc);
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// UnsortedSegmentSum
+// ---------------------------------------------------------------------------------------------------------
+
+function unsortedSegmentSum(args: Parameters<KernelFunc>[0]): TensorInfo {
+  const backend = args.backend as WasmBackend;
+  const x = args.inputs.x as TensorInfo;
+  const segmentIds = args.inputs.segmentIds as TensorInfo;
+  const numSegments = (args.attrs ?? {}).numSegments as number;
+  if (x.dtype !== 'float32' && x.dtype !== 'int32') {
+    throw new Error(`wasm UnsortedSegmentSum does not support dtype ${x.dtype}`);
+  }
+  const idsRank = segmentIds.shape.length;
+  for (let i = 0; i < idsRank; i++) {
+    if (segmentIds.shape[i] !== x.shape[i]) {
+      throw new Error(`UnsortedSegmentSum: segmentIds shape ${segmentIds.shape} must be a prefix of ${x.shape}`);
+    }
+  }
+  const numIds = tf.util.sizeFromShape(segmentIds.shape);
+  const inner = numIds === 0 ? 0 : tf.util.sizeFromShape(x.shape) / numIds;
+  const outShape = [numSegments, ...x.shape.slice(idsRank)];
+  const out = backend.makeOutput(outShape, x.dtype);
+  const dst = backend.typedArrayFromHeap(out) as Float32Array | Int32Array;
+  const src = backend.typedArrayFromHeap(x) as Float32Array | Int32Array;
+  const ids = backend.typedArrayFromHeap(segmentIds) as Int32Array | Float32Array;
+  dst.fill(0);
+  for (let i = 0; i < numIds; i++) {
+    const id = ids[i];
+    if (id < 0 || id >= numSegments) continue;
+    const s0 = i * inner;
+    const d0 = id * inner;
+    for (let j = 0; j < inner; j++) dst[d0 + j] += src[s0 + j];
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Registration
+// ---------------------------------------------------------------------------------------------------------
+
+/**
+ * Registers the kernels above for the 'wasm' backend and returns their names. Idempotent. Call it before
+ * training; before or after `tf.setBackend('wasm')` both work (replaced kernels keep the stock setupFunc).
+ */
+export function registerWasmKernels(): string[] {
+  if (registered != null) return registered.slice();
+  // Save the stock kernels we call or replace, before replacing anything.
+  for (const name of [tf.Conv2D, tf.Transpose, tf.Reshape, tf.BatchMatMul, tf._FusedMatMul, tf.Sum,
+    tf.Conv2DBackpropInput]) {
+    const config = tf.getKernel(name, BACKEND);
+    if (config == null) {
+      throw new Error(`registerWasmKernels: the wasm backend has no ${name} kernel; is ` +
+        `@tensorflow/tfjs-backend-wasm loaded?`);
+    }
+    stock.set(name, config.kernelFunc);
+  }
+  const configs: tf.KernelConfig[] = [
+    { kernelName: tf.Conv2DBackpropFilter, backendName: BACKEND, kernelFunc: conv2DBackpropFilter as KernelFunc },
+    { kernelName: tf.Conv2DBackpropInput, backendName: BACKEND, kernelFunc: conv2DBackpropInput as KernelFunc },
+    { kernelName: tf.BatchMatMul, backendName: BACKEND, kernelFunc: makeMatMul(tf.BatchMatMul) },
+    { kernelName: tf._FusedMatMul, backendName: BACKEND, kernelFunc: makeMatMul(tf._FusedMatMul) },
+    { kernelName: tf.Sum, backendName: BACKEND, kernelFunc: sum },
+    { kernelName: tf.UnsortedSegmentSum, backendName: BACKEND, kernelFunc: unsortedSegmentSum as KernelFunc }
+  ];
+  const names: string[] = [];
+  for (const config of configs) {
+    const existing = tf.getKernel(config.kernelName, BACKEND);
+    if (existing != null) {
+      // Keep the stock setupFunc: the stock kernelFunc we delegate to needs it when the backend initialises.
+      if (existing.setupFunc != null) config.setupFunc = existing.setupFunc;
+      if (existing.disposeFunc != null) config.disposeFunc = existing.disposeFunc;
+      tf.unregisterKernel(config.kernelName, BACKEND);
+    }
+    tf.registerKernel(config);
+    names.push(config.kernelName);
+  }
+  registered = names;
+  return names.slice();
+}

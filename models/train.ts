@@ -1,0 +1,214 @@
+// The training loop: Adam on the negative ELBO, held-out evaluation of every term each epoch,
+// progress events, pause / resume / cancel, checkpoints at intervals, and a guard that stops on
+// NaN or Inf naming the term that blew up. No file system here: checkpoints go to a callback.
+import * as tf from '@tensorflow/tfjs'
+import { makeBatch, shuffled, type TrainingData } from './data'
+import type { VaeFamilyModel } from './types'
+
+export interface TrainOptions {
+  epochs: number
+  batchSize: number
+  learningRate: number
+  seed: number
+  /** Write a checkpoint every this many steps (and at every epoch's end). */
+  checkpointEverySteps: number
+}
+
+export interface TrainingPosition {
+  /** Epochs fully done. */
+  epoch: number
+  /** Steps done within the current epoch. */
+  stepInEpoch: number
+  globalStep: number
+}
+
+export interface StepProgress extends TrainingPosition {
+  epochs: number
+  stepsPerEpoch: number
+  loss: number
+  terms: Record<string, number>
+  itemsPerSecond: number
+  etaSeconds: number | null
+}
+
+export interface EpochSummary {
+  epoch: number
+  train: Record<string, number>
+  heldOut: Record<string, number>
+  seconds: number
+}
+
+export interface TrainingCallbacks {
+  onStep?(progress: StepProgress): void
+  onEpoch?(summary: EpochSummary): void
+  onCheckpoint?(position: TrainingPosition): Promise<void>
+}
+
+export class TrainingDivergedError extends Error {
+  constructor(
+    readonly term: string,
+    readonly position: TrainingPosition
+  ) {
+    super(`training diverged: the "${term}" term became NaN or infinite at epoch ${position.epoch + 1}, step ${position.stepInEpoch + 1}`)
+  }
+}
+
+export class TrainingCancelledError extends Error {
+  constructor() {
+    super('training was cancelled')
+  }
+}
+
+export const defaultTrainOptions = (trainCount: number): TrainOptions => ({
+  // Small sets need more passes to learn anything; large ones get a useful map in a few epochs.
+  epochs: trainCount >= 50_000 ? 5 : trainCount >= 10_000 ? 10 : 30,
+  batchSize: trainCount >= 1000 ? 128 : 32,
+  learningRate: 1e-3,
+  seed: 0,
+  checkpointEverySteps: 200
+})
+
+const nextTick = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 0))
+
+export class Trainer {
+  readonly optimizer: tf.AdamOptimizer
+  position: TrainingPosition = { epoch: 0, stepInEpoch: 0, globalStep: 0 }
+  private paused = false
+  private cancelled = false
+  private resumeWaiters: (() => void)[] = []
+
+  constructor(
+    readonly model: VaeFamilyModel,
+    readonly data: TrainingData,
+    readonly options: TrainOptions
+  ) {
+    this.optimizer = tf.train.adam(options.learningRate)
+  }
+
+  get stepsPerEpoch(): number {
+    return Math.ceil(this.data.trainIndices.length / this.options.batchSize)
+  }
+
+  pause(): void {
+    this.paused = true
+  }
+
+  resume(): void {
+    this.paused = false
+    for (const wake of this.resumeWaiters.splice(0)) wake()
+  }
+
+  cancel(): void {
+    this.cancelled = true
+    this.resume()
+  }
+
+  get isPaused(): boolean {
+    return this.paused
+  }
+
+  /** One Adam step on one batch; returns the batch means of every term. */
+  step(indices: ArrayLike<number>, seed: number): Record<string, number> {
+    const batch = makeBatch(this.data, indices)
+    const kept: Record<string, tf.Scalar> = {}
+    try {
+      const { value, grads } = tf.variableGrads(() => {
+        const { total, terms } = this.model.loss(batch.x, batch.labels, seed)
+        for (const [name, t] of Object.entries(terms)) kept[name] = tf.keep(t)
+        return total
+      }, this.model.parameters.list())
+      // variableGrads keys gradients by variable name, which is what applyGradients looks them up by.
+      this.optimizer.applyGradients(grads as unknown as Parameters<tf.AdamOptimizer["applyGradients"]>[0])
+      const values: Record<string, number> = { total: value.dataSync()[0] }
+      for (const [name, t] of Object.entries(kept)) values[name] = t.dataSync()[0]
+      value.dispose()
+      tf.dispose(grads)
+      return values
+    } finally {
+      tf.dispose(Object.values(kept))
+      tf.dispose([batch.x, batch.labels ?? []])
+    }
+  }
+
+  /** Runs from `this.position` to the last epoch. */
+  async run(callbacks: TrainingCallbacks = {}): Promise<void> {
+    const { epochs, batchSize, seed, checkpointEverySteps } = this.options
+    const stepsPerEpoch = this.stepsPerEpoch
+    const totalSteps = epochs * stepsPerEpoch
+    const startedAt = performance.now()
+    const startStep = this.position.globalStep
+    while (this.position.epoch < epochs) {
+      const epochStart = performance.now()
+      // The order of an epoch depends only on (seed, epoch): a resumed run sees the same batches.
+      const order = shuffled(this.data.trainIndices, seed * 1000 + this.position.epoch)
+      const sums: Record<string, number> = {}
+      let itemsSeen = 0
+      while (this.position.stepInEpoch < stepsPerEpoch) {
+        if (this.paused) await new Promise<void>((resolve) => this.resumeWaiters.push(resolve))
+        if (this.cancelled) throw new TrainingCancelledError()
+        const from = this.position.stepInEpoch * batchSize
+        const indices = order.subarray(from, Math.min(from + batchSize, order.length))
+        const values = this.step(indices, seed * 1_000_003 + this.position.globalStep)
+        // Name the term that blew up rather than the total that it made NaN too.
+        const broken = Object.keys(values).sort((a, b) => Number(a === 'total') - Number(b === 'total')).find((k) => !Number.isFinite(values[k]))
+        if (broken) throw new TrainingDivergedError(broken, { ...this.position })
+        for (const [name, v] of Object.entries(values)) sums[name] = (sums[name] ?? 0) + v * indices.length
+        itemsSeen += indices.length
+        this.position.stepInEpoch++
+        this.position.globalStep++
+        const elapsed = (performance.now() - startedAt) / 1000
+        const stepsDone = this.position.globalStep - startStep
+        const stepsPerSecond = stepsDone / Math.max(elapsed, 1e-9)
+        callbacks.onStep?.({
+          ...this.position,
+          epochs,
+          stepsPerEpoch,
+          loss: values.total,
+          terms: values,
+          itemsPerSecond: stepsPerSecond * batchSize,
+          etaSeconds: stepsDone >= 3 ? (totalSteps - this.position.globalStep) / stepsPerSecond : null
+        })
+        if (this.position.globalStep % checkpointEverySteps === 0 && this.position.stepInEpoch < stepsPerEpoch) {
+          await callbacks.onCheckpoint?.({ ...this.position })
+        }
+        await nextTick()
+      }
+      const train: Record<string, number> = {}
+      for (const [name, sum] of Object.entries(sums)) train[name] = sum / Math.max(itemsSeen, 1)
+      const heldOut = await evaluate(this.model, this.data, this.data.heldOutIndices, 500, seed + 17)
+      this.position = { epoch: this.position.epoch + 1, stepInEpoch: 0, globalStep: this.position.globalStep }
+      callbacks.onEpoch?.({ epoch: this.position.epoch, train, heldOut, seconds: (performance.now() - epochStart) / 1000 })
+      await callbacks.onCheckpoint?.({ ...this.position })
+    }
+  }
+}
+
+/**
+ * Every loss term averaged over `indices` (one reparameterised sample per item, as the reference
+ * does), plus the negative ELBO in bits per dimension.
+ */
+export async function evaluate(
+  model: VaeFamilyModel,
+  data: TrainingData,
+  indices: Int32Array,
+  batchSize = 500,
+  seed = 0
+): Promise<Record<string, number>> {
+  const sums: Record<string, number> = {}
+  for (let from = 0; from < indices.length; from += batchSize) {
+    const slice = indices.subarray(from, Math.min(from + batchSize, indices.length))
+    const batch = makeBatch(data, slice)
+    const values = tf.tidy(() => {
+      const { total, terms } = model.loss(batch.x, batch.labels, seed + from)
+      return { total: total.dataSync()[0], ...Object.fromEntries(Object.entries(terms).map(([k, t]) => [k, t.dataSync()[0]])) }
+    })
+    tf.dispose([batch.x, batch.labels ?? []])
+    for (const [name, v] of Object.entries(values)) sums[name] = (sums[name] ?? 0) + v * slice.length
+    await nextTick()
+  }
+  const result: Record<string, number> = {}
+  for (const [name, sum] of Object.entries(sums)) result[name] = sum / Math.max(indices.length, 1)
+  const { height, width, channels } = data.shape
+  if (result.total !== undefined) result.bits_per_dim = result.total / (height * width * channels * Math.LN2)
+  return result
+}

@@ -1,0 +1,83 @@
+// The one small interface every model family implements. The engine and the UI are written
+// against it: adding a family adds a file in models/ and an entry in models/index.ts, nothing else.
+import type * as tf from '@tensorflow/tfjs'
+import type { ImageShape, ParameterStore } from './blocks'
+
+export type ModelFamily = 'vae' | 'srvae' | 'cdvae'
+export type Likelihood = 'bernoulli' | 'gaussian'
+/** Gaussian decoders: a trainable scale, or the closed-form optimum gamma^2 = MSE of the batch. */
+export type GammaMode = 'learned' | 'optimal'
+
+export interface ModelConfig {
+  family: ModelFamily
+  image: ImageShape
+  likelihood: Likelihood
+  gamma: GammaMode
+  /** Dimension per latent space that has one: vae {z}, srvae {u, z}, cdvae {z_l, z_u}. */
+  latentDims: Record<string, number>
+  /** Number of classes of the data (0 when unlabelled). */
+  numClasses: number
+  /** A learned p(top latent | c) on the VAE's z or the SRVAE's u (the CDVAE always has one on z_l). */
+  conditionalPrior: boolean
+  /** SRVAE: y = average-pool(x) by this factor. */
+  downscale: number
+  seed: number
+}
+
+export interface LatentSpaceInfo {
+  name: string
+  dim: number
+  description: string
+  /** True for spaces whose coordinates are pixels (the SRVAE's y): the UI can show them as images. */
+  isImage: boolean
+}
+
+export interface GaussianParams {
+  mu: tf.Tensor2D
+  logvar: tf.Tensor2D
+}
+
+/** Per-batch means of each named term; `total` is their sum, the negative ELBO in nats per item. */
+export interface LossResult {
+  total: tf.Scalar
+  terms: Record<string, tf.Scalar>
+}
+
+/** Named images in [0, 1], [n, h, w, c]; `x` is always present (the data-space image). */
+export type DecodedImages = { x: tf.Tensor4D } & Record<string, tf.Tensor4D>
+
+export interface SampleOptions {
+  /** Condition on this class (models with a class prior only). */
+  classIndex?: number
+  /** Scales the standard deviation of every prior draw. */
+  temperature?: number
+  seed?: number
+  /** Standard-normal noise per space ([n, dim]) to use instead of fresh draws: rows that share it share a style. */
+  noise?: Record<string, tf.Tensor2D>
+  /** Values to use as they are for some spaces (e.g. a real item's z_u: "this item as every class"). */
+  fixed?: Record<string, tf.Tensor2D>
+}
+
+export interface VaeFamilyModel {
+  readonly config: ModelConfig
+  readonly spaces: LatentSpaceInfo[]
+  readonly parameters: ParameterStore
+  /** The space that carries p(. | c), or null when the model is unconditional. */
+  readonly conditionalSpace: string | null
+  /** The space whose standard-normal draw rows of a class grid share (CDVAE: z_u). */
+  readonly freeSpace: string | null
+  /** Negative ELBO with its named terms for a batch in [0, 1]; labels are int32 class indices. */
+  loss(x: tf.Tensor4D, labels: tf.Tensor1D | null, seed: number): LossResult
+  /** q(. | x) per latent space (not the SRVAE's deterministic y), for KL per dimension and tests. */
+  posteriors(x: tf.Tensor4D): Record<string, GaussianParams>
+  /** Posterior means per space: the embeddings the maps show. */
+  encode(x: tf.Tensor4D): Record<string, tf.Tensor2D>
+  /** Decode from one space; the other spaces come from `context` or as models.md says. */
+  decode(space: string, latents: tf.Tensor2D, context?: Record<string, tf.Tensor2D>): DecodedImages
+  /** Reconstruction through the posterior means, with any intermediate images (SRVAE: y, its decoding). */
+  reconstruct(x: tf.Tensor4D): DecodedImages
+  sample(n: number, options?: SampleOptions): DecodedImages
+  /** log p(top latent = posterior mean | c) for every class, [n, C]: the free classifier. */
+  classLogLikelihoods(x: tf.Tensor4D): tf.Tensor2D | null
+  dispose(): void
+}
