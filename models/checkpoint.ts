@@ -71,10 +71,15 @@ export async function restoreCheckpoint(
   } finally {
     tf.dispose(Object.values(named))
   }
-  if (optimizer && checkpoint.optimizer && document.optimizerManifest) {
-    const specs = document.optimizerManifest[0].weights
-    const decoded = tf.io.decodeWeights(toBuffer(checkpoint.optimizer), specs)
-    await optimizer.setWeights(specs.map((spec) => ({ name: spec.name, tensor: decoded[spec.name] })))
-  }
+  if (optimizer) await restoreOptimizerState(checkpoint, optimizer)
   return model
+}
+
+/** Adam's moments and step count, so that a resumed run continues exactly where it stopped. */
+export async function restoreOptimizerState(checkpoint: SerializedCheckpoint, optimizer: tf.Optimizer): Promise<void> {
+  const manifest = checkpoint.document.optimizerManifest
+  if (!checkpoint.optimizer || !manifest) return
+  const specs = manifest[0].weights
+  const decoded = tf.io.decodeWeights(toBuffer(checkpoint.optimizer), specs)
+  await optimizer.setWeights(specs.map((spec) => ({ name: spec.name, tensor: decoded[spec.name] })))
 }

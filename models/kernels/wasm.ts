@@ -34,6 +34,7 @@ interface WasmBackend {
   makeOutput(shape: number[], dtype: tf.DataType): TensorInfo;
   disposeData(dataId: tf.DataId, force?: boolean): boolean;
   typedArrayFromHeap(info: TensorInfo): Float32Array | Int32Array | Uint8Array;
+  incRef(dataId: tf.DataId): void;
 }
 
 const BACKEND = 'wasm';
@@ -93,6 +94,29 @@ function isNHWC(dataFormat: unknown): boolean {
 // Conv2DBackpropInput (also the forward pass of conv2dTranspose)
 // ---------------------------------------------------------------------------------------------------------
 
+type ConvPad = 'same' | 'valid' | number | tf.backend_util.ExplicitPadding;
+
+/** Copies equally shaped TensorInfos, one after the other, into a new [parts.length, ...] buffer; frees them. */
+function stack(backend: WasmBackend, parts: TensorInfo[], shape: number[]): TensorInfo {
+  const out = backend.makeOutput(shape, 'float32');
+  const dst = f32(backend, out);
+  let offset = 0;
+  for (const p of parts) {
+    const src = f32(backend, p);
+    dst.set(src, offset);
+    offset += src.length;
+  }
+  free(backend, ...parts);
+  return out;
+}
+
+/**
+ * dx of a conv2d (NHWC, dilation 1) by sub-pixel decomposition. With u = iy + pt, q = floor(u / s) and
+ * r = u mod s, dx[iy] = sum_j dy[q - j] * f[r + s*j]: for each phase (rY, rX) a stride-1 Conv2D of dy with
+ * exactly the taps of that phase (spatially flipped, in/out channels swapped). No zero insertion and no
+ * multiplications by zero: the same FLOPs as the forward conv. The phase outputs are interleaved with two
+ * rank-3 Transposes (rank-5 Transposes are slow on wasm) and cropped.
+ */
 function conv2DBackpropInput(args: Parameters<KernelFunc>[0]): TensorInfo {
   const backend = args.backend as WasmBackend;
   const dy = args.inputs.dy as TensorInfo;
@@ -100,7 +124,7 @@ function conv2DBackpropInput(args: Parameters<KernelFunc>[0]): TensorInfo {
   const attrs = args.attrs ?? {};
   const { strides, pad, dataFormat, dimRoundingMode, inputShape } = attrs as unknown as {
     strides: number | [number, number];
-    pad: 'same' | 'valid' | number | tf.backend_util.ExplicitPadding;
+    pad: ConvPad;
     dataFormat?: 'NHWC' | 'NCHW';
     dimRoundingMode?: 'floor' | 'round' | 'ceil';
     inputShape: [number, number, number, number];
@@ -116,60 +140,74 @@ function conv2DBackpropInput(args: Parameters<KernelFunc>[0]): TensorInfo {
   const pt = info.padInfo.top;
   const pl = info.padInfo.left;
 
-  // Output row iy receives dy[q - j] * f[r + s*j] with u = iy + pt, q = floor(u / s), r = u mod s: for each
-  // phase r a stride-1 correlation of dy with the taps r, r + s, ... (flipped). All phases at once: one
-  // Conv2D with s*s*C1 output channels ordered (rY, rX, c1), then interleave (depth-to-space) and crop.
-  const Jh = Math.ceil(kh / sh);
-  const Jw = Math.ceil(kw / sw);
-  const qStartH = Math.min(Math.floor(pt / sh), Jh - 1);
-  const qStartW = Math.min(Math.floor(pl / sw), Jw - 1);
-  const padT = Jh - 1 - qStartH;
-  const padL = Jw - 1 - qStartW;
+  // Taps per phase: rows rY, rY + sh, ... < kh. Phases without taps (kernel smaller than stride) give zeros.
+  const tapsY = Array.from({ length: sh }, (_, r) => Math.max(0, Math.ceil((kh - r) / sh)));
+  const tapsX = Array.from({ length: sw }, (_, r) => Math.max(0, Math.ceil((kw - r) / sw)));
+  const minY = Math.min(...tapsY.filter((t) => t > 0));
+  const minX = Math.min(...tapsX.filter((t) => t > 0));
+  // Conv output row m is q = qStart + m; every phase has the same number of rows Mh.
+  const qStartY = Math.min(Math.floor(pt / sh), minY - 1);
+  const qStartX = Math.min(Math.floor(pl / sw), minX - 1);
   const padB = Math.max(0, Math.floor((H - 1 + pt) / sh) + 1 - OH);
   const padR = Math.max(0, Math.floor((W - 1 + pl) / sw) + 1 - OW);
-  const Mh = padT + OH + padB - Jh + 1;
-  const Mw = padL + OW + padR - Jw + 1;
-  const offY = pt - qStartH * sh;
-  const offX = pl - qStartW * sw;
-  const P = sh * sw * C1;
+  const Mh = OH + padB - qStartY;
+  const Mw = OW + padR - qStartX;
+  const offY = pt - qStartY * sh;
+  const offX = pl - qStartX * sw;
 
-  // Phase filter g[tY, tX, c2, (rY, rX, c1)] = f[rY + sh*(Jh-1-tY), rX + sw*(Jw-1-tX), c1, c2].
-  const g = backend.makeOutput([Jh, Jw, C2, P], 'float32');
-  {
-    const gv = f32(backend, g);
-    const fv = f32(backend, filter);
-    gv.fill(0);
-    for (let tY = 0; tY < Jh; tY++) {
-      for (let tX = 0; tX < Jw; tX++) {
-        for (let rY = 0; rY < sh; rY++) {
-          const ky = rY + sh * (Jh - 1 - tY);
-          if (ky >= kh) continue;
-          for (let rX = 0; rX < sw; rX++) {
-            const kx = rX + sw * (Jw - 1 - tX);
-            if (kx >= kw) continue;
-            const gBase = (tY * Jw + tX) * C2 * P + (rY * sw + rX) * C1;
-            const fBase = (ky * kw + kx) * C1 * C2;
-            for (let c1 = 0; c1 < C1; c1++) {
-              const fRow = fBase + c1 * C2;
-              const gCol = gBase + c1;
-              for (let c2 = 0; c2 < C2; c2++) gv[gCol + c2 * P] = fv[fRow + c2];
-            }
+  const phases: TensorInfo[] = [];
+  for (let rY = 0; rY < sh; rY++) {
+    for (let rX = 0; rX < sw; rX++) {
+      const Jy = tapsY[rY];
+      const Jx = tapsX[rX];
+      if (Jy === 0 || Jx === 0) {
+        const z = backend.makeOutput([N, Mh, Mw, C1], 'float32');
+        f32(backend, z).fill(0);
+        phases.push(z);
+        continue;
+      }
+      // g[tY, tX, c2, c1] = f[rY + sh*(Jy-1-tY), rX + sw*(Jx-1-tX), c1, c2]
+      const g = backend.makeOutput([Jy, Jx, C2, C1], 'float32');
+      const gv = f32(backend, g);
+      const fv = f32(backend, filter);
+      for (let tY = 0; tY < Jy; tY++) {
+        const ky = rY + sh * (Jy - 1 - tY);
+        for (let tX = 0; tX < Jx; tX++) {
+          const kx = rX + sw * (Jx - 1 - tX);
+          const gBase = (tY * Jx + tX) * C2 * C1;
+          const fBase = (ky * kw + kx) * C1 * C2;
+          for (let c1 = 0; c1 < C1; c1++) {
+            const fRow = fBase + c1 * C2;
+            for (let c2 = 0; c2 < C2; c2++) gv[gBase + c2 * C1 + c1] = fv[fRow + c2];
           }
         }
       }
+      const padT = Jy - 1 - qStartY;
+      const padL = Jx - 1 - qStartX;
+      phases.push(conv2d(backend, dy, g, [[0, 0], [padT, padB], [padL, padR], [0, 0]], [1, 1]));
+      free(backend, g);
     }
   }
-  const phases = conv2d(backend, dy, g, [[0, 0], [padT, padB], [padL, padR], [0, 0]], [1, 1]);
-  free(backend, g);
 
-  // Depth-to-space: [N, Mh, Mw, (rY, rX, c1)] -> [N, Mh*sh, Mw*sw, C1].
+  // Interleave: columns within each row phase, then the row phases.
+  const rowPhases: TensorInfo[] = [];
+  for (let rY = 0; rY < sh; rY++) {
+    const parts = phases.slice(rY * sw, (rY + 1) * sw);
+    if (sw === 1) {
+      rowPhases.push(parts[0]);
+      continue;
+    }
+    const st = stack(backend, parts, [sw, N * Mh * Mw, C1]);
+    rowPhases.push(transpose(backend, st, [1, 0, 2])); // [N*Mh*Mw, sw, C1] = [N*Mh, Mw*sw*C1]
+    free(backend, st);
+  }
   let full: TensorInfo;
-  if (sh * sw === 1) {
-    full = phases;
+  if (sh === 1) {
+    full = rowPhases[0];
   } else {
-    const r4 = reshape(backend, phases, [N * Mh, Mw, sh, sw * C1]);
-    full = transpose(backend, r4, [0, 2, 1, 3]);
-    free(backend, r4, phases);
+    const st = stack(backend, rowPhases, [sh, N * Mh, Mw * sw * C1]);
+    full = transpose(backend, st, [1, 0, 2]); // [N*Mh, sh, Mw*sw*C1] = [N, Mh*sh, Mw*sw, C1]
+    free(backend, st);
   }
   const FH = Mh * sh;
   const FW = Mw * sw;
@@ -196,6 +234,9 @@ function conv2DBackpropInput(args: Parameters<KernelFunc>[0]): TensorInfo {
 // Conv2DBackpropFilter
 // ---------------------------------------------------------------------------------------------------------
 
+/** Below this many filter taps per output channel (kh*kw*C1) the im2col + GEMM path is faster. */
+const IM2COL_MAX_TAPS = 40;
+
 function conv2DBackpropFilter(args: Parameters<KernelFunc>[0]): TensorInfo {
   const backend = args.backend as WasmBackend;
   const x = args.inputs.x as TensorInfo;
@@ -203,7 +244,7 @@ function conv2DBackpropFilter(args: Parameters<KernelFunc>[0]): TensorInfo {
   const attrs = args.attrs ?? {};
   const { strides, pad, dataFormat, dimRoundingMode, filterShape } = attrs as unknown as {
     strides: number | [number, number];
-    pad: 'same' | 'valid' | number | tf.backend_util.ExplicitPadding;
+    pad: ConvPad;
     dataFormat?: 'NHWC' | 'NCHW';
     dimRoundingMode?: 'floor' | 'round' | 'ceil';
     filterShape: [number, number, number, number];
@@ -221,6 +262,44 @@ function conv2DBackpropFilter(args: Parameters<KernelFunc>[0]): TensorInfo {
     outChannels: C2, strideHeight: sh, strideWidth: sw, filterHeight: kh, filterWidth: kw } = info;
   const pt = info.padInfo.top;
   const pl = info.padInfo.left;
+
+  if (kh * kw * C1 <= IM2COL_MAX_TAPS) {
+    // Few input channels (a first layer): dW[(ky, kx, c1), c2] = patchesT[(ky, kx, c1), m] @ dy[m, c2], with
+    // m = (n, oy, ox) and patchesT built here; dy is used in place.
+    const M = N * OH * OW;
+    const K = kh * kw * C1;
+    const patches = backend.makeOutput([K, M], 'float32');
+    {
+      const d = f32(backend, patches);
+      const s = f32(backend, x);
+      for (let ky = 0; ky < kh; ky++) {
+        for (let kx = 0; kx < kw; kx++) {
+          for (let c = 0; c < C1; c++) {
+            let o = ((ky * kw + kx) * C1 + c) * M;
+            for (let n = 0; n < N; n++) {
+              for (let oy = 0; oy < OH; oy++) {
+                const iy = oy * sh + ky - pt;
+                if (iy < 0 || iy >= H) {
+                  d.fill(0, o, o + OW);
+                  o += OW;
+                  continue;
+                }
+                const rowBase = (n * H + iy) * W * C1 + c;
+                for (let ox = 0; ox < OW; ox++) {
+                  const ix = ox * sw + kx - pl;
+                  d[o++] = ix >= 0 && ix < W ? s[rowBase + ix * C1] : 0;
+                }
+              }
+            }
+          }
+        }
+      }
+    }
+    const dy2 = reshape(backend, dy, [M, C2]);
+    const r = run(tf.BatchMatMul, backend, { a: patches, b: dy2 }, { transposeA: false, transposeB: false });
+    free(backend, patches, dy2);
+    return { dataId: r.dataId, shape: [kh, kw, C1, C2], dtype: 'float32' };
+  }
 
   // dW[ky, kx, c1, c2] = sum_{oy, ox, n} xT[c1, ky + sh*oy - pt, kx + sw*ox - pl, n] * dyT[oy, ox, n, c2]:
   // a Conv2D of xT ([C1, H, W, N]) with dyT ([OH, OW, N, C2]) as filter, dilated by the stride.
@@ -314,16 +393,36 @@ function sum(args: Parameters<KernelFunc>[0]): TensorInfo | TensorInfo[] {
   const outShape = keepDims
     ? x.shape.map((d, i) => (i < axes.length ? 1 : d))
     : x.shape.slice(axes.length);
-  const out = backend.makeOutput(outShape, 'float32');
-  const src = f32(backend, x);
-  const dst = f32(backend, out);
-  const acc = new Float64Array(inner);
-  for (let m = 0; m < outer; m++) {
-    const base = m * inner;
-    for (let i = 0; i < inner; i++) acc[i] += src[base + i];
-  }
-  dst.set(acc);
-  return out;
+  // ones[1, outer] @ x[outer, inner] on XNNPACK: ~20x faster than the stock transpose + reduce.
+  const ones = backend.makeOutput([1, outer], 'float32');
+  f32(backend, ones).fill(1);
+  const x2 = reshape(backend, x, [outer, inner]);
+  const r = run(tf.BatchMatMul, backend, { a: ones, b: x2 }, { transposeA: false, transposeB: false });
+  free(backend, ones, x2);
+  return { dataId: r.dataId, shape: outShape, dtype: 'float32' };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Identity and same-dtype Cast without a copy
+// ---------------------------------------------------------------------------------------------------------
+
+/**
+ * The stock wasm Identity (used by the engine to save tensors for the backward pass) and Cast to the same
+ * dtype (in every relu gradient) copy their input. tfjs tensors are immutable and wasm kernels never write
+ * into their inputs, so sharing the data (as Reshape and the cpu backend's Identity do) is safe.
+ */
+function identity(args: Parameters<KernelFunc>[0]): TensorInfo {
+  const x = args.inputs.x as TensorInfo;
+  if (x.dtype === 'string') return stockKernel(tf.Identity)(args) as TensorInfo;
+  (args.backend as WasmBackend).incRef(x.dataId);
+  return { dataId: x.dataId, shape: x.shape.slice(), dtype: x.dtype };
+}
+
+function cast(args: Parameters<KernelFunc>[0]): TensorInfo {
+  const x = args.inputs.x as TensorInfo;
+  if (x.dtype !== (args.attrs ?? {}).dtype || x.dtype === 'string') return stockKernel(tf.Cast)(args) as TensorInfo;
+  (args.backend as WasmBackend).incRef(x.dataId);
+  return { dataId: x.dataId, shape: x.shape.slice(), dtype: x.dtype };
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -374,7 +473,7 @@ export function registerWasmKernels(): string[] {
   if (registered != null) return registered.slice();
   // Save the stock kernels we call or replace, before replacing anything.
   for (const name of [tf.Conv2D, tf.Transpose, tf.Reshape, tf.BatchMatMul, tf._FusedMatMul, tf.Sum,
-    tf.Conv2DBackpropInput]) {
+    tf.Conv2DBackpropInput, tf.Identity, tf.Cast]) {
     const config = tf.getKernel(name, BACKEND);
     if (config == null) {
       throw new Error(`registerWasmKernels: the wasm backend has no ${name} kernel; is ` +
@@ -388,7 +487,9 @@ export function registerWasmKernels(): string[] {
     { kernelName: tf.BatchMatMul, backendName: BACKEND, kernelFunc: makeMatMul(tf.BatchMatMul) },
     { kernelName: tf._FusedMatMul, backendName: BACKEND, kernelFunc: makeMatMul(tf._FusedMatMul) },
     { kernelName: tf.Sum, backendName: BACKEND, kernelFunc: sum },
-    { kernelName: tf.UnsortedSegmentSum, backendName: BACKEND, kernelFunc: unsortedSegmentSum as KernelFunc }
+    { kernelName: tf.UnsortedSegmentSum, backendName: BACKEND, kernelFunc: unsortedSegmentSum as KernelFunc },
+    { kernelName: tf.Identity, backendName: BACKEND, kernelFunc: identity as KernelFunc },
+    { kernelName: tf.Cast, backendName: BACKEND, kernelFunc: cast as KernelFunc }
   ];
   const names: string[] = [];
   for (const config of configs) {

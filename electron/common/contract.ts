@@ -1,0 +1,321 @@
+// The one contract between the renderer and the engine: every request (name, argument type,
+// result type) and every event. The renderer, the preload, the Electron main process, the
+// browser-mode host and the engine all import this module; no channel name is restated elsewhere.
+//
+// Every message is plain JSON (binary arrays travel as base64) so that the same messages cross
+// Electron IPC, a child-process channel and a WebSocket unchanged.
+
+import type { LoadReport } from '../engine/datasets/types'
+
+export type { LoadReport }
+
+export type ModelFamilyName = 'vae' | 'srvae' | 'cdvae'
+
+/** An image as bytes: HWC uint8, base64. */
+export interface ImagePayload {
+  width: number
+  height: number
+  channels: number
+  base64: string
+}
+
+export interface BackendChoice {
+  name: string
+  /** 'used', or why it was not (e.g. "not installed", "no CUDA device visible"). */
+  status: string
+}
+
+export interface EngineInfo {
+  backend: string
+  backends: BackendChoice[]
+  version: string
+  defaultDatasetDescription: string
+}
+
+export interface DatasetSummary {
+  name: string
+  itemCount: number
+  trainCount: number
+  heldOutCount: number
+  width: number
+  height: number
+  channels: number
+  classNames: string[]
+  report: LoadReport
+}
+
+export interface SpaceSummary {
+  name: string
+  dim: number
+  description: string
+  isImage: boolean
+}
+
+export interface TrainArgs {
+  family: ModelFamilyName
+  epochs?: number
+  batchSize?: number
+  learningRate?: number
+  latentDim?: number
+  seed?: number
+  /** Cap on training items (for quick looks at big sets); all items are still encoded and mapped. */
+  maxTrainItems?: number
+}
+
+export interface ModelSummary {
+  runId: string
+  family: ModelFamilyName
+  spaces: SpaceSummary[]
+  conditional: boolean
+  parameterCount: number
+}
+
+export interface MapData {
+  space: string
+  /** Float32Array of n * 3 positions, base64. */
+  positionsBase64: string
+  /** Int32Array class per item (or -1), base64. */
+  labelsBase64: string
+  /** Uint8Array split per item (0 train, 1 held-out), base64. */
+  splitBase64: string
+  count: number
+  final: boolean
+}
+
+export interface ItemView {
+  index: number
+  name: string
+  label: string | null
+  split: 'train' | 'heldout'
+  /** Named images: original, reconstruction, and model-specific ones (SRVAE: y, y_decoded). */
+  images: { name: string; image: ImagePayload }[]
+  predictedLabel: string | null
+}
+
+export type EnginePhase = 'idle' | 'loading' | 'training' | 'encoding' | 'projecting' | 'ready' | 'error'
+
+export interface EngineStatus {
+  phase: EnginePhase
+  message: string
+  /** 0..1 when known. */
+  progress: number | null
+  etaSeconds: number | null
+  backend: string
+}
+
+export interface TrainStepEvent {
+  epoch: number
+  epochs: number
+  stepInEpoch: number
+  stepsPerEpoch: number
+  loss: number
+  terms: Record<string, number>
+  itemsPerSecond: number
+  etaSeconds: number | null
+}
+
+export interface TrainEpochEvent {
+  epoch: number
+  train: Record<string, number>
+  heldOut: Record<string, number>
+  seconds: number
+}
+
+/** Requests: the argument and result type of each. */
+export interface Requests {
+  'engine.info': { args: Record<string, never>; result: EngineInfo }
+  'dataset.open': { args: { path: string | null; size?: number }; result: DatasetSummary }
+  'train.start': { args: TrainArgs; result: ModelSummary }
+  'train.pause': { args: Record<string, never>; result: { paused: boolean } }
+  'train.resume': { args: Record<string, never>; result: { paused: boolean } }
+  'train.cancel': { args: Record<string, never>; result: { cancelled: boolean } }
+  'map.get': { args: { space: string }; result: MapData }
+  'item.inspect': { args: { index: number }; result: ItemView }
+  /** Electron only (answered by the main process): the native folder chooser. */
+  'dialog.chooseFolder': { args: Record<string, never>; result: { path: string | null } }
+}
+
+export interface Events {
+  status: EngineStatus
+  log: { level: 'info' | 'warn' | 'error'; message: string }
+  'dataset.progress': { done: number; total: number; etaSeconds: number | null }
+  'dataset.loaded': DatasetSummary
+  'train.started': ModelSummary
+  'train.step': TrainStepEvent
+  'train.epoch': TrainEpochEvent
+  'train.finished': { runId: string; outcome: 'completed' | 'cancelled' | 'failed'; message: string }
+  'map.update': MapData
+}
+
+export type RequestName = keyof Requests
+export type EventName = keyof Events
+export type RequestArgs<N extends RequestName> = Requests[N]['args']
+export type RequestResult<N extends RequestName> = Requests[N]['result']
+
+export const REQUEST_NAMES: RequestName[] = [
+  'engine.info',
+  'dataset.open',
+  'train.start',
+  'train.pause',
+  'train.resume',
+  'train.cancel',
+  'map.get',
+  'item.inspect',
+  'dialog.chooseFolder'
+]
+
+/** Requests the Electron main process answers itself instead of forwarding to the engine. */
+export const MAIN_PROCESS_REQUESTS: RequestName[] = ['dialog.chooseFolder']
+
+// Wire messages, the same on every transport.
+export interface RequestMessage<N extends RequestName = RequestName> {
+  type: 'request'
+  id: number
+  name: N
+  args: RequestArgs<N>
+}
+export type ResponseMessage =
+  | { type: 'response'; id: number; ok: true; result: unknown }
+  | { type: 'response'; id: number; ok: false; error: string }
+export interface EventMessage<E extends EventName = EventName> {
+  type: 'event'
+  name: E
+  payload: Events[E]
+}
+
+// Electron IPC channel names (the preload and the main process both read them from here).
+export const IPC_REQUEST_CHANNEL = 'cartographer:request'
+export const IPC_EVENT_CHANNEL = 'cartographer:event'
+
+/** The API the renderer sees, whatever the transport. */
+export interface EngineClient {
+  readonly mode: 'electron' | 'browser'
+  request<N extends RequestName>(name: N, args: RequestArgs<N>): Promise<RequestResult<N>>
+  onEvent(listener: (message: EventMessage) => void): () => void
+}
+
+// ---------------------------------------------------------------------------------------------
+// Validation of untrusted arguments: the main process and the engine check every request.
+
+export class ContractError extends Error {}
+
+type Check = (value: unknown, path: string) => void
+
+const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v)
+
+const optional =
+  (check: Check): Check =>
+  (v, p) => {
+    if (v !== undefined) check(v, p)
+  }
+
+const integer =
+  (min: number, max: number): Check =>
+  (v, p) => {
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+      throw new ContractError(`${p} must be a whole number from ${min} to ${max}`)
+    }
+  }
+
+const finite =
+  (min: number, max: number): Check =>
+  (v, p) => {
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < min || v > max) {
+      throw new ContractError(`${p} must be a number from ${min} to ${max}`)
+    }
+  }
+
+const shortString =
+  (maxLength: number): Check =>
+  (v, p) => {
+    if (typeof v !== 'string' || v.length === 0 || v.length > maxLength || v.includes('\0')) {
+      throw new ContractError(`${p} must be a non-empty string of at most ${maxLength} characters`)
+    }
+  }
+
+const oneOf =
+  (...values: string[]): Check =>
+  (v, p) => {
+    if (typeof v !== 'string' || !values.includes(v)) throw new ContractError(`${p} must be one of ${values.join(', ')}`)
+  }
+
+const nullable =
+  (check: Check): Check =>
+  (v, p) => {
+    if (v !== null) check(v, p)
+  }
+
+function shape(fields: Record<string, Check>): Check {
+  return (v, p) => {
+    if (!isRecord(v)) throw new ContractError(`${p} must be an object`)
+    for (const key of Object.keys(v)) if (!(key in fields)) throw new ContractError(`${p} has an unknown field "${key}"`)
+    for (const [key, check] of Object.entries(fields)) check(v[key], `${p}.${key}`)
+  }
+}
+
+const noArgs = shape({})
+
+const ARG_CHECKS: Record<RequestName, Check> = {
+  'engine.info': noArgs,
+  'dataset.open': shape({ path: nullable(shortString(4096)), size: optional(integer(8, 256)) }),
+  'train.start': shape({
+    family: oneOf('vae', 'srvae', 'cdvae'),
+    epochs: optional(integer(1, 1000)),
+    batchSize: optional(integer(1, 4096)),
+    learningRate: optional(finite(1e-6, 1)),
+    latentDim: optional(integer(2, 512)),
+    seed: optional(integer(0, 2 ** 31 - 1)),
+    maxTrainItems: optional(integer(16, 10_000_000))
+  }),
+  'train.pause': noArgs,
+  'train.resume': noArgs,
+  'train.cancel': noArgs,
+  'map.get': shape({ space: shortString(32) }),
+  'item.inspect': shape({ index: integer(0, 100_000_000) }),
+  'dialog.chooseFolder': noArgs
+}
+
+/** Throws ContractError unless `message` is a well-formed request with valid arguments. */
+export function validateRequest(message: unknown): RequestMessage {
+  if (!isRecord(message)) throw new ContractError('a request must be an object')
+  const { type, id, name, args } = message
+  if (type !== 'request') throw new ContractError('not a request message')
+  integer(0, Number.MAX_SAFE_INTEGER)(id, 'id')
+  if (typeof name !== 'string' || !(REQUEST_NAMES as string[]).includes(name)) {
+    throw new ContractError(`unknown request "${String(name)}"`)
+  }
+  ARG_CHECKS[name as RequestName](args ?? {}, name)
+  return { type: 'request', id: id as number, name: name as RequestName, args: (args ?? {}) as RequestArgs<RequestName> }
+}
+
+// Binary arrays as base64, on Node (Buffer) and in the browser (btoa) alike.
+export function bytesToBase64(bytes: Uint8Array): string {
+  if (typeof Buffer !== 'undefined') return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64')
+  let binary = ''
+  const chunk = 0x8000
+  for (let i = 0; i < bytes.length; i += chunk) binary += String.fromCharCode(...bytes.subarray(i, i + chunk))
+  return btoa(binary)
+}
+
+export function base64ToBytes(base64: string): Uint8Array {
+  if (typeof Buffer !== 'undefined') return new Uint8Array(Buffer.from(base64, 'base64'))
+  const binary = atob(base64)
+  const bytes = new Uint8Array(binary.length)
+  for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i)
+  return bytes
+}
+
+export const float32ToBase64 = (values: Float32Array): string =>
+  bytesToBase64(new Uint8Array(values.buffer, values.byteOffset, values.byteLength))
+export const int32ToBase64 = (values: Int32Array): string =>
+  bytesToBase64(new Uint8Array(values.buffer, values.byteOffset, values.byteLength))
+
+export function base64ToFloat32(base64: string): Float32Array {
+  const bytes = base64ToBytes(base64)
+  return new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4)
+}
+
+export function base64ToInt32(base64: string): Int32Array {
+  const bytes = base64ToBytes(base64)
+  return new Int32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4)
+}

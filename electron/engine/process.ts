@@ -1,0 +1,57 @@
+// Entry point of the engine process. The same file runs under Electron's utilityProcess (messages
+// on process.parentPort) and under Node's child_process.fork (process.send / 'message'), so the
+// desktop app and browser mode run exactly the same engine.
+import { homedir } from 'node:os'
+import { join } from 'node:path'
+import { validateRequest, type EventMessage, type ResponseMessage } from '../common/contract'
+import { Engine } from './engine'
+import type { BackendPreference } from './backend'
+
+interface ParentChannel {
+  send(message: ResponseMessage | EventMessage): void
+  onMessage(listener: (message: unknown) => void): void
+}
+
+interface ElectronParentPort {
+  postMessage(message: unknown): void
+  on(event: 'message', listener: (event: { data: unknown }) => void): void
+}
+
+function parentChannel(): ParentChannel {
+  const electronPort = (process as unknown as { parentPort?: ElectronParentPort }).parentPort
+  if (electronPort) {
+    return { send: (m) => electronPort.postMessage(m), onMessage: (l) => electronPort.on('message', (e) => l(e.data)) }
+  }
+  if (process.send) {
+    const send = process.send.bind(process)
+    return { send: (m) => void send(m), onMessage: (l) => process.on('message', l) }
+  }
+  throw new Error('the engine runs as a child process (of the desktop app or of the browser-mode host)')
+}
+
+export function defaultDataDir(): string {
+  return process.env.CARTOGRAPHER_DATA_DIR ?? join(process.env.XDG_DATA_HOME ?? join(homedir(), '.local', 'share'), 'latent-cartographer')
+}
+
+const channel = parentChannel()
+const engine = new Engine({
+  dataDir: defaultDataDir(),
+  backend: (process.env.CARTOGRAPHER_BACKEND as BackendPreference | undefined) ?? 'auto',
+  emit: (name, payload) => channel.send({ type: 'event', name, payload })
+})
+
+channel.onMessage(async (raw) => {
+  const id = typeof (raw as { id?: unknown })?.id === 'number' ? (raw as { id: number }).id : -1
+  try {
+    // The host already validated it; the engine checks again because it trusts no transport.
+    const request = validateRequest(raw)
+    const result = await engine.handle(request)
+    channel.send({ type: 'response', id, ok: true, result })
+  } catch (error) {
+    channel.send({ type: 'response', id, ok: false, error: error instanceof Error ? error.message : String(error) })
+  }
+})
+
+process.on('uncaughtException', (error) => {
+  channel.send({ type: 'event', name: 'log', payload: { level: 'error', message: `engine: ${error.stack ?? error.message}` } })
+})

@@ -1,0 +1,80 @@
+// What the app and the CLI share about a training run: the training view of a dataset, the
+// model config for a "latent size", encoding every item, and the files a run writes.
+import { join } from 'node:path'
+import * as tf from '@tensorflow/tfjs'
+import { defaultModelConfig, type ModelConfig, type ModelFamily, type VaeFamilyModel } from '../../models/index'
+import type { TrainingData } from '../../models/data'
+import type { ImageDataset } from './datasets/types'
+import { writeFileAtomic } from './storage'
+
+export function trainingData(dataset: ImageDataset, maxTrainItems?: number): TrainingData {
+  const train: number[] = []
+  const heldOut: number[] = []
+  dataset.split.forEach((s, i) => (s ? heldOut : train).push(i))
+  return {
+    shape: { height: dataset.height, width: dataset.width, channels: dataset.channels },
+    pixels: dataset.pixels,
+    labels: dataset.labels,
+    numClasses: dataset.classNames.length,
+    trainIndices: Int32Array.from(maxTrainItems ? train.slice(0, maxTrainItems) : train),
+    heldOutIndices: Int32Array.from(heldOut)
+  }
+}
+
+export const isLabelled = (dataset: ImageDataset): boolean => dataset.labels !== null && dataset.classNames.length > 1
+
+/** One "latent size" knob spread over a family's spaces (SRVAE: u gets half of z's; CDVAE: split in two). */
+export function latentDimsFor(family: ModelFamily, size: number): Record<string, number> {
+  if (family === 'vae') return { z: size }
+  if (family === 'srvae') return { u: Math.max(2, size >> 1), z: size }
+  const labelled = Math.max(1, size >> 1)
+  return { z_l: labelled, z_u: Math.max(1, size - labelled) }
+}
+
+export function modelConfigFor(dataset: ImageDataset, family: ModelFamily, options: { seed: number; latentDim?: number }): ModelConfig {
+  const labelled = isLabelled(dataset)
+  if (family === 'cdvae' && !labelled) {
+    throw new Error('the CDVAE learns a prior per class and needs labelled data (class subfolders, IDX labels or labels.csv)')
+  }
+  const config = defaultModelConfig(family, { height: dataset.height, width: dataset.width, channels: dataset.channels }, labelled ? dataset.classNames.length : 0, { seed: options.seed })
+  if (options.latentDim) config.latentDims = latentDimsFor(family, options.latentDim)
+  return config
+}
+
+/** Posterior means of every item in every space, in item order. */
+export async function encodeAll(
+  model: VaeFamilyModel,
+  dataset: ImageDataset,
+  onProgress?: (done: number, total: number) => void,
+  batchSize = 500
+): Promise<Map<string, { dim: number; values: Float32Array }>> {
+  const n = dataset.split.length
+  const { width, height, channels } = dataset
+  const k = width * height * channels
+  const latents = new Map(model.spaces.map((s) => [s.name, { dim: s.dim, values: new Float32Array(n * s.dim) }]))
+  for (let from = 0; from < n; from += batchSize) {
+    const count = Math.min(batchSize, n - from)
+    const encoded = tf.tidy(() => {
+      const x = tf.tensor4d(dataset.pixels.subarray(from * k, (from + count) * k), [count, height, width, channels]).toFloat().div(255) as tf.Tensor4D
+      return Object.entries(model.encode(x)).map(([name, t]) => [name, t.dataSync() as Float32Array] as const)
+    })
+    for (const [name, values] of encoded) {
+      const target = latents.get(name)
+      if (target) target.values.set(values, from * target.dim)
+    }
+    onProgress?.(from + count, n)
+    await new Promise((resolve) => setTimeout(resolve, 0))
+  }
+  return latents
+}
+
+/** latents-<space>.f32 (float32, n x dim, little-endian) and latents.json describing them. */
+export async function writeLatents(runDir: string, latents: Map<string, { dim: number; values: Float32Array }>, count: number): Promise<void> {
+  const spaces: Record<string, { dim: number; file: string }> = {}
+  for (const [name, { dim, values }] of latents) {
+    const file = `latents-${name}.f32`
+    await writeFileAtomic(join(runDir, file), new Uint8Array(values.buffer, values.byteOffset, values.byteLength))
+    spaces[name] = { dim, file }
+  }
+  await writeFileAtomic(join(runDir, 'latents.json'), JSON.stringify({ count, spaces }, null, 1))
+}

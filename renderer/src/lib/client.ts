@@ -1,0 +1,89 @@
+// The renderer's side of the contract: the same EngineClient over Electron IPC (the preload's
+// `window.cartographer`) or over the browser-mode host's WebSocket.
+import type {
+  EngineClient,
+  EventMessage,
+  RequestArgs,
+  RequestName,
+  RequestResult,
+  ResponseMessage
+} from '../../../electron/common/contract'
+
+interface PreloadBridge {
+  mode: 'electron'
+  request(name: string, args: unknown): Promise<ResponseMessage>
+  onEvent(listener: (message: EventMessage) => void): () => void
+}
+
+declare global {
+  interface Window {
+    cartographer?: PreloadBridge
+  }
+}
+
+function unwrap<T>(response: ResponseMessage): T {
+  if (!response.ok) throw new Error(response.error)
+  return response.result as T
+}
+
+class ElectronClient implements EngineClient {
+  readonly mode = 'electron'
+  constructor(private readonly bridge: PreloadBridge) {}
+  async request<N extends RequestName>(name: N, args: RequestArgs<N>): Promise<RequestResult<N>> {
+    return unwrap(await this.bridge.request(name, args))
+  }
+  onEvent(listener: (message: EventMessage) => void): () => void {
+    return this.bridge.onEvent(listener)
+  }
+}
+
+class WebSocketClient implements EngineClient {
+  readonly mode = 'browser'
+  private readonly socket: WebSocket
+  private readonly opened: Promise<void>
+  private nextId = 1
+  private readonly pending = new Map<number, (response: ResponseMessage) => void>()
+  private readonly listeners = new Set<(message: EventMessage) => void>()
+
+  constructor(url: string) {
+    this.socket = new WebSocket(url)
+    this.opened = new Promise((resolve, reject) => {
+      this.socket.addEventListener('open', () => resolve(), { once: true })
+      this.socket.addEventListener('error', () => reject(new Error('cannot reach the engine (is the host still running?)')), { once: true })
+    })
+    this.socket.addEventListener('message', (event) => {
+      const message = JSON.parse(String(event.data)) as ResponseMessage | EventMessage
+      if (message.type === 'response') {
+        this.pending.get(message.id)?.(message)
+        this.pending.delete(message.id)
+      } else for (const listener of this.listeners) listener(message)
+    })
+    this.socket.addEventListener('close', () => {
+      for (const [id, resolve] of this.pending) resolve({ type: 'response', id, ok: false, error: 'the connection to the engine closed' })
+      this.pending.clear()
+      for (const listener of this.listeners)
+        listener({ type: 'event', name: 'status', payload: { phase: 'error', message: 'disconnected from the engine: restart it and reload', progress: null, etaSeconds: null, backend: '-' } })
+    })
+  }
+
+  async request<N extends RequestName>(name: N, args: RequestArgs<N>): Promise<RequestResult<N>> {
+    await this.opened
+    const id = this.nextId++
+    const response = await new Promise<ResponseMessage>((resolve) => {
+      this.pending.set(id, resolve)
+      this.socket.send(JSON.stringify({ type: 'request', id, name, args }))
+    })
+    return unwrap(response)
+  }
+
+  onEvent(listener: (message: EventMessage) => void): () => void {
+    this.listeners.add(listener)
+    return () => this.listeners.delete(listener)
+  }
+}
+
+export function createClient(): EngineClient {
+  if (window.cartographer) return new ElectronClient(window.cartographer)
+  const token = new URLSearchParams(location.search).get('token') ?? ''
+  return new WebSocketClient(`ws://${location.host}/engine?token=${encodeURIComponent(token)}`)
+}

@@ -1,0 +1,198 @@
+// The window's state: what the engine said (status, dataset, training history, maps) and what the
+// user is looking at (selection, hover, hidden classes). Components read it; only the actions
+// below change it, so the flow of data stays easy to follow.
+import type {
+  DatasetSummary,
+  EngineClient,
+  EngineInfo,
+  EngineStatus,
+  EventMessage,
+  ItemView,
+  ModelSummary,
+  TrainArgs,
+  TrainEpochEvent,
+  TrainStepEvent
+} from '../../../electron/common/contract'
+import { base64ToBytes, base64ToFloat32, base64ToInt32 } from '../../../electron/common/contract'
+
+export interface MapState {
+  positions: Float32Array
+  labels: Int32Array
+  split: Uint8Array
+  final: boolean
+  version: number
+}
+
+export interface HistoryPoint {
+  step: number
+  terms: Record<string, number>
+}
+
+class AppState {
+  client: EngineClient | null = null
+  info = $state<EngineInfo | null>(null)
+  status = $state<EngineStatus>({ phase: 'idle', message: 'starting the engine…', progress: null, etaSeconds: null, backend: '…' })
+  dataset = $state<DatasetSummary | null>(null)
+  loading = $state<{ done: number; total: number; etaSeconds: number | null } | null>(null)
+  model = $state<ModelSummary | null>(null)
+  training = $state<'idle' | 'running' | 'paused'>('idle')
+  lastStep = $state<TrainStepEvent | null>(null)
+  stepHistory = $state.raw<HistoryPoint[]>([])
+  epochHistory = $state.raw<(TrainEpochEvent & { step: number })[]>([])
+  maps = $state.raw<Record<string, MapState>>({})
+  hovered = $state<number | null>(null)
+  selected = $state<number | null>(null)
+  item = $state<ItemView | null>(null)
+  hiddenClasses = $state<number[]>([])
+  error = $state<string | null>(null)
+  notice = $state<string | null>(null)
+
+  connect(client: EngineClient): void {
+    this.client = client
+    client.onEvent((message) => this.onEvent(message))
+    client
+      .request('engine.info', {})
+      .then((info) => {
+        this.info = info
+        this.status = { ...this.status, backend: info.backend, message: 'Open a dataset folder, or try the built-in dataset' }
+      })
+      .catch((error: Error) => (this.error = error.message))
+  }
+
+  private onEvent(message: EventMessage): void {
+    switch (message.name) {
+      case 'status':
+        this.status = message.payload as EngineStatus
+        break
+      case 'dataset.progress':
+        this.loading = message.payload as AppState['loading']
+        break
+      case 'train.step': {
+        const step = message.payload as TrainStepEvent
+        this.lastStep = step
+        const global = step.epoch * step.stepsPerEpoch + step.stepInEpoch
+        this.stepHistory = [...this.stepHistory, { step: global, terms: step.terms }]
+        break
+      }
+      case 'train.epoch': {
+        const epoch = message.payload as TrainEpochEvent
+        const last = this.stepHistory.at(-1)?.step ?? 0
+        this.epochHistory = [...this.epochHistory, { ...epoch, step: last }]
+        break
+      }
+      case 'train.finished': {
+        const { outcome, message: text } = message.payload as { outcome: string; message: string }
+        this.training = 'idle'
+        if (outcome === 'failed') this.error = text
+        else this.notice = text
+        break
+      }
+      case 'map.update': {
+        const map = message.payload as import('../../../electron/common/contract').MapData
+        const previous = this.maps[map.space]
+        this.maps = {
+          ...this.maps,
+          [map.space]: {
+            positions: base64ToFloat32(map.positionsBase64),
+            labels: base64ToInt32(map.labelsBase64),
+            split: base64ToBytes(map.splitBase64),
+            final: map.final,
+            version: (previous?.version ?? 0) + 1
+          }
+        }
+        break
+      }
+      case 'log': {
+        const log = message.payload as { level: string; message: string }
+        if (log.level === 'error') this.error = log.message
+        break
+      }
+    }
+  }
+
+  private async run<T>(action: () => Promise<T>): Promise<T | null> {
+    this.error = null
+    try {
+      return await action()
+    } catch (error) {
+      this.error = (error as Error).message
+      return null
+    }
+  }
+
+  async openDataset(path: string | null): Promise<void> {
+    const client = this.client
+    if (!client) return
+    this.loading = { done: 0, total: 0, etaSeconds: null }
+    const summary = await this.run(() => client.request('dataset.open', { path }))
+    this.loading = null
+    if (!summary) return
+    this.dataset = summary
+    this.model = null
+    this.maps = {}
+    this.item = null
+    this.selected = null
+    this.hiddenClasses = []
+    this.stepHistory = []
+    this.epochHistory = []
+  }
+
+  async chooseFolder(): Promise<string | null> {
+    const client = this.client
+    if (!client || client.mode !== 'electron') return null
+    const result = await this.run(() => client.request('dialog.chooseFolder', {}))
+    return result?.path ?? null
+  }
+
+  async train(args: TrainArgs): Promise<void> {
+    const client = this.client
+    if (!client) return
+    this.stepHistory = []
+    this.epochHistory = []
+    this.maps = {}
+    this.item = null
+    this.selected = null
+    this.notice = null
+    const model = await this.run(() => client.request('train.start', args))
+    if (!model) return
+    this.model = model
+    this.training = 'running'
+  }
+
+  async pause(): Promise<void> {
+    if (await this.run(() => this.client!.request('train.pause', {}))) this.training = 'paused'
+  }
+
+  async resume(): Promise<void> {
+    if (await this.run(() => this.client!.request('train.resume', {}))) this.training = 'running'
+  }
+
+  async cancel(): Promise<void> {
+    await this.run(() => this.client!.request('train.cancel', {}))
+  }
+
+  async inspect(index: number | null): Promise<void> {
+    this.selected = index
+    if (index === null) {
+      this.item = null
+      return
+    }
+    const item = await this.run(() => this.client!.request('item.inspect', { index }))
+    if (item && this.selected === index) this.item = item
+  }
+
+  toggleClass(index: number): void {
+    this.hiddenClasses = this.hiddenClasses.includes(index) ? this.hiddenClasses.filter((c) => c !== index) : [...this.hiddenClasses, index]
+  }
+}
+
+export const app = new AppState()
+
+export function formatSeconds(seconds: number | null): string {
+  if (seconds === null || !Number.isFinite(seconds)) return '–'
+  const s = Math.max(0, Math.round(seconds))
+  const m = Math.floor(s / 60)
+  const h = Math.floor(m / 60)
+  if (h) return `${h}:${String(m % 60).padStart(2, '0')}:${String(s % 60).padStart(2, '0')}`
+  return `${m}:${String(s % 60).padStart(2, '0')}`
+}

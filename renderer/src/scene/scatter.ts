@@ -1,0 +1,296 @@
+// A 3D scatter plot of points with colours, in the habits of 3D viewers: left-drag orbits,
+// right-drag pans, the wheel zooms, double-click focuses a point, R resets the view. It knows
+// points and colours only (not datasets or models), like the Embedding Projector's scatter plot.
+// Renders on demand (after a change or while the camera moves), not in a busy loop.
+import * as THREE from 'three'
+import { OrbitControls } from 'three/examples/jsm/controls/OrbitControls.js'
+
+const VERTEX_SHADER = `
+attribute vec3 color;
+attribute float visible;
+uniform float pointSize;
+uniform float pixelRatio;
+varying vec3 vColor;
+varying float vVisible;
+void main() {
+  vColor = color;
+  vVisible = visible;
+  vec4 mv = modelViewMatrix * vec4(position, 1.0);
+  gl_Position = projectionMatrix * mv;
+  // Points shrink with distance, but never below 2 px, so a dense map stays readable.
+  gl_PointSize = max(2.0, pointSize * pixelRatio * (3.0 / -mv.z));
+}`
+
+const FRAGMENT_SHADER = `
+varying vec3 vColor;
+varying float vVisible;
+void main() {
+  if (vVisible < 0.5) discard;
+  vec2 c = gl_PointCoord - vec2(0.5);
+  float r = dot(c, c);
+  if (r > 0.25) discard;
+  gl_FragColor = vec4(vColor * (r > 0.16 ? 0.75 : 1.0), 1.0);
+}`
+
+export interface ScatterOptions {
+  background: string
+  pointSize: number
+}
+
+export class LatentScatter {
+  readonly canvas: HTMLCanvasElement
+  private readonly renderer: THREE.WebGLRenderer
+  private readonly scene = new THREE.Scene()
+  private readonly camera = new THREE.PerspectiveCamera(50, 1, 0.01, 100)
+  private readonly controls: OrbitControls
+  private readonly geometry = new THREE.BufferGeometry()
+  private readonly material: THREE.ShaderMaterial
+  private readonly points: THREE.Points
+  private readonly markers = new THREE.Group()
+  private positions: Float32Array = new Float32Array(0)
+  private visible: Float32Array = new Float32Array(0)
+  private frameRequested = false
+  private resizeObserver: ResizeObserver
+  private screenCache: Float32Array | null = null
+  private readonly listeners: { hover: ((i: number | null) => void)[]; click: ((i: number | null, e: MouseEvent) => void)[] } = {
+    hover: [],
+    click: []
+  }
+  private highlighted: number | null = null
+  private selected: number[] = []
+
+  constructor(
+    private readonly container: HTMLElement,
+    options: Partial<ScatterOptions> = {}
+  ) {
+    this.canvas = document.createElement('canvas')
+    this.canvas.tabIndex = 0
+    this.canvas.className = 'scatter-canvas'
+    container.appendChild(this.canvas)
+    // preserveDrawingBuffer lets screenshots and tests read the pixels that are on screen.
+    this.renderer = new THREE.WebGLRenderer({ canvas: this.canvas, antialias: true, preserveDrawingBuffer: true })
+    this.renderer.setPixelRatio(Math.min(window.devicePixelRatio, 2))
+    this.scene.background = new THREE.Color(options.background ?? '#15171c')
+    this.material = new THREE.ShaderMaterial({
+      vertexShader: VERTEX_SHADER,
+      fragmentShader: FRAGMENT_SHADER,
+      uniforms: { pointSize: { value: options.pointSize ?? 6 }, pixelRatio: { value: this.renderer.getPixelRatio() } }
+    })
+    this.points = new THREE.Points(this.geometry, this.material)
+    this.scene.add(this.points, this.markers)
+    this.controls = new OrbitControls(this.camera, this.canvas)
+    this.controls.enableDamping = false
+    this.controls.addEventListener('change', () => {
+      this.screenCache = null
+      this.requestRender()
+    })
+    this.resetView()
+    this.resizeObserver = new ResizeObserver(() => this.resize())
+    this.resizeObserver.observe(container)
+    this.resize()
+    this.bindPointer()
+  }
+
+  on(event: 'hover', listener: (index: number | null) => void): void
+  on(event: 'click', listener: (index: number | null, e: MouseEvent) => void): void
+  on(event: 'hover' | 'click', listener: (index: number | null, e: MouseEvent) => void): void {
+    ;(this.listeners[event] as typeof listener[]).push(listener)
+  }
+
+  get count(): number {
+    return this.positions.length / 3
+  }
+
+  /** Positions n*3 and colours n*3 (0..1). Keeps the camera unless `resetCamera`. */
+  setPoints(positions: Float32Array, colours: Float32Array, resetCamera = false): void {
+    const sameCount = positions.length === this.positions.length
+    this.positions = positions
+    if (!sameCount) {
+      this.visible = new Float32Array(positions.length / 3).fill(1)
+      this.geometry.setAttribute('visible', new THREE.BufferAttribute(this.visible, 1))
+    }
+    this.geometry.setAttribute('position', new THREE.BufferAttribute(positions, 3))
+    this.geometry.setAttribute('color', new THREE.BufferAttribute(colours, 3))
+    this.geometry.computeBoundingSphere()
+    this.screenCache = null
+    if (resetCamera) this.resetView()
+    this.refreshMarkers()
+    this.requestRender()
+  }
+
+  /** Hide or show points (a class toggled off in the legend). */
+  setVisibility(isVisible: (index: number) => boolean): void {
+    for (let i = 0; i < this.visible.length; i++) this.visible[i] = isVisible(i) ? 1 : 0
+    const attribute = this.geometry.getAttribute('visible') as THREE.BufferAttribute | undefined
+    if (attribute) attribute.needsUpdate = true
+    this.requestRender()
+  }
+
+  /** The hovered item (a ring), shown in every linked view. */
+  highlight(index: number | null): void {
+    if (this.highlighted === index) return
+    this.highlighted = index
+    this.refreshMarkers()
+  }
+
+  /** Selected items (filled markers): the inspected item, the ends of an interpolation. */
+  select(indices: number[]): void {
+    this.selected = indices
+    this.refreshMarkers()
+  }
+
+  private marker(index: number, colour: string, size: number): THREE.Points {
+    const geometry = new THREE.BufferGeometry()
+    geometry.setAttribute('position', new THREE.BufferAttribute(this.positions.slice(index * 3, index * 3 + 3), 3))
+    const material = new THREE.PointsMaterial({ color: colour, size, sizeAttenuation: false, depthTest: false })
+    const marker = new THREE.Points(geometry, material)
+    marker.renderOrder = 10
+    return marker
+  }
+
+  private refreshMarkers(): void {
+    for (const child of [...this.markers.children]) {
+      this.markers.remove(child)
+      ;(child as THREE.Points).geometry.dispose()
+    }
+    if (this.highlighted !== null && this.highlighted < this.count) this.markers.add(this.marker(this.highlighted, '#ffffff', 14))
+    for (const index of this.selected) if (index < this.count) this.markers.add(this.marker(index, '#ff2d95', 11))
+    this.requestRender()
+  }
+
+  resetView(): void {
+    this.camera.position.set(0, 0, 3.2)
+    this.controls.target.set(0, 0, 0)
+    this.controls.update()
+    this.requestRender()
+  }
+
+  focus(index: number): void {
+    if (index >= this.count) return
+    const target = new THREE.Vector3(this.positions[index * 3], this.positions[index * 3 + 1], this.positions[index * 3 + 2])
+    const offset = this.camera.position.clone().sub(this.controls.target).setLength(0.9)
+    this.controls.target.copy(target)
+    this.camera.position.copy(target.clone().add(offset))
+    this.controls.update()
+  }
+
+  /** Where point `index` is drawn, in CSS pixels relative to the canvas, or null when off screen. */
+  screenPosition(index: number): { x: number; y: number } | null {
+    const screen = this.screenPositions()
+    const x = screen[index * 2]
+    const y = screen[index * 2 + 1]
+    return Number.isNaN(x) ? null : { x, y }
+  }
+
+  private screenPositions(): Float32Array {
+    if (this.screenCache) return this.screenCache
+    const n = this.count
+    const out = new Float32Array(n * 2)
+    const matrix = new THREE.Matrix4().multiplyMatrices(this.camera.projectionMatrix, this.camera.matrixWorldInverse)
+    const e = matrix.elements
+    const width = this.canvas.clientWidth
+    const height = this.canvas.clientHeight
+    const p = this.positions
+    for (let i = 0; i < n; i++) {
+      const x = p[i * 3]
+      const y = p[i * 3 + 1]
+      const z = p[i * 3 + 2]
+      const w = e[3] * x + e[7] * y + e[11] * z + e[15]
+      if (w <= 0) {
+        out[i * 2] = NaN
+        out[i * 2 + 1] = NaN
+        continue
+      }
+      out[i * 2] = ((e[0] * x + e[4] * y + e[8] * z + e[12]) / w + 1) * 0.5 * width
+      out[i * 2 + 1] = (1 - (e[1] * x + e[5] * y + e[9] * z + e[13]) / w) * 0.5 * height
+    }
+    this.screenCache = out
+    return out
+  }
+
+  /** The visible point nearest to (x, y) in CSS pixels within `radius`, nearest the camera on ties. */
+  pick(x: number, y: number, radius = 8): number | null {
+    const screen = this.screenPositions()
+    let best: number | null = null
+    let bestDistance = radius * radius
+    for (let i = 0; i < this.count; i++) {
+      if (this.visible[i] < 0.5) continue
+      const dx = screen[i * 2] - x
+      const dy = screen[i * 2 + 1] - y
+      const d = dx * dx + dy * dy
+      if (d <= bestDistance) {
+        bestDistance = d
+        best = i
+      }
+    }
+    return best
+  }
+
+  private bindPointer(): void {
+    let downAt: { x: number; y: number } | null = null
+    const local = (e: MouseEvent) => {
+      const rect = this.canvas.getBoundingClientRect()
+      return { x: e.clientX - rect.left, y: e.clientY - rect.top }
+    }
+    this.canvas.addEventListener('pointerdown', (e) => (downAt = local(e)))
+    this.canvas.addEventListener('pointermove', (e) => {
+      if (e.buttons) return
+      const { x, y } = local(e)
+      const index = this.pick(x, y)
+      for (const l of this.listeners.hover) l(index)
+    })
+    this.canvas.addEventListener('pointerleave', () => {
+      for (const l of this.listeners.hover) l(null)
+    })
+    this.canvas.addEventListener('click', (e) => {
+      const at = local(e)
+      // A drag that orbited the camera is not a click.
+      if (downAt && Math.hypot(at.x - downAt.x, at.y - downAt.y) > 4) return
+      const index = this.pick(at.x, at.y)
+      for (const l of this.listeners.click) l(index, e)
+    })
+    this.canvas.addEventListener('dblclick', (e) => {
+      const { x, y } = local(e)
+      const index = this.pick(x, y)
+      if (index !== null) this.focus(index)
+    })
+    this.canvas.addEventListener('keydown', (e) => {
+      if (e.key === 'r' || e.key === 'R') this.resetView()
+    })
+  }
+
+  private resize(): void {
+    const width = Math.max(1, this.container.clientWidth)
+    const height = Math.max(1, this.container.clientHeight)
+    this.renderer.setSize(width, height, false)
+    this.canvas.style.width = `${width}px`
+    this.canvas.style.height = `${height}px`
+    this.camera.aspect = width / height
+    this.camera.updateProjectionMatrix()
+    this.screenCache = null
+    this.requestRender()
+  }
+
+  requestRender(): void {
+    if (this.frameRequested) return
+    this.frameRequested = true
+    requestAnimationFrame(() => {
+      this.frameRequested = false
+      this.renderer.render(this.scene, this.camera)
+    })
+  }
+
+  /** Renders now (tests and screenshots read pixels right after). */
+  renderNow(): void {
+    this.renderer.render(this.scene, this.camera)
+  }
+
+  dispose(): void {
+    this.resizeObserver.disconnect()
+    this.controls.dispose()
+    this.geometry.dispose()
+    this.material.dispose()
+    this.renderer.dispose()
+    this.canvas.remove()
+  }
+}
