@@ -14,7 +14,7 @@ export type BackendPreference = 'auto' | 'tensorflow-gpu' | 'tensorflow' | 'wasm
 
 function reasonOf(error: unknown): string {
   const text = error instanceof Error ? error.message : String(error)
-  if (/Cannot find module|ERR_MODULE_NOT_FOUND/.test(text)) return 'not installed'
+  if (/Cannot find (module|package)|ERR_MODULE_NOT_FOUND/.test(text)) return 'not installed'
   if (/libcudart|libcudnn|CUDA/i.test(text)) return `CUDA 11.2 / cuDNN 8.1 libraries not found (${text.split('\n')[0]})`
   return `failed to load: ${text.split('\n')[0]}`
 }

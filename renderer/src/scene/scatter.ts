@@ -57,6 +57,7 @@ export class LatentScatter {
     click: []
   }
   private highlighted: number | null = null
+  private readonly hoverColour: string
   private selected: number[] = []
 
   constructor(
@@ -70,7 +71,10 @@ export class LatentScatter {
     // preserveDrawingBuffer lets screenshots and tests read the pixels that are on screen.
     this.renderer = new THREE.WebGLRenderer({ canvas: this.canvas, antialias: true, preserveDrawingBuffer: true })
     this.renderer.setPixelRatio(Math.min(window.devicePixelRatio, 2))
-    this.scene.background = new THREE.Color(options.background ?? '#15171c')
+    const background = new THREE.Color(options.background ?? '#15171c')
+    this.scene.background = background
+    // The hover ring contrasts with the background: white on dark maps, near-black on light ones.
+    this.hoverColour = background.r * 0.3 + background.g * 0.59 + background.b * 0.11 > 0.5 ? '#111111' : '#ffffff'
     this.material = new THREE.ShaderMaterial({
       vertexShader: VERTEX_SHADER,
       fragmentShader: FRAGMENT_SHADER,
@@ -153,7 +157,7 @@ export class LatentScatter {
       this.markers.remove(child)
       ;(child as THREE.Points).geometry.dispose()
     }
-    if (this.highlighted !== null && this.highlighted < this.count) this.markers.add(this.marker(this.highlighted, '#ffffff', 14))
+    if (this.highlighted !== null && this.highlighted < this.count) this.markers.add(this.marker(this.highlighted, this.hoverColour, 14))
     for (const index of this.selected) if (index < this.count) this.markers.add(this.marker(index, '#ff2d95', 11))
     this.requestRender()
   }

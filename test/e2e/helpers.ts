@@ -1,0 +1,70 @@
+// Shared by the end-to-end specs: a browser-mode host on a fresh data folder, and pixel checks.
+import { mkdtemp } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import type { Page } from '@playwright/test'
+
+export interface Host {
+  url: string
+  token: string
+  port: number
+  close(): Promise<void>
+}
+
+/** Starts the built host (out/main/host.js: `npm run build` first) with its own data folder. */
+export async function startTestHost(): Promise<Host> {
+  const dataDir = await mkdtemp(join(tmpdir(), 'cartographer-e2e-data-'))
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { startHost } = require(join(__dirname, '../../out/main/host.js')) as { startHost(o: object): Promise<Host> }
+  return startHost({ env: { CARTOGRAPHER_DATA_DIR: dataDir, CARTOGRAPHER_BACKEND: process.env.CARTOGRAPHER_BACKEND ?? 'auto' } })
+}
+
+/** Fraction of pixels of a canvas that differ from its top-left pixel (the background). */
+export async function nonBackgroundFraction(page: Page, selector: string): Promise<number> {
+  return page.locator(selector).evaluate((element) => {
+    const source = element as HTMLCanvasElement
+    const copy = document.createElement('canvas')
+    copy.width = source.width
+    copy.height = source.height
+    const context = copy.getContext('2d') as CanvasRenderingContext2D
+    context.drawImage(source, 0, 0)
+    const { data } = context.getImageData(0, 0, copy.width, copy.height)
+    let differing = 0
+    for (let i = 0; i < data.length; i += 4) {
+      if (Math.abs(data[i] - data[0]) + Math.abs(data[i + 1] - data[1]) + Math.abs(data[i + 2] - data[2]) > 30) differing++
+    }
+    return differing / (data.length / 4)
+  })
+}
+
+/** Pixel statistics of a 2D canvas: mean and standard deviation of the red channel. */
+export async function canvasStats(page: Page, selector: string): Promise<{ mean: number; std: number; width: number }> {
+  return page.locator(selector).evaluate((element) => {
+    const canvas = element as HTMLCanvasElement
+    const { data } = (canvas.getContext('2d') as CanvasRenderingContext2D).getImageData(0, 0, canvas.width, canvas.height)
+    let sum = 0
+    let squares = 0
+    const n = data.length / 4
+    for (let i = 0; i < data.length; i += 4) {
+      sum += data[i]
+      squares += data[i] * data[i]
+    }
+    const mean = sum / n
+    return { mean, std: Math.sqrt(Math.max(0, squares / n - mean * mean)), width: canvas.width }
+  })
+}
+
+/** Screen position (page coordinates) of item `index` on the map of `space`. */
+export async function pointOnPage(page: Page, space: string, index: number): Promise<{ x: number; y: number }> {
+  const local = await page.evaluate(
+    ([s, i]) => {
+      const maps = (window as unknown as { cartographerMaps: Record<string, { screenPosition(i: number): { x: number; y: number } | null }> }).cartographerMaps
+      return maps[s].screenPosition(i)
+    },
+    [space, index] as const
+  )
+  if (!local) throw new Error(`item ${index} is off screen on map ${space}`)
+  const box = await page.getByTestId(`map-${space}`).locator('canvas').boundingBox()
+  if (!box) throw new Error(`no canvas for map ${space}`)
+  return { x: box.x + local.x, y: box.y + local.y }
+}

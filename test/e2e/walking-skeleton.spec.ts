@@ -1,0 +1,75 @@
+// The path a user walks, end to end in Chromium against the real engine: open a dataset folder
+// (generated here as real PNG files), train a VAE, see the 3D map, click a point, see its decoding.
+import { mkdtemp } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { expect, test } from '@playwright/test'
+import { writeShapesFolder } from '../../electron/engine/datasets/shapes'
+import { canvasStats, nonBackgroundFraction, pointOnPage, startTestHost, type Host } from './helpers'
+
+let host: Host
+let datasetDir: string
+
+test.beforeAll(async () => {
+  datasetDir = await mkdtemp(join(tmpdir(), 'cartographer-e2e-shapes-'))
+  await writeShapesFolder(datasetDir, { countPerClass: 40, size: 28, seed: 1 })
+  host = await startTestHost()
+})
+
+test.afterAll(async () => {
+  await host?.close()
+})
+
+test('the page refuses a visit without the run token', async ({ page }) => {
+  const response = await page.goto(host.url.replace(/token=[^&]+/, 'token=wrong'))
+  expect(response?.status()).toBe(403)
+})
+
+test('open a folder, train, see the map, click a point to decode it', async ({ page }, testInfo) => {
+  await page.goto(host.url)
+  await expect(page.getByTestId('backend')).toContainText('backend:')
+  await expect(page.getByText('Open a dataset folder, or try the built-in dataset.')).toBeVisible()
+
+  await page.getByTestId('dataset-path').fill(datasetDir)
+  await page.getByTestId('open-dataset').click()
+  await expect(page.getByTestId('dataset-title')).toContainText('240')
+  await expect(page.getByTestId('legend').locator('li')).toHaveCount(6)
+  await page.screenshot({ path: testInfo.outputPath('1-dataset.png') })
+
+  await page.getByTestId('epochs').fill('4')
+  await page.getByTestId('train').click()
+  await expect(page.getByTestId('train-progress')).toBeVisible()
+  await expect(page.getByTestId('status-message')).toContainText('ready', { timeout: 240_000 })
+  await page.screenshot({ path: testInfo.outputPath('2-trained-map.png') })
+
+  // The held-out terms are real numbers and the loss curve is drawn.
+  await expect(page.getByTestId('heldout-terms')).toContainText('kl_z')
+  await expect(page.getByTestId('loss-chart').locator('canvas')).toBeVisible()
+
+  // The map is drawn: a good part of the canvas differs from the background.
+  const drawn = await nonBackgroundFraction(page, '[data-testid="map-z"] canvas')
+  expect(drawn).toBeGreaterThan(0.002)
+
+  // Click item 17 where the map draws it; the inspect panel shows it and its decoding.
+  const at = await pointOnPage(page, 'z', 17)
+  await page.mouse.click(at.x, at.y)
+  const panel = page.getByTestId('inspect-panel')
+  await expect(panel).toBeVisible()
+  const title = await panel.locator('.item-title').textContent()
+  const clicked = Number(/#(\d+)/.exec(title ?? '')?.[1])
+  // Another point may be drawn at the very same place; whichever was picked must lie under the cursor.
+  const pickedAt = await pointOnPage(page, 'z', clicked)
+  expect(Math.hypot(pickedAt.x - at.x, pickedAt.y - at.y)).toBeLessThan(8)
+
+  const original = await canvasStats(page, '[data-testid="image-original"]')
+  const decoded = await canvasStats(page, '[data-testid="image-reconstruction"]')
+  expect(original.width).toBe(28)
+  expect(decoded.width).toBe(28)
+  // Not blank: the decoding has structure (a shape on a background), not one flat colour.
+  expect(decoded.std).toBeGreaterThan(10)
+  await page.screenshot({ path: testInfo.outputPath('3-inspect.png') })
+
+  // Esc clears the selection.
+  await page.keyboard.press('Escape')
+  await expect(panel).toHaveCount(0)
+})
