@@ -73,3 +73,21 @@ test('open a folder, train, see the map, click a point to decode it', async ({ p
   await page.keyboard.press('Escape')
   await expect(panel).toHaveCount(0)
 })
+
+test('the engine socket refuses a wrong token and a foreign origin, and listens on loopback only', async () => {
+  expect(new URL(host.url).hostname).toBe('127.0.0.1')
+  const { WebSocket } = await import('ws')
+  const attempt = (token: string, origin: string) =>
+    new Promise<string>((resolve) => {
+      const ws = new WebSocket(`ws://127.0.0.1:${host.port}/engine?token=${token}`, { headers: { Origin: origin } })
+      ws.on('open', () => {
+        ws.close()
+        resolve('open')
+      })
+      ws.on('error', () => resolve('refused'))
+    })
+  const ownOrigin = `http://127.0.0.1:${host.port}`
+  expect(await attempt('wrong', ownOrigin)).toBe('refused')
+  expect(await attempt(host.token, 'http://evil.example')).toBe('refused')
+  expect(await attempt(host.token, ownOrigin)).toBe('open')
+})
