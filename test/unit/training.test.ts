@@ -90,7 +90,7 @@ describe('training', () => {
     await trainer.run()
     const heldOut = Array.from(toy.heldOutIndices)
     const x = tf.tensor4d(Float32Array.from(heldOut.flatMap((i) => Array.from(pixels.subarray(i * 64, (i + 1) * 64), (v) => v / 255))), [heldOut.length, 8, 8, 1])
-    const predicted = model.classLogLikelihoods(x).argMax(1).dataSync()
+    const predicted = model.classLogLikelihoods(x)!.argMax(1).dataSync()
     const correct = heldOut.filter((item, j) => predicted[j] === labels[item]).length
     expect(correct / heldOut.length).toBeGreaterThan(0.9)
     trainer.optimizer.dispose()

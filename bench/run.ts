@@ -1,0 +1,209 @@
+// `npm run bench`: the figures the project tracks, written to bench/results.json (one key per
+// figure, its unit in the name) and bench/results.md (a table). Ratios are against references
+// measured in the same run on the same machine: PyTorch (../shared/bench/torch_reference.py) for
+// training, plain umap-js for the projection.
+//
+//   npm run bench                 everything (about 15 minutes on 2 cores)
+//   npm run bench -- --quick      a smoke run: fewer steps and epochs (figures not comparable)
+import { spawnSync } from 'node:child_process'
+import { existsSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import * as tf from '@tensorflow/tfjs'
+import { createModel, defaultModelConfig, type ModelFamily, type VaeFamilyModel } from '../models/index'
+import { evaluate, Trainer } from '../models/train'
+import type { TrainingData } from '../models/data'
+import { makeBatch } from '../models/data'
+import { describeBackends, selectBackend } from '../electron/engine/backend'
+import { loadDataset } from '../electron/engine/datasets/index'
+import { encodeAll, trainingData } from '../electron/engine/runs'
+import { knnClassAccuracy, LatentProjection, trustworthiness } from '../electron/engine/projection'
+
+const quick = process.argv.includes('--quick')
+const FASHION = '/usr/share/datasets/fashion-mnist'
+const PEER = join(__dirname, '..', '..', 'shared', 'bench', 'torch_reference.py')
+const results: Record<string, number | string> = {}
+const rows: string[][] = []
+
+function record(key: string, value: number | string, label: string, reference?: string): void {
+  results[key] = typeof value === 'number' ? Number(value.toPrecision(6)) : value
+  rows.push([label, typeof value === 'number' ? value.toLocaleString('en', { maximumFractionDigits: 3 }) : value, reference ?? '', key])
+  console.log(`${key}: ${value}`)
+}
+
+function runPeer(args: string[]): Record<string, number> | null {
+  if (!existsSync(PEER)) return null
+  const result = spawnSync('/usr/bin/python3', [PEER, ...args], { encoding: 'utf8', env: { ...process.env, OPENBLAS_NUM_THREADS: '1' } })
+  if (result.status !== 0) {
+    console.log(`PyTorch peer failed: ${result.stderr.split('\n').slice(-3).join(' ')}`)
+    return null
+  }
+  return JSON.parse(result.stdout.trim().split('\n').pop() as string)
+}
+
+function referenceModel(seed = 0): VaeFamilyModel {
+  // The reference model of ../shared/bench/README.md: conv32 s2, conv64 s2, dense 16-d, mirrored
+  // decoder, Bernoulli likelihood. defaultModelConfig builds exactly this for 28x28x1.
+  return createModel(defaultModelConfig('vae', { height: 28, width: 28, channels: 1 }, 0, { latentDims: { z: 16 }, seed }))
+}
+
+async function throughput(data: TrainingData): Promise<void> {
+  const model = referenceModel()
+  const trainer = new Trainer(model, { ...data, labels: null }, { epochs: 1, batchSize: 128, learningRate: 1e-3, seed: 0, checkpointEverySteps: 1e9 })
+  const steps = quick ? 8 : 40
+  const batch = (i: number) => data.trainIndices.subarray((i % 8) * 128, (i % 8 + 1) * 128)
+  for (let i = 0; i < 5; i++) trainer.step(batch(i), i)
+  const started = performance.now()
+  for (let i = 0; i < steps; i++) trainer.step(batch(i), i)
+  const imagesPerSecond = (steps * 128) / ((performance.now() - started) / 1000)
+  record('train_reference_images_per_second', imagesPerSecond, `reference VAE training, ${tf.getBackend()}, batch 128 (img/s)`)
+  const peer = runPeer(['throughput', '--steps', quick ? '10' : '50'])
+  if (peer) {
+    record('pytorch_reference_images_per_second', peer.images_per_second, 'PyTorch 1.13 CPU, same model (img/s)')
+    record('train_reference_ratio_to_pytorch', imagesPerSecond / peer.images_per_second, 'ratio to PyTorch', 'goal >= 0.5')
+  }
+  trainer.optimizer.dispose()
+  model.dispose()
+}
+
+async function referenceQuality(data: TrainingData): Promise<VaeFamilyModel> {
+  const epochs = quick ? 1 : 5
+  const model = referenceModel()
+  const trainer = new Trainer(model, data, { epochs, batchSize: 128, learningRate: 1e-3, seed: 0, checkpointEverySteps: 1e9 })
+  const started = performance.now()
+  await trainer.run()
+  record('reference_train_seconds', (performance.now() - started) / 1000, `reference VAE, ${epochs} epochs of 60k (s)`)
+  const heldOut = await evaluate(model, data, data.heldOutIndices, 1000, 0)
+  record('reference_test_neg_elbo_nats', heldOut.total, `reference VAE held-out -ELBO after ${epochs} epochs (nats)`)
+  record('reference_test_kl_nats', heldOut.kl_z, 'reference VAE held-out KL (nats)')
+  const peer = quick ? null : runPeer(['quality', '--epochs', String(epochs)])
+  if (peer) {
+    record('pytorch_reference_test_neg_elbo_nats', peer.test_neg_elbo_nats, 'PyTorch, same model and epochs (nats)')
+    record('pytorch_reference_train_seconds', peer.train_seconds, 'PyTorch training time (s)')
+    record('reference_neg_elbo_relative_difference', (heldOut.total - peer.test_neg_elbo_nats) / peer.test_neg_elbo_nats, 'relative difference to PyTorch', 'goal within +-0.02')
+  }
+  trainer.optimizer.dispose()
+  return model
+}
+
+/** An independent classifier of real images (conv net trained on the training set). */
+async function trainClassifier(data: TrainingData, numClasses: number): Promise<(x: tf.Tensor4D) => tf.Tensor1D> {
+  const net = tf.sequential({
+    layers: [
+      tf.layers.conv2d({ inputShape: [28, 28, 1], filters: 16, kernelSize: 3, strides: 2, activation: 'relu', padding: 'same' }),
+      tf.layers.conv2d({ filters: 32, kernelSize: 3, strides: 2, activation: 'relu', padding: 'same' }),
+      tf.layers.flatten(),
+      tf.layers.dense({ units: 64, activation: 'relu' }),
+      tf.layers.dense({ units: numClasses })
+    ]
+  })
+  const optimizer = tf.train.adam(1e-3)
+  const indices = data.trainIndices
+  for (let epoch = 0; epoch < (quick ? 1 : 2); epoch++) {
+    for (let from = 0; from < indices.length; from += 128) {
+      const batch = makeBatch(data, indices.subarray(from, from + 128))
+      optimizer.minimize(() => tf.losses.softmaxCrossEntropy(tf.oneHot(batch.labels!.toInt(), numClasses), net.apply(batch.x) as tf.Tensor2D) as tf.Scalar)
+      tf.dispose([batch.x, batch.labels!])
+    }
+  }
+  const test = makeBatch(data, data.heldOutIndices)
+  const accuracy = tf.tidy(() => (net.apply(test.x) as tf.Tensor2D).argMax(1).equal(test.labels!.toInt()).mean().dataSync()[0])
+  tf.dispose([test.x, test.labels!])
+  record('classifier_real_test_accuracy', accuracy, 'independent classifier on real held-out images')
+  return (x) => tf.tidy(() => (net.apply(x) as tf.Tensor2D).argMax(1) as tf.Tensor1D)
+}
+
+async function familyQuality(family: ModelFamily, data: TrainingData, numClasses: number, classify: (x: tf.Tensor4D) => tf.Tensor1D): Promise<void> {
+  const epochs = quick ? 1 : 3
+  const model = createModel(defaultModelConfig(family, data.shape, numClasses, { seed: 0 }))
+  const trainer = new Trainer(model, data, { epochs, batchSize: 128, learningRate: 1e-3, seed: 0, checkpointEverySteps: 1e9 })
+  const started = performance.now()
+  await trainer.run()
+  record(`${family}_train_seconds`, (performance.now() - started) / 1000, `${family.toUpperCase()} ${epochs} epochs of 60k (s)`)
+  const heldOut = await evaluate(model, data, data.heldOutIndices, 1000, 0)
+  for (const [term, value] of Object.entries(heldOut)) {
+    const unit = term === 'bits_per_dim' ? '' : '_nats'
+    record(`${family}_test_${term}${unit}`, value, `${family.toUpperCase()} held-out ${term}${unit ? ' (nats)' : ''}`)
+  }
+  if (family === 'cdvae') {
+    const test = makeBatch(data, data.heldOutIndices)
+    const free = tf.tidy(() => model.classLogLikelihoods(test.x)!.argMax(1).equal(test.labels!.toInt()).mean().dataSync()[0])
+    tf.dispose([test.x, test.labels!])
+    record('cdvae_free_classifier_test_accuracy', free, 'CDVAE free classifier argmax_c log p(mu_l(x)|c), held-out')
+    let hits = 0
+    const perClass = 200
+    for (let c = 0; c < numClasses; c++) {
+      const predicted = tf.tidy(() => classify(model.sample(perClass, { classIndex: c, seed: 100 + c }).x).dataSync())
+      hits += predicted.filter((p) => p === c).length
+    }
+    record('cdvae_generated_class_accuracy', hits / (perClass * numClasses), 'images from p(z_l|c) recognised as c by the independent classifier')
+  }
+  trainer.optimizer.dispose()
+  model.dispose()
+}
+
+async function projection(model: VaeFamilyModel, dataset: Awaited<ReturnType<typeof loadDataset>>): Promise<void> {
+  const train = Array.from(dataset.split.keys()).filter((i) => dataset.split[i] === 0)
+  const latents = (await encodeAll(model, dataset)).get('z')!
+  const n = quick ? 10_000 : 60_000
+  const values = new Float32Array(n * 16)
+  const labels = new Int32Array(n)
+  train.slice(0, n).forEach((item, i) => {
+    values.set(latents.values.subarray(item * 16, item * 16 + 16), i * 16)
+    labels[i] = dataset.labels![item]
+  })
+  if (global.gc) global.gc()
+  const baseline = process.memoryUsage().rss
+  let peak = baseline
+  const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 50)
+  const started = performance.now()
+  let firstFrame: number | null = null
+  const result = await LatentProjection.fit(values, 16, { nComponents: 3 }, (p) => {
+    if (p.embedding && firstFrame === null) firstFrame = (performance.now() - started) / 1000
+  })
+  const seconds = (performance.now() - started) / 1000
+  clearInterval(sampler)
+  peak = Math.max(peak, process.memoryUsage().rss)
+  const prefix = quick ? 'umap_10k' : 'umap_60k'
+  record(`${prefix}_seconds`, seconds, `UMAP of ${n.toLocaleString('en')} 16-d latents to 3D (s)`, 'goal <= 20 at 60k')
+  record(`${prefix}_peak_extra_mb`, (peak - baseline) / 2 ** 20, 'its extra peak resident memory (MB)', 'goal <= 600')
+  record('umap_first_frame_seconds', firstFrame ?? seconds, 'first intermediate frame (s)', 'goal <= 3')
+  const sample = 2000
+  record('umap_trustworthiness_k15', trustworthiness(values, 16, result.embedding, 3, 15, sample), 'trustworthiness k=15 (sampled)')
+  record('umap_knn5_accuracy_3d', knnClassAccuracy(result.embedding, 3, labels, 5, sample), '5-NN class accuracy in the 3D map (sampled)')
+  record('latent_knn5_accuracy_16d', knnClassAccuracy(values, 16, labels, 5, sample), '5-NN class accuracy in the 16-d latent space (sampled)')
+}
+
+async function main(): Promise<void> {
+  const backend = await selectBackend('auto')
+  console.log(`backend: ${backend.backend} (${describeBackends(backend)})`)
+  results.backend = backend.backend
+  results.quick = quick ? 'yes' : 'no'
+  results.date = new Date().toISOString()
+  if (!existsSync(FASHION)) throw new Error(`${FASHION} is missing: apt-get install dataset-fashion-mnist`)
+  const dataset = await loadDataset(FASHION)
+  const grey = trainingData(dataset)
+  const binary: TrainingData = { ...grey, binarize: true }
+  await throughput(binary)
+  const reference = await referenceQuality(binary)
+  await projection(reference, dataset)
+  reference.dispose()
+  const classify = await trainClassifier(grey, 10)
+  for (const family of ['srvae', 'cdvae'] as ModelFamily[]) await familyQuality(family, grey, 10, classify)
+
+  const out = join(__dirname, 'results.json')
+  writeFileSync(out, JSON.stringify(results, null, 1) + '\n')
+  const table = [
+    `# Benchmark results (${results.date}, backend ${results.backend}${quick ? ', QUICK run' : ''})`,
+    '',
+    '| figure | value | goal / reference | key |',
+    '| --- | ---: | --- | --- |',
+    ...rows.map((r) => `| ${r.join(' | ')} |`)
+  ].join('\n')
+  writeFileSync(join(__dirname, 'results.md'), table + '\n')
+  console.log(`\n${table}\n\nwrote ${out} and bench/results.md`)
+}
+
+main().catch((error) => {
+  console.error(error)
+  process.exit(1)
+})
