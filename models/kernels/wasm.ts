@@ -2,25 +2,27 @@
  * Extra and faster kernels for TensorFlow.js's WebAssembly backend, so that it can train conv nets.
  *
  * The stock wasm backend (tfjs-backend-wasm 4.22) has no `Conv2DBackpropFilter` (so conv2d, conv2dTranspose
- * and layers.conv2d cannot be trained), a naive `Conv2DBackpropInput` (~1-4 GFLOP/s, while the XNNPACK
- * forward Conv2D runs at 15-35), a transposed matMul path that is 10-20x slower than transposing first, and
- * no `UnsortedSegmentSum` (tf.gather's gradient). `registerWasmKernels()` registers replacements built from
- * the stock wasm kernels (called directly through their kernelFuncs, never through high-level ops) plus a
- * few small loops over the wasm heap:
+ * and layers.conv2d cannot be trained), a naive `Conv2DBackpropInput` (~10x slower than the XNNPACK forward
+ * Conv2D), a naive transposed matMul (10-20x slower than transposing first), a Sum over leading axes that
+ * transposes first, copying Identity/Cast kernels, and no `UnsortedSegmentSum` (tf.gather's gradient).
+ * `registerWasmKernels()` registers replacements built from the stock wasm kernels (called directly through
+ * their kernelFuncs, never through high-level ops) and a few loops over the wasm heap:
  *
- * - Conv2DBackpropInput: sub-pixel (phase) decomposition. A stride-s transposed convolution equals one
- *   stride-1 Conv2D of dy with a filter that holds all s*s phases as output channels
- *   ([ceil(kh/s), ceil(kw/s), outC, s*s*inC]), followed by a depth-to-space interleave (a Transpose) and a
- *   crop. No zero insertion, so no 4x wasted work at stride 2.
- * - Conv2DBackpropFilter: Conv2D of x transposed to [C1, H, W, N] with dy transposed to [OH, OW, N, C2] as
- *   the filter, dilated by the stride; the [C1, kh, kw, C2] result is cropped and transposed in JS.
- * - BatchMatMul and _FusedMatMul with transposeA/transposeB: explicit Transpose, then the stock kernel.
- * - Sum over leading axes (bias gradients: sum of NHWC over N, H, W): one pass over the heap instead of the
- *   stock transpose + reduce.
+ * - Conv2DBackpropInput (also conv2dTranspose's forward pass): sub-pixel decomposition. For stride s, each of
+ *   the s*s output phases is a stride-1 Conv2D of dy with that phase's taps of the filter (flipped, in/out
+ *   swapped): exactly the forward conv's FLOPs, no zero insertion. The phases are interleaved with rank-3
+ *   Transposes/row copies and cropped. With few output channels (a last layer) all phases go in one Conv2D.
+ * - Conv2DBackpropFilter: a Conv2D of x transposed to [C1, H, W, N] with dy transposed to [OH, OW, N, C2] as
+ *   the filter, dilated by the stride. With few input channels (a first layer): im2col + one GEMM.
+ * - BatchMatMul / _FusedMatMul with transposeA/transposeB: explicit Transpose, then the stock XNNPACK path,
+ *   in the orientation that packs the smaller operand; plus a guard for the stock operator cache (below).
+ * - Sum over leading axes (bias gradients): XNNPACK average pooling instead of transpose + reduce.
+ * - Identity and same-dtype Cast: share the input's data instead of copying (as the cpu backend does).
  * - UnsortedSegmentSum: a loop over the heap.
  *
- * Pure TensorFlow.js + typed arrays: runs in Node and in browsers. NHWC, float32 and dilation 1 only; other
- * cases fall back to the stock kernel where one exists.
+ * Pure TensorFlow.js + typed arrays: runs in Node and in browsers. Conv kernels handle NHWC, float32, any
+ * stride, kernel size and padding ('same', 'valid', numbers, explicit), dilation 1; other cases fall back
+ * to the stock kernel where one exists. Checked against the cpu backend in test/unit/wasm-kernels.test.ts.
  */
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
@@ -35,6 +37,7 @@ interface WasmBackend {
   disposeData(dataId: tf.DataId, force?: boolean): boolean;
   typedArrayFromHeap(info: TensorInfo): Float32Array | Int32Array | Uint8Array;
   incRef(dataId: tf.DataId): void;
+  dataIdMap: { get(dataId: tf.DataId): { id: number } | undefined };
 }
 
 const BACKEND = 'wasm';
@@ -155,6 +158,11 @@ function conv2DBackpropInput(args: Parameters<KernelFunc>[0]): TensorInfo {
   const offY = pt - qStartY * sh;
   const offX = pl - qStartX * sw;
 
+  if (sh * sw > 1 && sh * sw * C1 <= COMBINED_MAX_CHANNELS) {
+    return combinedPhases(backend, dy, filter, { N, H, W, C1, C2, sh, sw, kw, tapsY, tapsX, qStartY, qStartX,
+      padB, padR, offY, offX });
+  }
+
   const phases: TensorInfo[] = [];
   for (let rY = 0; rY < sh; rY++) {
     for (let rX = 0; rX < sw; rX++) {
@@ -202,37 +210,142 @@ function conv2DBackpropInput(args: Parameters<KernelFunc>[0]): TensorInfo {
     free(backend, st);
   }
   let full: TensorInfo;
+  const rowLen = Mw * sw * C1;
   if (sh === 1) {
     full = rowPhases[0];
+  } else if (rowLen >= 128) {
+    // Long rows: interleave them with plain copies (cheaper than a stack + Transpose).
+    full = backend.makeOutput([N * Mh * sh, rowLen], 'float32');
+    const dst = f32(backend, full);
+    for (let rY = 0; rY < sh; rY++) {
+      const src = f32(backend, rowPhases[rY]);
+      for (let row = 0; row < N * Mh; row++) {
+        dst.set(src.subarray(row * rowLen, (row + 1) * rowLen), (row * sh + rY) * rowLen);
+      }
+    }
+    free(backend, ...rowPhases);
   } else {
-    const st = stack(backend, rowPhases, [sh, N * Mh, Mw * sw * C1]);
+    const st = stack(backend, rowPhases, [sh, N * Mh, rowLen]);
     full = transpose(backend, st, [1, 0, 2]); // [N*Mh, sh, Mw*sw*C1] = [N, Mh*sh, Mw*sw, C1]
     free(backend, st);
   }
-  const FH = Mh * sh;
-  const FW = Mw * sw;
+  return crop(backend, full, [N, Mh * sh, Mw * sw, C1], H, W, offY, offX);
+}
+
+/** full ([N, FH, FW, C]) cropped to [N, H, W, C] from (offY, offX); frees full unless it is returned as is. */
+function crop(backend: WasmBackend, full: TensorInfo, fullShape: number[], H: number, W: number, offY: number,
+  offX: number): TensorInfo {
+  const [N, FH, FW, C] = fullShape;
   if (FH === H && FW === W && offY === 0 && offX === 0) {
-    return { dataId: full.dataId, shape: [N, H, W, C1], dtype: 'float32' };
+    return { dataId: full.dataId, shape: [N, H, W, C], dtype: 'float32' };
   }
-  const out = backend.makeOutput([N, H, W, C1], 'float32');
-  {
-    const src = f32(backend, full);
-    const dst = f32(backend, out);
-    const rowLen = W * C1;
-    for (let n = 0; n < N; n++) {
-      for (let y = 0; y < H; y++) {
-        const s0 = ((n * FH + y + offY) * FW + offX) * C1;
-        dst.set(src.subarray(s0, s0 + rowLen), (n * H + y) * rowLen);
-      }
+  const out = backend.makeOutput([N, H, W, C], 'float32');
+  const src = f32(backend, full);
+  const dst = f32(backend, out);
+  const rowLen = W * C;
+  for (let n = 0; n < N; n++) {
+    for (let y = 0; y < H; y++) {
+      const s0 = ((n * FH + y + offY) * FW + offX) * C;
+      dst.set(src.subarray(s0, s0 + rowLen), (n * H + y) * rowLen);
     }
   }
   free(backend, full);
   return out;
 }
 
+/**
+ * With few output channels (a last decoder layer), per-phase convolutions have 1-3 output channels and run
+ * badly; instead all phases go in one Conv2D with sh*sw*C1 output channels ordered (rY, rX, c1) (phases with
+ * fewer taps get zero taps), then one Transpose interleaves them.
+ */
+const COMBINED_MAX_CHANNELS = 24;
+
+function combinedPhases(backend: WasmBackend, dy: TensorInfo, filter: TensorInfo, p: {
+  N: number; H: number; W: number; C1: number; C2: number; sh: number; sw: number; kw: number;
+  tapsY: number[]; tapsX: number[]; qStartY: number; qStartX: number; padB: number; padR: number;
+  offY: number; offX: number;
+}): TensorInfo {
+  const { N, H, W, C1, C2, sh, sw, kw, qStartY, qStartX, padB, padR, offY, offX } = p;
+  const Jh = Math.max(...p.tapsY);
+  const Jw = Math.max(...p.tapsX);
+  const P = sh * sw * C1;
+  // g[tY, tX, c2, (rY, rX, c1)] = f[ky, kx, c1, c2] with phase rY's taps right-aligned: phase rY has tapsY[rY]
+  // taps; its tap j (ky = rY + sh*j) sits at tY = Jh - 1 - j, so every phase reads dy rows q - j alike.
+  const g = backend.makeOutput([Jh, Jw, C2, P], 'float32');
+  const gv = f32(backend, g);
+  const fv = f32(backend, filter);
+  gv.fill(0);
+  for (let rY = 0; rY < sh; rY++) {
+    for (let j = 0; j < p.tapsY[rY]; j++) {
+      const ky = rY + sh * j;
+      const tY = Jh - 1 - j;
+      for (let rX = 0; rX < sw; rX++) {
+        for (let i = 0; i < p.tapsX[rX]; i++) {
+          const kx = rX + sw * i;
+          const tX = Jw - 1 - i;
+          const gBase = (tY * Jw + tX) * C2 * P + (rY * sw + rX) * C1;
+          const fBase = (ky * kw + kx) * C1 * C2;
+          for (let c1 = 0; c1 < C1; c1++) {
+            for (let c2 = 0; c2 < C2; c2++) gv[gBase + c2 * P + c1] = fv[fBase + c1 * C2 + c2];
+          }
+        }
+      }
+    }
+  }
+  const padT = Jh - 1 - qStartY;
+  const padL = Jw - 1 - qStartX;
+  const conv = conv2d(backend, dy, g, [[0, 0], [padT, padB], [padL, padR], [0, 0]], [1, 1]);
+  free(backend, g);
+  // [N, Mh', Mw', (rY, rX, c1)] -> [N*Mh', rY, Mw', (rX, c1)]; Mh' >= Mh when phases have different tap counts.
+  const MhC = conv.shape[1];
+  const MwC = conv.shape[2];
+  const r4 = reshape(backend, conv, [N * MhC, MwC, sh, sw * C1]);
+  const full = transpose(backend, r4, [0, 2, 1, 3]);
+  free(backend, r4, conv);
+  return crop(backend, full, [N, MhC * sh, MwC * sw, C1], H, W, offY, offX);
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // Conv2DBackpropFilter
 // ---------------------------------------------------------------------------------------------------------
+
+/** patches[(n, oy, ox), (ky, kx, c)] = x[n, oy*sh + ky - pt, ox*sw + kx - pl, c], zero outside x. */
+function im2col(d: Float32Array, s: Float32Array, N: number, H: number, W: number, C: number, OH: number,
+  OW: number, kh: number, kw: number, sh: number, sw: number, pt: number, pl: number): void {
+  let o = 0;
+  for (let n = 0; n < N; n++) {
+    for (let oy = 0; oy < OH; oy++) {
+      for (let ox = 0; ox < OW; ox++) {
+        const x0 = ox * sw - pl;
+        for (let ky = 0; ky < kh; ky++) {
+          const iy = oy * sh + ky - pt;
+          if (iy < 0 || iy >= H) {
+            d.fill(0, o, o + kw * C);
+            o += kw * C;
+            continue;
+          }
+          const rowBase = (n * H + iy) * W;
+          if (C === 1) {
+            for (let kx = 0; kx < kw; kx++) {
+              const ix = x0 + kx;
+              d[o++] = ix >= 0 && ix < W ? s[rowBase + ix] : 0;
+            }
+          } else {
+            for (let kx = 0; kx < kw; kx++) {
+              const ix = x0 + kx;
+              if (ix >= 0 && ix < W) {
+                const s0 = (rowBase + ix) * C;
+                for (let c = 0; c < C; c++) d[o++] = s[s0 + c];
+              } else {
+                for (let c = 0; c < C; c++) d[o++] = 0;
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+}
 
 /** Below this many filter taps per output channel (kh*kw*C1) the im2col + GEMM path is faster. */
 const IM2COL_MAX_TAPS = 40;
@@ -264,41 +377,25 @@ function conv2DBackpropFilter(args: Parameters<KernelFunc>[0]): TensorInfo {
   const pl = info.padInfo.left;
 
   if (kh * kw * C1 <= IM2COL_MAX_TAPS) {
-    // Few input channels (a first layer): dW[(ky, kx, c1), c2] = patchesT[(ky, kx, c1), m] @ dy[m, c2], with
-    // m = (n, oy, ox) and patchesT built here; dy is used in place.
+    // Few input channels (a first layer): dW^T[c2, (ky, kx, c1)] = dyT[c2, m] @ patches[m, (ky, kx, c1)] with
+    // m = (n, oy, ox). The big dy streams through the GEMM (transposed once); only the small patch matrix,
+    // built here, goes through XNNPACK's slow weight packing.
     const M = N * OH * OW;
     const K = kh * kw * C1;
-    const patches = backend.makeOutput([K, M], 'float32');
-    {
-      const d = f32(backend, patches);
-      const s = f32(backend, x);
-      for (let ky = 0; ky < kh; ky++) {
-        for (let kx = 0; kx < kw; kx++) {
-          for (let c = 0; c < C1; c++) {
-            let o = ((ky * kw + kx) * C1 + c) * M;
-            for (let n = 0; n < N; n++) {
-              for (let oy = 0; oy < OH; oy++) {
-                const iy = oy * sh + ky - pt;
-                if (iy < 0 || iy >= H) {
-                  d.fill(0, o, o + OW);
-                  o += OW;
-                  continue;
-                }
-                const rowBase = (n * H + iy) * W * C1 + c;
-                for (let ox = 0; ox < OW; ox++) {
-                  const ix = ox * sw + kx - pl;
-                  d[o++] = ix >= 0 && ix < W ? s[rowBase + ix * C1] : 0;
-                }
-              }
-            }
-          }
-        }
-      }
-    }
+    const patches = backend.makeOutput([M, K], 'float32');
+    im2col(f32(backend, patches), f32(backend, x), N, H, W, C1, OH, OW, kh, kw, sh, sw, pt, pl);
     const dy2 = reshape(backend, dy, [M, C2]);
-    const r = run(tf.BatchMatMul, backend, { a: patches, b: dy2 }, { transposeA: false, transposeB: false });
-    free(backend, patches, dy2);
-    return { dataId: r.dataId, shape: [kh, kw, C1, C2], dtype: 'float32' };
+    const dyT = transpose(backend, dy2, [1, 0]);
+    const r = matMul(backend, dyT, patches); // [C2, K]
+    free(backend, patches, dy2, dyT);
+    const out = backend.makeOutput([kh, kw, C1, C2], 'float32');
+    const src = f32(backend, r);
+    const dst = f32(backend, out);
+    for (let k = 0; k < K; k++) {
+      for (let c2 = 0; c2 < C2; c2++) dst[k * C2 + c2] = src[c2 * K + k];
+    }
+    free(backend, r);
+    return out;
   }
 
   // dW[ky, kx, c1, c2] = sum_{oy, ox, n} xT[c1, ky + sh*oy - pt, kx + sw*ox - pl, n] * dyT[oy, ox, n, c2]:
@@ -348,6 +445,50 @@ function swapLastTwo(backend: WasmBackend, x: TensorInfo): TensorInfo {
   return transpose(backend, x, perm);
 }
 
+/**
+ * The stock wasm matmul caches its XNNPACK operator (with b packed inside) under b's tensor id, bias id and
+ * activation only, not b's shape. Tensors that share data (Reshape, and the Identity/Cast below) share that
+ * id, so the same b seen as [K1, N1] and later as [K2, N2] would reuse the wrong operator (out-of-bounds
+ * reads, wasm aborts). Remember the [K, N] each b was first used with; if it changes, multiply by a copy.
+ */
+const matMulShapes = new WeakMap<tf.DataId, { id: number; kn: string }>();
+
+function guardWeights(backend: WasmBackend, b: TensorInfo): TensorInfo | null {
+  const rank = b.shape.length;
+  const kn = `${b.shape[rank - 2]},${b.shape[rank - 1]}`;
+  const id = backend.dataIdMap.get(b.dataId)?.id ?? -1;
+  const seen = matMulShapes.get(b.dataId);
+  if (seen == null || seen.id !== id) {
+    matMulShapes.set(b.dataId, { id, kn });
+    return null;
+  }
+  if (seen.kn === kn) return null;
+  return run(tf.Identity, backend, { x: b }); // the stock Identity: a copy with a new id
+}
+
+/**
+ * XNNPACK packs the right operand (b) into its own layout every time it sees a new one; for a 400k-element
+ * activation that costs as much as the multiply. With transposes on the table anyway, pick the cheaper of
+ * C = A B (pack B) and C = (B^T A^T)^T (pack A^T, transpose the result). Relative costs per element, measured
+ * on the wasm backend: transposing a wide matrix (rows < columns) 3, a tall one 1; packing a tall b
+ * (K > N) 3, a wide one 1.5.
+ */
+function transposeCost(rows: number, cols: number): number {
+  return rows * cols * (cols > rows ? 3 : 1);
+}
+
+function packCost(K: number, N: number): number {
+  return K * N * (K > N ? 3 : 1.5);
+}
+
+function packSmallerOperand(M: number, K: number, N: number, transposeA: boolean, transposeB: boolean): boolean {
+  // a is [M, K] (physically [K, M] if transposeA), b is [K, N] (physically [N, K] if transposeB).
+  const direct = (transposeA ? transposeCost(K, M) : 0) + (transposeB ? transposeCost(N, K) : 0) + packCost(K, N);
+  const swapped = (transposeB ? 0 : transposeCost(K, N)) + (transposeA ? 0 : transposeCost(M, K)) +
+    packCost(K, M) + transposeCost(N, M);
+  return swapped < direct;
+}
+
 function makeMatMul(kernelName: string): KernelFunc {
   return (args) => {
     const attrs = args.attrs ?? {};
@@ -355,21 +496,58 @@ function makeMatMul(kernelName: string): KernelFunc {
     const transposeB = attrs.transposeB === true;
     const a = args.inputs.a as TensorInfo;
     const b = args.inputs.b as TensorInfo;
-    if ((!transposeA && !transposeB) || a.dtype !== 'float32' || b.dtype !== 'float32') {
-      return stockKernel(kernelName)(args);
-    }
+    if (a.dtype !== 'float32' || b.dtype !== 'float32') return stockKernel(kernelName)(args);
     const backend = args.backend as WasmBackend;
-    const a2 = transposeA ? swapLastTwo(backend, a) : a;
-    const b2 = transposeB ? swapLastTwo(backend, b) : b;
+    const temps: TensorInfo[] = [];
+    const ra = a.shape.length;
+    const rb = b.shape.length;
+    const M = transposeA ? a.shape[ra - 1] : a.shape[ra - 2];
+    const K = transposeA ? a.shape[ra - 2] : a.shape[ra - 1];
+    const N = transposeB ? b.shape[rb - 2] : b.shape[rb - 1];
+    const unbatched = tf.util.sizeFromShape(a.shape.slice(0, -2)) === 1 &&
+      tf.util.sizeFromShape(b.shape.slice(0, -2)) === 1;
+    if (kernelName === tf.BatchMatMul && unbatched && (transposeA || transposeB) &&
+      packSmallerOperand(M, K, N, transposeA, transposeB)) {
+      // C^T [N, M] = B^T [N, K] @ A^T [K, M]; b^T is b itself when transposeB, a^T is a when transposeA.
+      const bt = transposeB ? reshape(backend, b, [N, K]) : swapLastTwo(backend, reshape2d(backend, b, temps));
+      const at = transposeA ? reshape(backend, a, [K, M]) : swapLastTwo(backend, reshape2d(backend, a, temps));
+      temps.push(bt, at);
+      const ct = matMul(backend, bt, at);
+      const c = transpose(backend, ct, [1, 0]);
+      free(backend, ct, ...temps);
+      const outShape = [...(ra >= rb ? a.shape : b.shape).slice(0, -2), M, N];
+      return { dataId: c.dataId, shape: outShape, dtype: 'float32' };
+    }
+    let a2 = a;
+    let b2 = b;
+    if (transposeA) temps.push((a2 = swapLastTwo(backend, a)));
+    if (transposeB) temps.push((b2 = swapLastTwo(backend, b)));
+    const copy = guardWeights(backend, b2);
+    if (copy != null) temps.push((b2 = copy));
     const out = stockKernel(kernelName)({
       inputs: { ...args.inputs, a: a2, b: b2 },
       backend,
       attrs: { ...attrs, transposeA: false, transposeB: false }
     });
-    if (transposeA) free(backend, a2);
-    if (transposeB) free(backend, b2);
+    free(backend, ...temps);
     return out;
   };
+}
+
+/** x viewed as 2-D (its last two axes; the leading ones have size 1); the view is added to temps. */
+function reshape2d(backend: WasmBackend, x: TensorInfo, temps: TensorInfo[]): TensorInfo {
+  const r = x.shape.length;
+  const v = reshape(backend, x, [x.shape[r - 2], x.shape[r - 1]]);
+  temps.push(v);
+  return v;
+}
+
+/** Stock BatchMatMul of 2-D a and b through the guard above (for use inside other kernels). */
+function matMul(backend: WasmBackend, a: TensorInfo, b: TensorInfo): TensorInfo {
+  const copy = guardWeights(backend, b);
+  const out = run(tf.BatchMatMul, backend, { a, b: copy ?? b }, { transposeA: false, transposeB: false });
+  if (copy != null) free(backend, copy);
+  return out;
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -393,13 +571,14 @@ function sum(args: Parameters<KernelFunc>[0]): TensorInfo | TensorInfo[] {
   const outShape = keepDims
     ? x.shape.map((d, i) => (i < axes.length ? 1 : d))
     : x.shape.slice(axes.length);
-  // ones[1, outer] @ x[outer, inner] on XNNPACK: ~20x faster than the stock transpose + reduce.
-  const ones = backend.makeOutput([1, outer], 'float32');
-  f32(backend, ones).fill(1);
-  const x2 = reshape(backend, x, [outer, inner]);
-  const r = run(tf.BatchMatMul, backend, { a: ones, b: x2 }, { transposeA: false, transposeB: false });
-  free(backend, ones, x2);
-  return { dataId: r.dataId, shape: outShape, dtype: 'float32' };
+  // XNNPACK average pooling over all rows of x viewed as [1, outer, 1, inner], times outer: one pass over x,
+  // ~6x faster than the stock transpose + reduce (and than ones @ x, whose weight packing is slow).
+  const x4 = reshape(backend, x, [1, outer, 1, inner]);
+  const mean = run(tf.AvgPool, backend, { x: x4 }, { filterSize: [outer, 1], strides: [1, 1], pad: 'valid' });
+  free(backend, x4);
+  const mv = f32(backend, mean);
+  for (let i = 0; i < inner; i++) mv[i] *= outer;
+  return { dataId: mean.dataId, shape: outShape, dtype: 'float32' };
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -473,7 +652,7 @@ export function registerWasmKernels(): string[] {
   if (registered != null) return registered.slice();
   // Save the stock kernels we call or replace, before replacing anything.
   for (const name of [tf.Conv2D, tf.Transpose, tf.Reshape, tf.BatchMatMul, tf._FusedMatMul, tf.Sum,
-    tf.Conv2DBackpropInput, tf.Identity, tf.Cast]) {
+    tf.Conv2DBackpropInput, tf.Identity, tf.Cast, tf.AvgPool]) {
     const config = tf.getKernel(name, BACKEND);
     if (config == null) {
       throw new Error(`registerWasmKernels: the wasm backend has no ${name} kernel; is ` +
