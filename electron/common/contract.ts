@@ -53,6 +53,8 @@ export interface SpaceSummary {
 
 export interface TrainArgs {
   family: ModelFamilyName
+  /** A learned class prior p(top latent | c) on the VAE's z or the SRVAE's u (labelled data only). */
+  conditionalPrior?: boolean
   epochs?: number
   batchSize?: number
   learningRate?: number
@@ -67,6 +69,10 @@ export interface ModelSummary {
   family: ModelFamilyName
   spaces: SpaceSummary[]
   conditional: boolean
+  /** The space whose prior is p(.|c) (class grids), and the free one rows share, or null. */
+  conditionalSpace: string | null
+  freeSpace: string | null
+  classNames: string[]
   parameterCount: number
 }
 
@@ -80,6 +86,50 @@ export interface MapData {
   splitBase64: string
   count: number
   final: boolean
+  /** Float32Array per-item mean squared reconstruction error, base64 (once computed). */
+  reconstructionErrorBase64?: string
+}
+
+/** One end of an interpolation: a dataset item, or a point pinned on a map. */
+export type PathEnd = { item: number } | { pin: number }
+
+export interface PinnedPoint {
+  id: number
+  space: string
+  position: [number, number, number]
+  neighbours: number[]
+  images: { name: string; image: ImagePayload }[]
+  /** How the latent was made from the map position, in words for the UI. */
+  method: string
+}
+
+export interface InterpolationResult {
+  space: string
+  mode: 'linear' | 'spherical'
+  /** Decoded images along the path, per named image (x, and y for the SRVAE). */
+  strips: { name: string; images: ImagePayload[] }[]
+  /** Float32Array steps*3: the path placed on the map by the projection's transform, base64. */
+  pathBase64: string
+}
+
+export interface ClassGridResult {
+  classNames: string[]
+  rows: number
+  /** [row][class]. */
+  images: ImagePayload[][]
+  /** SRVAE: the generated y beside x, [row][class]. */
+  yImages: ImagePayload[][] | null
+  space: string
+  freeSpace: string | null
+}
+
+export interface TraversalResult {
+  space: string
+  /** The latent dimensions shown, most informative (largest mean KL) first, with their KL in nats. */
+  dimensions: { index: number; kl: number }[]
+  values: number[]
+  /** [dimension][value]. */
+  images: ImagePayload[][]
 }
 
 export interface ItemView {
@@ -90,6 +140,8 @@ export interface ItemView {
   /** Named images: original, reconstruction, and model-specific ones (SRVAE: y, y_decoded). */
   images: { name: string; image: ImagePayload }[]
   predictedLabel: string | null
+  /** Nearest items in each latent space (exact, in the latent space itself, not the map). */
+  neighbours: { space: string; items: { index: number; image: ImagePayload }[] }[]
 }
 
 export type EnginePhase = 'idle' | 'loading' | 'training' | 'encoding' | 'projecting' | 'ready' | 'error'
@@ -131,6 +183,15 @@ export interface Requests {
   'train.cancel': { args: Record<string, never>; result: { cancelled: boolean } }
   'map.get': { args: { space: string }; result: MapData }
   'item.inspect': { args: { index: number }; result: ItemView }
+  'maps.refresh': { args: Record<string, never>; result: { started: boolean } }
+  'decode.point': { args: { space: string; position: [number, number, number] }; result: PinnedPoint }
+  interpolate: {
+    args: { space: string; from: PathEnd; to: PathEnd; steps: number; mode: 'linear' | 'spherical' }
+    result: InterpolationResult
+  }
+  'generate.grid': { args: { rows: number; temperature: number; seed: number; fromItem?: number }; result: ClassGridResult }
+  'generate.samples': { args: { count: number; temperature: number; seed: number }; result: { strips: { name: string; images: ImagePayload[] }[] } }
+  traverse: { args: { index: number; space: string; dimensions: number; span: number; steps: number }; result: TraversalResult }
   /** Electron only (answered by the main process): the native folder chooser. */
   'dialog.chooseFolder': { args: Record<string, never>; result: { path: string | null } }
 }
@@ -161,6 +222,12 @@ export const REQUEST_NAMES: RequestName[] = [
   'train.cancel',
   'map.get',
   'item.inspect',
+  'maps.refresh',
+  'decode.point',
+  'interpolate',
+  'generate.grid',
+  'generate.samples',
+  'traverse',
   'dialog.chooseFolder'
 ]
 
@@ -239,6 +306,10 @@ const oneOf =
     if (typeof v !== 'string' || !values.includes(v)) throw new ContractError(`${p} must be one of ${values.join(', ')}`)
   }
 
+const boolean: Check = (v, p) => {
+  if (typeof v !== 'boolean') throw new ContractError(`${p} must be true or false`)
+}
+
 const nullable =
   (check: Check): Check =>
   (v, p) => {
@@ -255,6 +326,18 @@ function shape(fields: Record<string, Check>): Check {
 
 const noArgs = shape({})
 
+const vector3: Check = (v, p) => {
+  if (!Array.isArray(v) || v.length !== 3) throw new ContractError(`${p} must be three numbers`)
+  v.forEach((x, i) => finite(-1e6, 1e6)(x, `${p}[${i}]`))
+}
+
+const pathEnd: Check = (v, p) => {
+  if (!isRecord(v)) throw new ContractError(`${p} must be {item} or {pin}`)
+  if ('item' in v) shape({ item: integer(0, 100_000_000) })(v, p)
+  else if ('pin' in v) shape({ pin: integer(0, 1_000_000) })(v, p)
+  else throw new ContractError(`${p} must be {item} or {pin}`)
+}
+
 const ARG_CHECKS: Record<RequestName, Check> = {
   'engine.info': noArgs,
   'dataset.open': shape({ path: nullable(shortString(4096)), size: optional(integer(8, 256)) }),
@@ -265,6 +348,7 @@ const ARG_CHECKS: Record<RequestName, Check> = {
     learningRate: optional(finite(1e-6, 1)),
     latentDim: optional(integer(2, 512)),
     seed: optional(integer(0, 2 ** 31 - 1)),
+    conditionalPrior: optional(boolean),
     maxTrainItems: optional(integer(16, 10_000_000))
   }),
   'train.pause': noArgs,
@@ -272,6 +356,29 @@ const ARG_CHECKS: Record<RequestName, Check> = {
   'train.cancel': noArgs,
   'map.get': shape({ space: shortString(32) }),
   'item.inspect': shape({ index: integer(0, 100_000_000) }),
+  'maps.refresh': noArgs,
+  'decode.point': shape({ space: shortString(32), position: vector3 }),
+  interpolate: shape({
+    space: shortString(32),
+    from: pathEnd,
+    to: pathEnd,
+    steps: integer(2, 64),
+    mode: oneOf('linear', 'spherical')
+  }),
+  'generate.grid': shape({
+    rows: integer(1, 16),
+    temperature: finite(0, 3),
+    seed: integer(0, 2 ** 31 - 1),
+    fromItem: optional(integer(0, 100_000_000))
+  }),
+  'generate.samples': shape({ count: integer(1, 64), temperature: finite(0, 3), seed: integer(0, 2 ** 31 - 1) }),
+  traverse: shape({
+    index: integer(0, 100_000_000),
+    space: shortString(32),
+    dimensions: integer(1, 32),
+    span: finite(0.1, 10),
+    steps: integer(2, 21)
+  }),
   'dialog.chooseFolder': noArgs
 }
 

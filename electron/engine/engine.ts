@@ -14,7 +14,12 @@ import {
   type EnginePhase,
   type EventName,
   type Events,
+  type ClassGridResult,
   type ImagePayload,
+  type InterpolationResult,
+  type PathEnd,
+  type PinnedPoint,
+  type TraversalResult,
   type ItemView,
   type MapData,
   type ModelSummary,
@@ -30,6 +35,19 @@ import { defaultTrainOptions, Trainer, TrainingCancelledError, TrainingDivergedE
 import { selectBackend, type BackendPreference, type BackendSelection } from './backend'
 import { defaultDatasetPath, loadDataset, loadDefaultDataset, type ImageDataset } from './datasets/index'
 import { LatentProjection, type ProjectionProgress } from './projection'
+import {
+  ancestralSamples,
+  classGrid,
+  contextFor,
+  decodeInSpace,
+  interpolatePath,
+  klPerDimension,
+  latentAtMapPoint,
+  nearestNeighbours,
+  reconstructionErrorsAsync,
+  toImagePayloads,
+  traversalGrid
+} from './explorer'
 import { encodeAll, modelConfigFor, trainingData, writeLatents } from './runs'
 import { loadLatestCheckpoint, saveCheckpoint, writeFileAtomic } from './storage'
 
@@ -51,8 +69,19 @@ interface Session {
   latents: Map<string, { dim: number; values: Float32Array }>
   /** 3D positions per space, n * 3. */
   maps: Map<string, Float32Array>
+  /** The fitted projection per space (its transform places interpolation paths). */
+  projections: Map<string, LatentProjection>
+  /** Per-item mean squared reconstruction error, once computed. */
+  reconstructionErrors: Float32Array | null
+  /** Points pinned on a map: their values in every space. */
+  pins: Map<number, { space: string; values: Record<string, Float32Array> }>
+  nextPin: number
+  projecting: boolean
   abort: AbortController
 }
+
+const POINT_DECODE_NEIGHBOURS = 8
+const POINT_DECODE_METHOD = `inverse-distance weighted mean (weights 1/d²) of the latents of the ${POINT_DECODE_NEIGHBOURS} items nearest to the clicked place on the map`
 
 type Handlers = { [N in RequestName]: (args: RequestArgs<N>) => Promise<RequestResult<N>> }
 
@@ -109,6 +138,21 @@ export class Engine {
     },
     'map.get': async (args) => this.mapData(args.space, true),
     'item.inspect': async (args) => this.inspect(args.index),
+    'maps.refresh': async () => {
+      const session = this.requireModel()
+      if (session.projecting) return { started: false }
+      void this.encodeAndProject(session)
+      return { started: true }
+    },
+    'decode.point': async (args) => this.decodePoint(args.space, args.position),
+    interpolate: async (args) => this.interpolate(args),
+    'generate.grid': async (args) => this.generateGrid(args),
+    'generate.samples': async (args) => {
+      const session = this.requireModel()
+      const samples = ancestralSamples(session.model, args.count, args.temperature, args.seed)
+      return { strips: Object.entries(samples).map(([name, images]) => ({ name, images })) }
+    },
+    traverse: async (args) => this.traverse(args),
     'dialog.chooseFolder': async () => {
       throw new Error('the folder dialog is only available in the desktop app; type a path instead')
     }
@@ -192,20 +236,36 @@ export class Engine {
       learningRate: args.learningRate ?? defaults.learningRate,
       seed: args.seed ?? defaults.seed
     }
-    const config = modelConfigFor(dataset, args.family, { seed: options.seed, latentDim: args.latentDim })
+    const config = modelConfigFor(dataset, args.family, { seed: options.seed, latentDim: args.latentDim, conditionalPrior: args.conditionalPrior })
     this.disposeSession()
     const model = createModel(config)
     const runId = `${new Date().toISOString().replace(/[:.]/g, '-')}-${args.family}`
     const runDir = join(this.options.dataDir, 'runs', runId)
     await mkdir(runDir, { recursive: true })
     const trainer = new Trainer(model, data, options)
-    const session: Session = { runId, runDir, model, trainer, latents: new Map(), maps: new Map(), abort: new AbortController() }
+    const session: Session = {
+      runId,
+      runDir,
+      model,
+      trainer,
+      latents: new Map(),
+      maps: new Map(),
+      projections: new Map(),
+      reconstructionErrors: null,
+      pins: new Map(),
+      nextPin: 1,
+      projecting: false,
+      abort: new AbortController()
+    }
     this.session = session
     const summary: ModelSummary = {
       runId,
       family: args.family,
       spaces: model.spaces.map((s) => ({ ...s })),
       conditional: model.conditionalSpace !== null,
+      conditionalSpace: model.conditionalSpace,
+      freeSpace: model.freeSpace,
+      classNames: dataset.classNames,
       parameterCount: model.parameters.count()
     }
     await writeFileAtomic(join(runDir, 'run.json'), JSON.stringify({ runId, config, options, dataset: dataset.report.source }, null, 1))
@@ -280,31 +340,150 @@ export class Engine {
   async encodeAndProject(session: Session): Promise<void> {
     const dataset = this.requireDataset()
     const n = dataset.split.length
-    this.status('encoding', 'encoding every item', 0)
-    session.latents = await encodeAll(session.model, dataset, (done) =>
-      this.status('encoding', `encoding ${done.toLocaleString('en')} / ${n.toLocaleString('en')}`, done / n, null, false)
-    )
-    await writeLatents(session.runDir, session.latents, n)
-    for (const [name, { dim, values }] of session.latents) {
-      if (session.abort.signal.aborted) return
-      this.status('projecting', `UMAP of ${name} (${dim}-d)`, 0)
-      const projection = await LatentProjection.fit(
-        values,
-        dim,
-        { nComponents: 3 },
-        (progress: ProjectionProgress) => {
-          this.status('projecting', `UMAP of ${name}: epoch ${progress.epoch} / ${progress.totalEpochs}`, progress.epoch / progress.totalEpochs, null, false)
-          if (progress.embedding) {
-            session.maps.set(name, progress.embedding)
-            this.emit('map.update', this.mapData(name, false))
-          }
-        },
-        session.abort.signal
+    session.projecting = true
+    try {
+      this.status('encoding', 'encoding every item', 0)
+      session.latents = await encodeAll(session.model, dataset, (done) =>
+        this.status('encoding', `encoding ${done.toLocaleString('en')} / ${n.toLocaleString('en')}`, done / n, null, false)
       )
-      session.maps.set(name, projection.embedding)
-      this.emit('map.update', this.mapData(name, true))
+      session.reconstructionErrors = await reconstructionErrorsAsync(session.model, dataset.pixels, { height: dataset.height, width: dataset.width, channels: dataset.channels }, 500)
+      await writeLatents(session.runDir, session.latents, n)
+      for (const [name, { dim, values }] of session.latents) {
+        if (session.abort.signal.aborted) return
+        this.status('projecting', `UMAP of ${name} (${dim}-d)`, 0)
+        const projection = await LatentProjection.fit(
+          values,
+          dim,
+          { nComponents: 3 },
+          (progress: ProjectionProgress) => {
+            this.status('projecting', `UMAP of ${name}: ${progress.phase} ${progress.epoch} / ${progress.totalEpochs}`, progress.fraction, null, false)
+            if (progress.embedding) {
+              session.maps.set(name, progress.embedding)
+              this.emit('map.update', this.mapData(name, false))
+            }
+          },
+          session.abort.signal
+        )
+        session.projections.set(name, projection)
+        session.maps.set(name, projection.embedding)
+        this.emit('map.update', this.mapData(name, true))
+      }
+      this.status('ready', 'ready: click a point to inspect it, or empty space to decode that place')
+    } catch (error) {
+      if (!session.abort.signal.aborted) this.status('error', `mapping failed: ${(error as Error).message}`)
+    } finally {
+      session.projecting = false
     }
-    this.status('ready', 'ready: click a point to inspect it')
+  }
+
+  private requireModel(): Session {
+    if (!this.session) throw new Error('train a model first')
+    return this.session
+  }
+
+  private requireLatents(session: Session, space: string): { dim: number; values: Float32Array } {
+    const latents = session.latents.get(space)
+    if (!latents) throw new Error(`no encoded items in "${space}" yet: wait for the maps`)
+    return latents
+  }
+
+  /** An item's (or a pin's) value in every space. */
+  private endValues(session: Session, end: PathEnd): Record<string, Float32Array> {
+    if ('pin' in end) {
+      const pin = session.pins.get(end.pin)
+      if (!pin) throw new Error(`there is no pinned point ${end.pin}`)
+      return pin.values
+    }
+    const values: Record<string, Float32Array> = {}
+    for (const [name, { dim, values: all }] of session.latents) {
+      if (end.item * dim >= all.length) throw new Error(`there is no item ${end.item}`)
+      values[name] = all.slice(end.item * dim, (end.item + 1) * dim)
+    }
+    return values
+  }
+
+  private decodePoint(space: string, position: [number, number, number]): PinnedPoint {
+    const session = this.requireModel()
+    const map = session.maps.get(space)
+    const latents = this.requireLatents(session, space)
+    if (!map) throw new Error(`no map of "${space}" yet`)
+    const { latent, neighbours, weights } = latentAtMapPoint(map, latents.values, latents.dim, position, POINT_DECODE_NEIGHBOURS)
+    const context = contextFor(session.model, space, neighbours, weights, session.latents)
+    const decoded = decodeInSpace(session.model, space, latent, context)
+    const id = session.nextPin++
+    session.pins.set(id, { space, values: { ...context, [space]: latent } })
+    return {
+      id,
+      space,
+      position,
+      neighbours,
+      images: Object.entries(decoded).map(([name, images]) => ({ name: name === 'x' ? 'decoded' : name, image: images[0] })),
+      method: POINT_DECODE_METHOD
+    }
+  }
+
+  private interpolate(args: RequestArgs<'interpolate'>): InterpolationResult {
+    const session = this.requireModel()
+    this.requireLatents(session, args.space)
+    const a = this.endValues(session, args.from)
+    const b = this.endValues(session, args.to)
+    const path = interpolatePath(a[args.space], b[args.space], args.steps, args.mode)
+    // The other spaces move linearly alongside (the SRVAE's z needs its y, the CDVAE's z_l its
+    // z_u), so that the path's ends decode exactly as its two end items do.
+    const context: Record<string, Float32Array> = {}
+    for (const name of Object.keys(a)) if (name !== args.space) context[name] = interpolatePath(a[name], b[name], args.steps, 'linear')
+    const decoded = decodeInSpace(session.model, args.space, path, context)
+    const projection = session.projections.get(args.space)
+    const placed = projection ? projection.transform(path) : new Float32Array(args.steps * 3)
+    return {
+      space: args.space,
+      mode: args.mode,
+      strips: Object.entries(decoded).map(([name, images]) => ({ name, images })),
+      pathBase64: float32ToBase64(placed)
+    }
+  }
+
+  private generateGrid(args: RequestArgs<'generate.grid'>): ClassGridResult {
+    const session = this.requireModel()
+    const model = session.model
+    if (!model.conditionalSpace) throw new Error('this model has no class-conditional prior: train a CDVAE, or a VAE/SRVAE with "class prior" ticked, on labelled data')
+    const fromItem = args.fromItem === undefined ? undefined : this.endValues(session, { item: args.fromItem })
+    const grid = classGrid(model, { rows: args.rows, temperature: args.temperature, seed: args.seed, fromItem })
+    return {
+      classNames: this.requireDataset().classNames,
+      rows: grid.rows,
+      images: grid.images,
+      yImages: grid.yImages ?? null,
+      space: model.conditionalSpace,
+      freeSpace: model.freeSpace
+    }
+  }
+
+  private traverse(args: RequestArgs<'traverse'>): TraversalResult {
+    const session = this.requireModel()
+    const dataset = this.requireDataset()
+    const space = session.model.spaces.find((s) => s.name === args.space)
+    if (!space) throw new Error(`the model has no space "${args.space}"`)
+    if (space.isImage) throw new Error(`"${args.space}" is an image space: traverse u or z instead`)
+    const item = this.endValues(session, { item: args.index })
+    // Order dimensions by their mean KL over (up to) 500 training items: informative ones first.
+    const sample = Array.from(dataset.split.keys()).filter((i) => dataset.split[i] === 0).slice(0, 500)
+    const kl = tf.tidy(() => {
+      const { width, height, channels } = dataset
+      const k = width * height * channels
+      const pixels = new Float32Array(sample.length * k)
+      sample.forEach((index, j) => pixels.set(dataset.pixels.subarray(index * k, (index + 1) * k), j * k))
+      return klPerDimension(session.model, tf.tensor4d(pixels, [sample.length, height, width, channels]).div(255) as tf.Tensor4D)[args.space]
+    })
+    const dimensions = Array.from(kl, (value, index) => ({ index, kl: value }))
+      .sort((p, q) => q.kl - p.kl)
+      .slice(0, args.dimensions)
+    const values = Array.from({ length: args.steps }, (_, i) => -args.span + (2 * args.span * i) / (args.steps - 1))
+    const context = Object.fromEntries(Object.entries(item).filter(([name]) => name !== args.space))
+    // Under a class prior a dimension moves around the item's own value; under N(0, I) it is set.
+    const mode = args.space === session.model.conditionalSpace ? 'offset' : 'set'
+    const images = traversalGrid(session.model, args.space, item[args.space], context, dimensions.map((d) => d.index), values, { mode })
+    return { space: args.space, dimensions, values, images }
   }
 
   mapData(space: string, final: boolean): MapData {
@@ -312,8 +491,10 @@ export class Engine {
     const positions = this.session?.maps.get(space)
     if (!positions) throw new Error(`no map of "${space}" yet`)
     const labels = dataset.labels ?? new Int32Array(dataset.split.length).fill(-1)
+    const errors = this.session?.reconstructionErrors
     return {
       space,
+      ...(errors ? { reconstructionErrorBase64: float32ToBase64(errors) } : {}),
       positionsBase64: float32ToBase64(positions),
       labelsBase64: int32ToBase64(labels),
       splitBase64: bytesToBase64(dataset.split),
@@ -329,24 +510,36 @@ export class Engine {
     return tf.tensor4d(dataset.pixels.subarray(index * k, (index + 1) * k), [1, height, width, channels]).toFloat().div(255) as tf.Tensor4D
   }
 
+  private itemImage(index: number): ImagePayload {
+    const { width, height, channels, pixels } = this.requireDataset()
+    const k = width * height * channels
+    return { width, height, channels, base64: bytesToBase64(pixels.subarray(index * k, (index + 1) * k)) }
+  }
+
   inspect(index: number): ItemView {
     const dataset = this.requireDataset()
     if (index >= dataset.split.length) throw new Error(`there is no item ${index}; the dataset has ${dataset.split.length}`)
     const { width, height, channels } = dataset
     const k = width * height * channels
-    const original: ImagePayload = { width, height, channels, base64: bytesToBase64(dataset.pixels.subarray(index * k, (index + 1) * k)) }
-    const images = [{ name: 'original', image: original }]
+    const images = [{ name: 'original', image: this.itemImage(index) }]
     let predictedLabel: string | null = null
     const model = this.session?.model
     if (model) {
       tf.tidy(() => {
         const x = this.itemTensor(index)
         const decoded = model.reconstruct(x)
-        images.push({ name: 'reconstruction', image: toImagePayload(decoded.x) })
-        for (const [name, t] of Object.entries(decoded)) if (name !== 'x') images.push({ name, image: toImagePayload(t) })
+        images.push({ name: 'reconstruction', image: toImagePayloads(decoded.x)[0] })
+        for (const [name, t] of Object.entries(decoded)) if (name !== 'x') images.push({ name, image: toImagePayloads(t)[0] })
         const scores = model.classLogLikelihoods(x)
         if (scores) predictedLabel = dataset.classNames[scores.argMax(1).dataSync()[0]] ?? null
       })
+    }
+    const neighbours: ItemView['neighbours'] = []
+    if (this.session) {
+      for (const [space, { dim, values }] of this.session.latents) {
+        const items = nearestNeighbours(values, dim, index, 8).map((i) => ({ index: i, image: this.itemImage(i) }))
+        neighbours.push({ space, items })
+      }
     }
     const label = dataset.labels ? dataset.classNames[dataset.labels[index]] ?? null : null
     return {
@@ -355,18 +548,12 @@ export class Engine {
       label,
       split: dataset.split[index] ? 'heldout' : 'train',
       images,
-      predictedLabel
+      predictedLabel,
+      neighbours
     }
   }
 
   dispose(): void {
     this.disposeSession()
   }
-}
-
-/** [1, h, w, c] in [0, 1] -> uint8 bytes. */
-export function toImagePayload(t: tf.Tensor4D): ImagePayload {
-  const [, height, width, channels] = t.shape
-  const bytes = tf.tidy(() => t.slice([0, 0, 0, 0], [1, height, width, channels]).mul(255).round().clipByValue(0, 255).dataSync())
-  return { width, height, channels, base64: bytesToBase64(Uint8Array.from(bytes)) }
 }

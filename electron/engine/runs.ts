@@ -31,12 +31,20 @@ export function latentDimsFor(family: ModelFamily, size: number): Record<string,
   return { z_l: labelled, z_u: Math.max(1, size - labelled) }
 }
 
-export function modelConfigFor(dataset: ImageDataset, family: ModelFamily, options: { seed: number; latentDim?: number }): ModelConfig {
+export function modelConfigFor(
+  dataset: ImageDataset,
+  family: ModelFamily,
+  options: { seed: number; latentDim?: number; conditionalPrior?: boolean }
+): ModelConfig {
   const labelled = isLabelled(dataset)
   if (family === 'cdvae' && !labelled) {
     throw new Error('the CDVAE learns a prior per class and needs labelled data (class subfolders, IDX labels or labels.csv)')
   }
-  const config = defaultModelConfig(family, { height: dataset.height, width: dataset.width, channels: dataset.channels }, labelled ? dataset.classNames.length : 0, { seed: options.seed })
+  if (options.conditionalPrior && !labelled) throw new Error('a class-conditional prior needs labelled data with at least two classes')
+  const config = defaultModelConfig(family, { height: dataset.height, width: dataset.width, channels: dataset.channels }, labelled ? dataset.classNames.length : 0, {
+    seed: options.seed,
+    conditionalPrior: options.conditionalPrior ?? false
+  })
   if (options.latentDim) config.latentDims = latentDimsFor(family, options.latentDim)
   return config
 }

@@ -2,7 +2,13 @@
 // user is looking at (selection, hover, hidden classes). Components read it; only the actions
 // below change it, so the flow of data stays easy to follow.
 import type {
+  ClassGridResult,
   DatasetSummary,
+  ImagePayload,
+  InterpolationResult,
+  PathEnd,
+  PinnedPoint,
+  TraversalResult,
   EngineClient,
   EngineInfo,
   EngineStatus,
@@ -19,9 +25,20 @@ export interface MapState {
   positions: Float32Array
   labels: Int32Array
   split: Uint8Array
+  /** Per-item mean squared reconstruction error, once the engine has computed it. */
+  errors: Float32Array | null
   final: boolean
   version: number
 }
+
+export type ColourMode = 'class' | 'error' | 'split'
+
+/** What the bottom drawer shows: the latest interpolation, class grid, samples or traversal. */
+export type DrawerContent =
+  | { kind: 'interpolation'; result: InterpolationResult; from: string; to: string }
+  | { kind: 'grid'; result: ClassGridResult; fromItem: number | null }
+  | { kind: 'samples'; strips: { name: string; images: ImagePayload[] }[] }
+  | { kind: 'traversal'; result: TraversalResult; index: number }
 
 export interface HistoryPoint {
   step: number
@@ -44,6 +61,15 @@ class AppState {
   selected = $state<number | null>(null)
   item = $state<ItemView | null>(null)
   hiddenClasses = $state<number[]>([])
+  /** The second end of an interpolation (Shift-click), an item or a pinned point. */
+  pathEnd = $state<PathEnd | null>(null)
+  pins = $state<PinnedPoint[]>([])
+  activePin = $state<PinnedPoint | null>(null)
+  colourMode = $state<ColourMode>('class')
+  drawer = $state<DrawerContent | null>(null)
+  /** The interpolation path drawn on its map: space and positions (steps*3). */
+  path = $state.raw<{ space: string; positions: Float32Array } | null>(null)
+  working = $state<string | null>(null)
   error = $state<string | null>(null)
   notice = $state<string | null>(null)
 
@@ -96,6 +122,7 @@ class AppState {
             positions: base64ToFloat32(map.positionsBase64),
             labels: base64ToInt32(map.labelsBase64),
             split: base64ToBytes(map.splitBase64),
+            errors: map.reconstructionErrorBase64 ? base64ToFloat32(map.reconstructionErrorBase64) : null,
             final: map.final,
             version: (previous?.version ?? 0) + 1
           }
@@ -133,6 +160,7 @@ class AppState {
     this.item = null
     this.selected = null
     this.hiddenClasses = []
+    this.clearExploration()
     this.stepHistory = []
     this.epochHistory = []
   }
@@ -153,6 +181,7 @@ class AppState {
     this.item = null
     this.selected = null
     this.notice = null
+    this.clearExploration()
     const model = await this.run(() => client.request('train.start', args))
     if (!model) return
     this.model = model
@@ -173,12 +202,74 @@ class AppState {
 
   async inspect(index: number | null): Promise<void> {
     this.selected = index
+    this.activePin = null
     if (index === null) {
       this.item = null
       return
     }
     const item = await this.run(() => this.client!.request('item.inspect', { index }))
     if (item && this.selected === index) this.item = item
+  }
+
+  private clearExploration(): void {
+    this.pathEnd = null
+    this.pins = []
+    this.activePin = null
+    this.drawer = null
+    this.path = null
+  }
+
+  /** Runs an exploration request with a busy note, keeping the UI responsive. */
+  private async explore<T>(label: string, action: () => Promise<T>): Promise<T | null> {
+    this.working = label
+    try {
+      return await this.run(action)
+    } finally {
+      this.working = null
+    }
+  }
+
+  setPathEnd(end: PathEnd | null): void {
+    this.pathEnd = end
+  }
+
+  async decodePoint(space: string, position: [number, number, number]): Promise<void> {
+    const pin = await this.explore('decoding that place', () => this.client!.request('decode.point', { space, position }))
+    if (!pin) return
+    this.pins = [...this.pins, pin]
+    this.activePin = pin
+  }
+
+  endLabel(end: PathEnd): string {
+    return 'item' in end ? `item #${end.item}` : `pin ${end.pin}`
+  }
+
+  async interpolate(space: string, from: PathEnd, to: PathEnd, steps: number, mode: 'linear' | 'spherical'): Promise<void> {
+    const result = await this.explore('interpolating', () => this.client!.request('interpolate', { space, from, to, steps, mode }))
+    if (!result) return
+    this.drawer = { kind: 'interpolation', result, from: this.endLabel(from), to: this.endLabel(to) }
+    this.path = { space, positions: base64ToFloat32(result.pathBase64) }
+  }
+
+  async generateGrid(rows: number, temperature: number, seed: number, fromItem: number | null): Promise<void> {
+    const result = await this.explore('generating', () =>
+      this.client!.request('generate.grid', { rows, temperature, seed, ...(fromItem === null ? {} : { fromItem }) })
+    )
+    if (result) this.drawer = { kind: 'grid', result, fromItem }
+  }
+
+  async generateSamples(count: number, temperature: number, seed: number): Promise<void> {
+    const result = await this.explore('sampling', () => this.client!.request('generate.samples', { count, temperature, seed }))
+    if (result) this.drawer = { kind: 'samples', strips: result.strips }
+  }
+
+  async traverse(index: number, space: string): Promise<void> {
+    const result = await this.explore('traversing', () => this.client!.request('traverse', { index, space, dimensions: 8, span: 3, steps: 9 }))
+    if (result) this.drawer = { kind: 'traversal', result, index }
+  }
+
+  async refreshMaps(): Promise<void> {
+    await this.run(() => this.client!.request('maps.refresh', {}))
   }
 
   toggleClass(index: number): void {

@@ -57,6 +57,9 @@ export class LatentScatter {
     click: []
   }
   private highlighted: number | null = null
+  private secondary: number | null = null
+  private pinPositions: [number, number, number][] = []
+  private pathLine: THREE.Line | null = null
   private readonly hoverColour: string
   private selected: number[] = []
 
@@ -101,6 +104,11 @@ export class LatentScatter {
     ;(this.listeners[event] as typeof listener[]).push(listener)
   }
 
+  /** The item ringed as hovered (in this view or a linked one), for tests and tooltips. */
+  get highlightedIndex(): number | null {
+    return this.highlighted
+  }
+
   get count(): number {
     return this.positions.length / 3
   }
@@ -137,15 +145,59 @@ export class LatentScatter {
     this.refreshMarkers()
   }
 
-  /** Selected items (filled markers): the inspected item, the ends of an interpolation. */
-  select(indices: number[]): void {
+  /** Selected items (filled markers): the inspected item; `second` the other end of an interpolation. */
+  select(indices: number[], second: number | null = null): void {
     this.selected = indices
+    this.secondary = second
     this.refreshMarkers()
   }
 
+  /** Points pinned by clicking empty space (decoded places), drawn as diamonds. */
+  setPins(positions: [number, number, number][]): void {
+    this.pinPositions = positions
+    this.refreshMarkers()
+  }
+
+  /** An interpolation path through the map (steps*3), or null to remove it. */
+  setPath(positions: Float32Array | null): void {
+    if (this.pathLine) {
+      this.scene.remove(this.pathLine)
+      this.pathLine.geometry.dispose()
+      this.pathLine = null
+    }
+    if (positions && positions.length >= 6) {
+      const geometry = new THREE.BufferGeometry()
+      geometry.setAttribute('position', new THREE.BufferAttribute(positions, 3))
+      this.pathLine = new THREE.Line(geometry, new THREE.LineBasicMaterial({ color: '#ff2d95', depthTest: false }))
+      this.pathLine.renderOrder = 9
+      const dots = new THREE.Points(geometry, new THREE.PointsMaterial({ color: '#ff2d95', size: 6, sizeAttenuation: false, depthTest: false }))
+      this.pathLine.add(dots)
+      this.scene.add(this.pathLine)
+    }
+    this.requestRender()
+  }
+
+  /**
+   * The 3D place under (x, y) CSS pixels: where the view ray crosses the plane through the orbit
+   * target facing the camera. Clicking empty space decodes this place.
+   */
+  pointAt(x: number, y: number): [number, number, number] {
+    const ndc = new THREE.Vector2((x / this.canvas.clientWidth) * 2 - 1, 1 - (y / this.canvas.clientHeight) * 2)
+    const ray = new THREE.Raycaster()
+    ray.setFromCamera(ndc, this.camera)
+    const normal = this.camera.getWorldDirection(new THREE.Vector3())
+    const plane = new THREE.Plane().setFromNormalAndCoplanarPoint(normal, this.controls.target)
+    const hit = ray.ray.intersectPlane(plane, new THREE.Vector3()) ?? this.controls.target.clone()
+    return [hit.x, hit.y, hit.z]
+  }
+
   private marker(index: number, colour: string, size: number): THREE.Points {
+    return this.markerAt(this.positions.slice(index * 3, index * 3 + 3), colour, size)
+  }
+
+  private markerAt(position: Float32Array, colour: string, size: number): THREE.Points {
     const geometry = new THREE.BufferGeometry()
-    geometry.setAttribute('position', new THREE.BufferAttribute(this.positions.slice(index * 3, index * 3 + 3), 3))
+    geometry.setAttribute('position', new THREE.BufferAttribute(position, 3))
     const material = new THREE.PointsMaterial({ color: colour, size, sizeAttenuation: false, depthTest: false })
     const marker = new THREE.Points(geometry, material)
     marker.renderOrder = 10
@@ -159,6 +211,8 @@ export class LatentScatter {
     }
     if (this.highlighted !== null && this.highlighted < this.count) this.markers.add(this.marker(this.highlighted, this.hoverColour, 14))
     for (const index of this.selected) if (index < this.count) this.markers.add(this.marker(index, '#ff2d95', 11))
+    if (this.secondary !== null && this.secondary < this.count) this.markers.add(this.marker(this.secondary, '#ffb000', 11))
+    for (const pin of this.pinPositions) this.markers.add(this.markerAt(Float32Array.from(pin), '#ffb000', 9))
     this.requestRender()
   }
 
