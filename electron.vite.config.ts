@@ -13,6 +13,7 @@ export default defineConfig({
         input: {
           index: resolve(__dirname, 'electron/main/index.ts'),
           engine: resolve(__dirname, 'electron/engine/process.ts'),
+          'projection-worker': resolve(__dirname, 'electron/engine/projection-worker.ts'),
           host: resolve(__dirname, 'electron/host/serve.ts'),
           cli: resolve(__dirname, 'electron/cli/cartographer.ts')
         }

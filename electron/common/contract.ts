@@ -90,6 +90,16 @@ export interface MapData {
   reconstructionErrorBase64?: string
 }
 
+/** A trained model's folder, as listed for reopening. */
+export interface RunListing {
+  path: string
+  name: string
+  family: ModelFamilyName
+  dataset: string
+  savedAt: string
+  step: number
+}
+
 /** One end of an interpolation: a dataset item, or a point pinned on a map. */
 export type PathEnd = { item: number } | { pin: number }
 
@@ -184,6 +194,9 @@ export interface Requests {
   'map.get': { args: { space: string }; result: MapData }
   'item.inspect': { args: { index: number }; result: ItemView }
   'maps.refresh': { args: Record<string, never>; result: { started: boolean } }
+  'runs.list': { args: Record<string, never>; result: RunListing[] }
+  /** Reopens a trained model's folder (the app's or the CLI's --out): weights, latents, maps. */
+  'run.open': { args: { path: string }; result: ModelSummary }
   'decode.point': { args: { space: string; position: [number, number, number] }; result: PinnedPoint }
   interpolate: {
     args: { space: string; from: PathEnd; to: PathEnd; steps: number; mode: 'linear' | 'spherical' }
@@ -223,6 +236,8 @@ export const REQUEST_NAMES: RequestName[] = [
   'map.get',
   'item.inspect',
   'maps.refresh',
+  'runs.list',
+  'run.open',
   'decode.point',
   'interpolate',
   'generate.grid',
@@ -357,6 +372,8 @@ const ARG_CHECKS: Record<RequestName, Check> = {
   'map.get': shape({ space: shortString(32) }),
   'item.inspect': shape({ index: integer(0, 100_000_000) }),
   'maps.refresh': noArgs,
+  'runs.list': noArgs,
+  'run.open': shape({ path: shortString(4096) }),
   'decode.point': shape({ space: shortString(32), position: vector3 }),
   interpolate: shape({
     space: shortString(32),

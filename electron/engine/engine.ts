@@ -2,8 +2,9 @@
 // of Electron or of WebSockets: a transport hands it validated request messages and forwards the
 // events it emits. It runs as a child process of the Electron main process, of the browser-mode
 // host, or in-process in tests.
-import { mkdir } from 'node:fs/promises'
-import { join } from 'node:path'
+import { existsSync } from 'node:fs'
+import { mkdir, readFile } from 'node:fs/promises'
+import { basename, join, resolve } from 'node:path'
 import * as tf from '@tensorflow/tfjs'
 import {
   bytesToBase64,
@@ -29,12 +30,12 @@ import {
   type RequestResult,
   type TrainArgs
 } from '../common/contract'
-import { createModel, type VaeFamilyModel } from '../../models/index'
-import { serializeCheckpoint } from '../../models/checkpoint'
+import { createModel, type ModelConfig, type VaeFamilyModel } from '../../models/index'
+import { restoreCheckpoint, serializeCheckpoint } from '../../models/checkpoint'
 import { defaultTrainOptions, Trainer, TrainingCancelledError, TrainingDivergedError } from '../../models/train'
 import { selectBackend, type BackendPreference, type BackendSelection } from './backend'
 import { defaultDatasetPath, loadDataset, loadDefaultDataset, type ImageDataset } from './datasets/index'
-import { LatentProjection, type ProjectionProgress } from './projection'
+import type { LatentProjection } from './projection'
 import {
   ancestralSamples,
   classGrid,
@@ -48,7 +49,8 @@ import {
   toImagePayloads,
   traversalGrid
 } from './explorer'
-import { encodeAll, modelConfigFor, trainingData, writeLatents } from './runs'
+import { runProjection } from './projection-runner'
+import { encodeAll, isGeneratedSource, listRuns, loadStoredProjection, modelConfigFor, projectionFile, trainingData, writeLatents } from './runs'
 import { loadLatestCheckpoint, saveCheckpoint, writeFileAtomic } from './storage'
 
 export const ENGINE_VERSION = '0.1.0'
@@ -138,6 +140,8 @@ export class Engine {
     },
     'map.get': async (args) => this.mapData(args.space, true),
     'item.inspect': async (args) => this.inspect(args.index),
+    'runs.list': async () => listRuns(join(this.options.dataDir, 'runs')),
+    'run.open': async (args) => this.openRun(args.path),
     'maps.refresh': async () => {
       const session = this.requireModel()
       if (session.projecting) return { started: false }
@@ -216,6 +220,38 @@ export class Engine {
     }
   }
 
+  private newSession(runId: string, runDir: string, model: VaeFamilyModel, trainer: Trainer | null): Session {
+    this.session = {
+      runId,
+      runDir,
+      model,
+      trainer,
+      latents: new Map(),
+      maps: new Map(),
+      projections: new Map(),
+      reconstructionErrors: null,
+      pins: new Map(),
+      nextPin: 1,
+      projecting: false,
+      abort: new AbortController()
+    }
+    return this.session
+  }
+
+  private modelSummary(session: Session): ModelSummary {
+    const { model } = session
+    return {
+      runId: session.runId,
+      family: model.config.family,
+      spaces: model.spaces.map((s) => ({ ...s })),
+      conditional: model.conditionalSpace !== null,
+      conditionalSpace: model.conditionalSpace,
+      freeSpace: model.freeSpace,
+      classNames: this.requireDataset().classNames,
+      parameterCount: model.parameters.count()
+    }
+  }
+
   private disposeSession(): void {
     if (!this.session) return
     this.session.abort.abort(new Error('replaced'))
@@ -243,31 +279,8 @@ export class Engine {
     const runDir = join(this.options.dataDir, 'runs', runId)
     await mkdir(runDir, { recursive: true })
     const trainer = new Trainer(model, data, options)
-    const session: Session = {
-      runId,
-      runDir,
-      model,
-      trainer,
-      latents: new Map(),
-      maps: new Map(),
-      projections: new Map(),
-      reconstructionErrors: null,
-      pins: new Map(),
-      nextPin: 1,
-      projecting: false,
-      abort: new AbortController()
-    }
-    this.session = session
-    const summary: ModelSummary = {
-      runId,
-      family: args.family,
-      spaces: model.spaces.map((s) => ({ ...s })),
-      conditional: model.conditionalSpace !== null,
-      conditionalSpace: model.conditionalSpace,
-      freeSpace: model.freeSpace,
-      classNames: dataset.classNames,
-      parameterCount: model.parameters.count()
-    }
+    const session = this.newSession(runId, runDir, model, trainer)
+    const summary = this.modelSummary(session)
     await writeFileAtomic(join(runDir, 'run.json'), JSON.stringify({ runId, config, options, dataset: dataset.report.source }, null, 1))
     this.emit('train.started', summary)
     void this.runSession(session, options.epochs)
@@ -337,7 +350,7 @@ export class Engine {
   }
 
   /** Encodes every item (posterior means) and projects each latent space to 3D, streaming frames. */
-  async encodeAndProject(session: Session): Promise<void> {
+  async encodeAndProject(session: Session, reuse = false): Promise<void> {
     const dataset = this.requireDataset()
     const n = dataset.split.length
     session.projecting = true
@@ -350,20 +363,27 @@ export class Engine {
       await writeLatents(session.runDir, session.latents, n)
       for (const [name, { dim, values }] of session.latents) {
         if (session.abort.signal.aborted) return
-        this.status('projecting', `UMAP of ${name} (${dim}-d)`, 0)
-        const projection = await LatentProjection.fit(
-          values,
-          dim,
-          { nComponents: 3 },
-          (progress: ProjectionProgress) => {
-            this.status('projecting', `UMAP of ${name}: ${progress.phase} ${progress.epoch} / ${progress.totalEpochs}`, progress.fraction, null, false)
-            if (progress.embedding) {
-              session.maps.set(name, progress.embedding)
-              this.emit('map.update', this.mapData(name, false))
-            }
-          },
-          session.abort.signal
-        )
+        // A projection stored with the run is reused when it was made from these very latents.
+        const stored = reuse ? await loadStoredProjection(session.runDir, name, values) : null
+        let projection: LatentProjection
+        if (stored) projection = stored
+        else {
+          this.status('projecting', `UMAP of ${name} (${dim}-d)`, 0)
+          projection = await runProjection(
+            values,
+            dim,
+            { nComponents: 3 },
+            (frame) => {
+              this.status('projecting', `UMAP of ${name}: ${frame.phase} ${frame.epoch} / ${frame.totalEpochs}`, frame.fraction, null, false)
+              if (frame.embedding) {
+                session.maps.set(name, frame.embedding)
+                this.emit('map.update', this.mapData(name, false))
+              }
+            },
+            session.abort.signal
+          )
+          await writeFileAtomic(join(session.runDir, projectionFile(name)), projection.toBytes())
+        }
         session.projections.set(name, projection)
         session.maps.set(name, projection.embedding)
         this.emit('map.update', this.mapData(name, true))
@@ -374,6 +394,40 @@ export class Engine {
     } finally {
       session.projecting = false
     }
+  }
+
+  /** Reopens a trained run (the app's or the CLI's): its dataset, weights, latents and maps. */
+  async openRun(path: string): Promise<ModelSummary> {
+    if (this.session?.trainer) throw new Error('stop the training before opening another model')
+    const runDir = resolve(path)
+    let run: { config: ModelConfig; dataset: string }
+    try {
+      run = JSON.parse(await readFile(join(runDir, 'run.json'), 'utf8'))
+    } catch (error) {
+      throw new Error(`${runDir} is not a trained model's folder (no readable run.json: ${(error as Error).message})`)
+    }
+    const saved = await loadLatestCheckpoint(runDir)
+    if (!saved) throw new Error(`${runDir} has no checkpoint yet`)
+    if (!this.dataset || this.dataset.report.source !== run.dataset) {
+      if (isGeneratedSource(run.dataset)) await this.openDataset(null)
+      else if (!existsSync(run.dataset)) throw new Error(`the dataset this model was trained on is not at ${run.dataset} any more`)
+      else await this.openDataset(run.dataset)
+    }
+    const dataset = this.requireDataset()
+    // A reloaded window may not know the dataset the engine already holds: say it again.
+    this.emit('dataset.loaded', this.summary(dataset))
+    const model = await restoreCheckpoint(saved)
+    const { height, width, channels } = model.config.image
+    if (height !== dataset.height || width !== dataset.width || channels !== dataset.channels) {
+      model.dispose()
+      throw new Error(`the model expects ${width}x${height}x${channels} images but the dataset loads as ${dataset.width}x${dataset.height}x${dataset.channels}`)
+    }
+    this.disposeSession()
+    const session = this.newSession(basename(runDir), runDir, model, null)
+    const summary = this.modelSummary(session)
+    this.emit('train.started', summary)
+    void this.encodeAndProject(session, true)
+    return summary
   }
 
   private requireModel(): Session {

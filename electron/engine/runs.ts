@@ -1,11 +1,14 @@
 // What the app and the CLI share about a training run: the training view of a dataset, the
 // model config for a "latent size", encoding every item, and the files a run writes.
+import { readdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import * as tf from '@tensorflow/tfjs'
 import { defaultModelConfig, type ModelConfig, type ModelFamily, type VaeFamilyModel } from '../../models/index'
 import type { TrainingData } from '../../models/data'
 import type { ImageDataset } from './datasets/types'
 import { writeFileAtomic } from './storage'
+import { LatentProjection } from './projection'
+import type { RunListing } from '../common/contract'
 
 export function trainingData(dataset: ImageDataset, maxTrainItems?: number): TrainingData {
   const train: number[] = []
@@ -85,4 +88,44 @@ export async function writeLatents(runDir: string, latents: Map<string, { dim: n
     spaces[name] = { dim, file }
   }
   await writeFileAtomic(join(runDir, 'latents.json'), JSON.stringify({ count, spaces }, null, 1))
+}
+
+/** The generated shapes set has no folder: a run trained on it reopens with the built-in dataset. */
+export const isGeneratedSource = (source: string): boolean => source.startsWith('generated shapes')
+
+export const projectionFile = (space: string): string => `projection-${space}.bin`
+
+/** A projection stored with a run, if it was made from exactly these latents (else null). */
+export async function loadStoredProjection(runDir: string, space: string, latents: Float32Array): Promise<LatentProjection | null> {
+  try {
+    const projection = LatentProjection.fromBytes(new Uint8Array(await readFile(join(runDir, projectionFile(space)))))
+    const stored = projection.latents
+    if (stored.length !== latents.length) return null
+    for (let i = 0; i < stored.length; i++) if (stored[i] !== latents[i]) return null
+    return projection
+  } catch {
+    return null
+  }
+}
+
+/** Runs under `runsDir` that have a checkpoint, newest first. */
+export async function listRuns(runsDir: string): Promise<RunListing[]> {
+  let names: string[]
+  try {
+    names = await readdir(runsDir)
+  } catch {
+    return []
+  }
+  const runs: RunListing[] = []
+  for (const name of names) {
+    try {
+      const dir = join(runsDir, name)
+      const run = JSON.parse(await readFile(join(dir, 'run.json'), 'utf8')) as { config: ModelConfig; dataset: string }
+      const latest = JSON.parse(await readFile(join(dir, 'latest.json'), 'utf8')) as { savedAt: string; step: number }
+      runs.push({ path: dir, name, family: run.config.family, dataset: run.dataset, savedAt: latest.savedAt, step: latest.step })
+    } catch {
+      // A run without run.json or a checkpoint (stopped before its first save) is not listed.
+    }
+  }
+  return runs.sort((a, b) => b.savedAt.localeCompare(a.savedAt))
 }

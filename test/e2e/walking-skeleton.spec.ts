@@ -91,3 +91,17 @@ test('the engine socket refuses a wrong token and a foreign origin, and listens 
   expect(await attempt(host.token, 'http://evil.example')).toBe('refused')
   expect(await attempt(host.token, ownOrigin)).toBe('open')
 })
+
+test('a trained model reopens from the list with its stored map, without training again', async ({ page }) => {
+  await page.goto(host.url)
+  await expect(page.getByTestId('runs').locator('li').first()).toBeVisible()
+  await page.getByTestId('runs').locator('button').first().click()
+  await expect(page.getByTestId('dataset-title')).toContainText('240')
+  await expect(page.getByTestId('status-message')).toContainText('ready', { timeout: 60_000 })
+  // The stored projection was reused: the map is final at once, and the item still decodes.
+  await expect(page.getByTestId('map-z').locator('canvas')).toBeVisible()
+  expect(await nonBackgroundFraction(page, '[data-testid="map-z"] canvas')).toBeGreaterThan(0.002)
+  const at = await pointOnPage(page, 'z', 17)
+  await page.mouse.click(at.x, at.y)
+  await expect(page.getByTestId('image-reconstruction')).toBeVisible()
+})

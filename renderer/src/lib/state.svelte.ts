@@ -8,6 +8,7 @@ import type {
   InterpolationResult,
   PathEnd,
   PinnedPoint,
+  RunListing,
   TraversalResult,
   EngineClient,
   EngineInfo,
@@ -70,6 +71,7 @@ class AppState {
   /** The interpolation path drawn on its map: space and positions (steps*3). */
   path = $state.raw<{ space: string; positions: Float32Array } | null>(null)
   working = $state<string | null>(null)
+  runs = $state<RunListing[]>([])
   error = $state<string | null>(null)
   notice = $state<string | null>(null)
 
@@ -81,6 +83,7 @@ class AppState {
       .then((info) => {
         this.info = info
         this.status = { ...this.status, backend: info.backend, message: 'Open a dataset folder, or try the built-in dataset' }
+        void this.listRuns()
       })
       .catch((error: Error) => (this.error = error.message))
   }
@@ -100,6 +103,9 @@ class AppState {
         this.stepHistory = [...this.stepHistory, { step: global, terms: step.terms }]
         break
       }
+      case 'dataset.loaded':
+        this.dataset = message.payload as DatasetSummary
+        break
       case 'train.epoch': {
         const epoch = message.payload as TrainEpochEvent
         const last = this.stepHistory.at(-1)?.step ?? 0
@@ -111,6 +117,7 @@ class AppState {
         this.training = 'idle'
         if (outcome === 'failed') this.error = text
         else this.notice = text
+        void this.listRuns()
         break
       }
       case 'map.update': {
@@ -163,6 +170,26 @@ class AppState {
     this.clearExploration()
     this.stepHistory = []
     this.epochHistory = []
+  }
+
+  async listRuns(): Promise<void> {
+    const runs = await this.client?.request('runs.list', {}).catch(() => null)
+    if (runs) this.runs = runs
+  }
+
+  /** Reopens a trained model's folder: its dataset is loaded if needed, then its maps. */
+  async openRun(path: string): Promise<void> {
+    const client = this.client
+    if (!client) return
+    this.clearExploration()
+    this.maps = {}
+    this.item = null
+    this.selected = null
+    this.stepHistory = []
+    this.epochHistory = []
+    const model = await this.run(() => client.request('run.open', { path }))
+    if (!model) return
+    this.model = model
   }
 
   async chooseFolder(): Promise<string | null> {

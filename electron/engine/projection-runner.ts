@@ -1,0 +1,60 @@
+// Runs a projection in its own worker thread (see projection-worker.ts), or in-process where the
+// built worker is not there (unit tests run the TypeScript sources directly).
+import { existsSync } from 'node:fs'
+import { basename, dirname, join } from 'node:path'
+import { Worker } from 'node:worker_threads'
+import { LatentProjection, type ProjectionOptions, type ProjectionProgress } from './projection'
+import type { WorkerReply, WorkerRequest } from './projection-worker'
+
+export interface ProjectionFrame {
+  embedding: Float32Array | null
+  fraction: number
+  phase: string
+  epoch: number
+  totalEpochs: number
+}
+
+function builtWorkerPath(): string | null {
+  // Bundled code may sit in out/main or in out/main/chunks; the worker entry is out/main/projection-worker.js.
+  const outMain = basename(__dirname) === 'chunks' ? dirname(__dirname) : __dirname
+  const path = join(outMain, 'projection-worker.js')
+  return existsSync(path) ? path : null
+}
+
+export async function runProjection(
+  latents: Float32Array,
+  dim: number,
+  options: ProjectionOptions,
+  onFrame: (frame: ProjectionFrame) => void,
+  signal: AbortSignal
+): Promise<LatentProjection> {
+  const workerPath = builtWorkerPath()
+  if (!workerPath) {
+    return LatentProjection.fit(latents, dim, options, (p: ProjectionProgress) => onFrame({ ...p, embedding: p.embedding ?? null }), signal)
+  }
+  const worker = new Worker(workerPath)
+  try {
+    return await new Promise<LatentProjection>((resolve, reject) => {
+      const onAbort = () => {
+        worker.postMessage({ type: 'abort' } satisfies WorkerRequest)
+        reject(signal.reason instanceof Error ? signal.reason : new Error('cancelled'))
+      }
+      if (signal.aborted) return onAbort()
+      signal.addEventListener('abort', onAbort, { once: true })
+      worker.on('message', (reply: WorkerReply) => {
+        if (reply.type === 'frame') onFrame(reply)
+        else if (reply.type === 'done') resolve(LatentProjection.fromBytes(reply.bytes))
+        else reject(new Error(reply.message))
+      })
+      worker.on('error', reject)
+      worker.on('exit', (code) => {
+        if (code !== 0) reject(new Error(`the projection worker stopped (exit code ${code})`))
+      })
+      // A copy goes to the worker: the engine keeps its latents for decoding and neighbours.
+      const copy = latents.slice()
+      worker.postMessage({ type: 'fit', latents: copy, dim, options } satisfies WorkerRequest, [copy.buffer])
+    })
+  } finally {
+    void worker.terminate()
+  }
+}
