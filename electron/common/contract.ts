@@ -90,6 +90,20 @@ export interface MapData {
   reconstructionErrorBase64?: string
 }
 
+/**
+ * Every item's thumbnail in one block (the sprite atlas hover previews draw from): cells of
+ * cellWidth x cellHeight x channels bytes, item after item. Large sets are downsampled (by
+ * `downsample`) so that the atlas stays a few tens of megabytes.
+ */
+export interface ThumbnailAtlas {
+  count: number
+  cellWidth: number
+  cellHeight: number
+  channels: number
+  downsample: number
+  base64: string
+}
+
 /** A trained model's folder, as listed for reopening. */
 export interface RunListing {
   path: string
@@ -195,6 +209,7 @@ export interface Requests {
   'item.inspect': { args: { index: number }; result: ItemView }
   'maps.refresh': { args: Record<string, never>; result: { started: boolean } }
   'runs.list': { args: Record<string, never>; result: RunListing[] }
+  'dataset.thumbnails': { args: Record<string, never>; result: ThumbnailAtlas }
   /** Reopens a trained model's folder (the app's or the CLI's --out): weights, latents, maps. */
   'run.open': { args: { path: string }; result: ModelSummary }
   'decode.point': { args: { space: string; position: [number, number, number] }; result: PinnedPoint }
@@ -238,6 +253,7 @@ export const REQUEST_NAMES: RequestName[] = [
   'maps.refresh',
   'runs.list',
   'run.open',
+  'dataset.thumbnails',
   'decode.point',
   'interpolate',
   'generate.grid',
@@ -373,6 +389,7 @@ const ARG_CHECKS: Record<RequestName, Check> = {
   'item.inspect': shape({ index: integer(0, 100_000_000) }),
   'maps.refresh': noArgs,
   'runs.list': noArgs,
+  'dataset.thumbnails': noArgs,
   'run.open': shape({ path: shortString(4096) }),
   'decode.point': shape({ space: shortString(32), position: vector3 }),
   interpolate: shape({

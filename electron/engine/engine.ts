@@ -50,7 +50,7 @@ import {
   traversalGrid
 } from './explorer'
 import { runProjection } from './projection-runner'
-import { encodeAll, isGeneratedSource, listRuns, loadStoredProjection, modelConfigFor, projectionFile, trainingData, writeLatents } from './runs'
+import { encodeAll, isGeneratedSource, thumbnailAtlas, listRuns, loadStoredProjection, modelConfigFor, projectionFile, trainingData, writeLatents } from './runs'
 import { loadLatestCheckpoint, saveCheckpoint, writeFileAtomic } from './storage'
 
 export const ENGINE_VERSION = '0.1.0'
@@ -141,6 +141,7 @@ export class Engine {
     'map.get': async (args) => this.mapData(args.space, true),
     'item.inspect': async (args) => this.inspect(args.index),
     'runs.list': async () => listRuns(join(this.options.dataDir, 'runs')),
+    'dataset.thumbnails': async () => thumbnailAtlas(this.requireDataset()),
     'run.open': async (args) => this.openRun(args.path),
     'maps.refresh': async () => {
       const session = this.requireModel()

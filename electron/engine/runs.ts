@@ -8,7 +8,7 @@ import type { TrainingData } from '../../models/data'
 import type { ImageDataset } from './datasets/types'
 import { writeFileAtomic } from './storage'
 import { LatentProjection } from './projection'
-import type { RunListing } from '../common/contract'
+import { bytesToBase64, type RunListing, type ThumbnailAtlas } from '../common/contract'
 
 export function trainingData(dataset: ImageDataset, maxTrainItems?: number): TrainingData {
   const train: number[] = []
@@ -128,4 +128,27 @@ export async function listRuns(runsDir: string): Promise<RunListing[]> {
     }
   }
   return runs.sort((a, b) => b.savedAt.localeCompare(a.savedAt))
+}
+
+/** Most bytes an atlas may hold before thumbnails are downsampled (2x, 4x...). */
+const ATLAS_BUDGET_BYTES = 24 * 2 ** 20
+
+/** Every item's thumbnail, downsampled by striding when the whole set would not fit the budget. */
+export function thumbnailAtlas(dataset: ImageDataset): ThumbnailAtlas {
+  const { width, height, channels, pixels } = dataset
+  const n = dataset.split.length
+  let downsample = 1
+  while (n * Math.ceil(width / downsample) * Math.ceil(height / downsample) * channels > ATLAS_BUDGET_BYTES && downsample < 16) downsample *= 2
+  if (downsample === 1) return { count: n, cellWidth: width, cellHeight: height, channels, downsample, base64: bytesToBase64(pixels) }
+  const cellWidth = Math.ceil(width / downsample)
+  const cellHeight = Math.ceil(height / downsample)
+  const out = new Uint8Array(n * cellWidth * cellHeight * channels)
+  let o = 0
+  for (let i = 0; i < n; i++) {
+    const base = i * width * height * channels
+    for (let y = 0; y < height; y += downsample)
+      for (let x = 0; x < width; x += downsample)
+        for (let c = 0; c < channels; c++) out[o++] = pixels[base + (y * width + x) * channels + c]
+  }
+  return { count: n, cellWidth, cellHeight, channels, downsample, base64: bytesToBase64(out) }
 }

@@ -48,7 +48,7 @@ test('CDVAE: linked maps, hover, inspect, decode a place, interpolate, generate,
   const shot = (name: string) => page.screenshot({ path: testInfo.outputPath(name) })
 
   // 1. One map per latent space, both drawn.
-  for (const space of ['z_l', 'z_u']) expect(await nonBackgroundFraction(page, `[data-testid="map-${space}"] canvas`)).toBeGreaterThan(0.002)
+  for (const space of ['z_l', 'z_u']) expect(await nonBackgroundFraction(page, `[data-testid="map-${space}"] canvas.scatter-canvas`)).toBeGreaterThan(0.002)
 
   // Linked views: hovering item 5 on z_l rings it on z_u too, and the tooltip names it.
   const hoverAt = await pointOnPage(page, 'z_l', 5)
@@ -58,13 +58,18 @@ test('CDVAE: linked maps, hover, inspect, decode a place, interpolate, generate,
   const linked = await page.evaluate(() => (window as unknown as { cartographerMaps: Record<string, { highlightedIndex: number | null }> }).cartographerMaps.z_u.highlightedIndex)
   expect(linked).toBe(hovered)
   await expect(page.locator('.tip')).toContainText(`#${hovered}`)
+  // 2. The hover preview is the item's thumbnail, drawn from the atlas.
+  await expect(page.getByTestId('hover-thumbnail')).toBeVisible()
+  const thumb = await canvasStats(page, '[data-testid="hover-thumbnail"]')
+  expect(thumb.width).toBe(28)
+  expect(thumb.std).toBeGreaterThan(5)
   await shot('1-linked-hover.png')
 
   // Colour by reconstruction error changes the map's colours.
-  const before = await page.locator('[data-testid="map-z_l"] canvas').screenshot()
+  const before = await page.locator('[data-testid="map-z_l"] canvas.scatter-canvas').screenshot()
   await page.getByTestId('colour-mode').selectOption('error')
   await page.waitForTimeout(300)
-  const after = await page.locator('[data-testid="map-z_l"] canvas').screenshot()
+  const after = await page.locator('[data-testid="map-z_l"] canvas.scatter-canvas').screenshot()
   expect(Buffer.compare(before, after)).not.toBe(0)
   await page.getByTestId('colour-mode').selectOption('class')
 
@@ -124,7 +129,7 @@ test('CDVAE: linked maps, hover, inspect, decode a place, interpolate, generate,
   await shot('6-traversal.png')
 
   // 3. Click empty space (a corner of the map): the place is decoded and pinned.
-  const box = await page.getByTestId('map-z_u').locator('canvas').boundingBox()
+  const box = await page.getByTestId('map-z_u').locator('canvas.scatter-canvas').boundingBox()
   await page.keyboard.press('Escape')
   await page.mouse.click(box!.x + 12, box!.y + box!.height - 12)
   await expect(page.getByTestId('pin-panel')).toBeVisible()
@@ -135,7 +140,7 @@ test('CDVAE: linked maps, hover, inspect, decode a place, interpolate, generate,
 
 test('SRVAE: three maps u, y, z and the item panel shows y and its decoding', async ({ page }, testInfo) => {
   await openAndTrain(page, 'srvae', '3')
-  for (const space of ['u', 'y', 'z']) await expect(page.getByTestId(`map-${space}`).locator('canvas')).toBeVisible()
+  for (const space of ['u', 'y', 'z']) await expect(page.getByTestId(`map-${space}`).locator('canvas.scatter-canvas')).toBeVisible()
   const at = await pointOnPage(page, 'z', 3)
   await page.mouse.click(at.x, at.y)
   await expect(page.getByTestId('image-y')).toBeVisible()

@@ -64,7 +64,7 @@ export async function pointOnPage(page: Page, space: string, index: number): Pro
     [space, index] as const
   )
   if (!local) throw new Error(`item ${index} is off screen on map ${space}`)
-  const box = await page.getByTestId(`map-${space}`).locator('canvas').boundingBox()
+  const box = await page.getByTestId(`map-${space}`).locator('canvas.scatter-canvas').boundingBox()
   if (!box) throw new Error(`no canvas for map ${space}`)
   return { x: box.x + local.x, y: box.y + local.y }
 }

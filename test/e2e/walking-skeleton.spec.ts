@@ -47,7 +47,7 @@ test('open a folder, train, see the map, click a point to decode it', async ({ p
   await expect(page.getByTestId('loss-chart').locator('canvas')).toBeVisible()
 
   // The map is drawn: a good part of the canvas differs from the background.
-  const drawn = await nonBackgroundFraction(page, '[data-testid="map-z"] canvas')
+  const drawn = await nonBackgroundFraction(page, '[data-testid="map-z"] canvas.scatter-canvas')
   expect(drawn).toBeGreaterThan(0.002)
 
   // Click item 17 where the map draws it; the inspect panel shows it and its decoding.
@@ -99,8 +99,8 @@ test('a trained model reopens from the list with its stored map, without trainin
   await expect(page.getByTestId('dataset-title')).toContainText('240')
   await expect(page.getByTestId('status-message')).toContainText('ready', { timeout: 60_000 })
   // The stored projection was reused: the map is final at once, and the item still decodes.
-  await expect(page.getByTestId('map-z').locator('canvas')).toBeVisible()
-  expect(await nonBackgroundFraction(page, '[data-testid="map-z"] canvas')).toBeGreaterThan(0.002)
+  await expect(page.getByTestId('map-z').locator('canvas.scatter-canvas')).toBeVisible()
+  expect(await nonBackgroundFraction(page, '[data-testid="map-z"] canvas.scatter-canvas')).toBeGreaterThan(0.002)
   const at = await pointOnPage(page, 'z', 17)
   await page.mouse.click(at.x, at.y)
   await expect(page.getByTestId('image-reconstruction')).toBeVisible()

@@ -72,6 +72,8 @@ class AppState {
   path = $state.raw<{ space: string; positions: Float32Array } | null>(null)
   working = $state<string | null>(null)
   runs = $state<RunListing[]>([])
+  /** All items' thumbnails (the sprite atlas hover previews draw from), fetched once per dataset. */
+  thumbnails = $state.raw<{ cellWidth: number; cellHeight: number; channels: number; bytes: Uint8Array } | null>(null)
   error = $state<string | null>(null)
   notice = $state<string | null>(null)
 
@@ -105,6 +107,7 @@ class AppState {
       }
       case 'dataset.loaded':
         this.dataset = message.payload as DatasetSummary
+        void this.loadThumbnails()
         break
       case 'train.epoch': {
         const epoch = message.payload as TrainEpochEvent
@@ -170,6 +173,12 @@ class AppState {
     this.clearExploration()
     this.stepHistory = []
     this.epochHistory = []
+  }
+
+  private async loadThumbnails(): Promise<void> {
+    this.thumbnails = null
+    const atlas = await this.client?.request('dataset.thumbnails', {}).catch(() => null)
+    if (atlas) this.thumbnails = { cellWidth: atlas.cellWidth, cellHeight: atlas.cellHeight, channels: atlas.channels, bytes: base64ToBytes(atlas.base64) }
   }
 
   async listRuns(): Promise<void> {
