@@ -17,6 +17,7 @@ import { describeBackends, selectBackend } from '../electron/engine/backend'
 import { loadDataset } from '../electron/engine/datasets/index'
 import { encodeAll, trainingData } from '../electron/engine/runs'
 import { knnClassAccuracy, LatentProjection, trustworthiness } from '../electron/engine/projection'
+import { measureRendering } from './render'
 
 const quick = process.argv.includes('--quick')
 const FASHION = '/usr/share/datasets/fashion-mnist'
@@ -173,6 +174,15 @@ async function projection(model: VaeFamilyModel, dataset: Awaited<ReturnType<typ
   record('latent_knn5_accuracy_16d', knnClassAccuracy(values, 16, labels, 5, sample), '5-NN class accuracy in the 16-d latent space (sampled)')
 }
 
+async function rendering(): Promise<void> {
+  for (const figures of await measureRendering(quick ? [60_000] : [60_000, 200_000])) {
+    const k = `${figures.n / 1000}k`
+    record(`render_${k}_fps`, figures.fps, `map of ${figures.n.toLocaleString('en')} points orbiting, headless Chromium + SwiftShader (fps)`)
+    record(`pick_${k}_after_move_ms`, figures.pickAfterMoveMs, 'first pick after the camera moved (ms)', 'goal <= 2')
+    record(`pick_${k}_still_median_ms`, figures.pickStillMedianMs, 'pick on a still camera, median (ms)', 'goal <= 2')
+  }
+}
+
 async function main(): Promise<void> {
   const backend = await selectBackend('auto')
   console.log(`backend: ${backend.backend} (${describeBackends(backend)})`)
@@ -180,6 +190,7 @@ async function main(): Promise<void> {
   results.quick = quick ? 'yes' : 'no'
   results.date = new Date().toISOString()
   if (!existsSync(FASHION)) throw new Error(`${FASHION} is missing: apt-get install dataset-fashion-mnist`)
+  await rendering()
   const dataset = await loadDataset(FASHION)
   const grey = trainingData(dataset)
   const binary: TrainingData = { ...grey, binarize: true }

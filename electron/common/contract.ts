@@ -76,8 +76,20 @@ export interface ModelSummary {
   parameterCount: number
 }
 
+/** UMAP settings the user can change (defaults: 15 neighbours, min. distance 0.1, seed 0, 3D). */
+export interface ProjectionSettings {
+  nNeighbors: number
+  minDist: number
+  seed: number
+  nComponents: 2 | 3
+}
+
+export const DEFAULT_PROJECTION: ProjectionSettings = { nNeighbors: 15, minDist: 0.1, seed: 0, nComponents: 3 }
+
 export interface MapData {
   space: string
+  /** 2 for a flat map (positions still carry a zero third coordinate), 3 otherwise. */
+  dimensions: 2 | 3
   /** Float32Array of n * 3 positions, base64. */
   positionsBase64: string
   /** Int32Array class per item (or -1), base64. */
@@ -207,7 +219,8 @@ export interface Requests {
   'train.cancel': { args: Record<string, never>; result: { cancelled: boolean } }
   'map.get': { args: { space: string }; result: MapData }
   'item.inspect': { args: { index: number }; result: ItemView }
-  'maps.refresh': { args: Record<string, never>; result: { started: boolean } }
+  /** Encode every item with the newest weights and map again, optionally with new UMAP settings. */
+  'maps.refresh': { args: { projection?: ProjectionSettings }; result: { started: boolean } }
   'runs.list': { args: Record<string, never>; result: RunListing[] }
   'dataset.thumbnails': { args: Record<string, never>; result: ThumbnailAtlas }
   /** Reopens a trained model's folder (the app's or the CLI's --out): weights, latents, maps. */
@@ -387,7 +400,11 @@ const ARG_CHECKS: Record<RequestName, Check> = {
   'train.cancel': noArgs,
   'map.get': shape({ space: shortString(32) }),
   'item.inspect': shape({ index: integer(0, 100_000_000) }),
-  'maps.refresh': noArgs,
+  'maps.refresh': shape({
+    projection: optional(
+      shape({ nNeighbors: integer(2, 200), minDist: finite(0, 1), seed: integer(0, 2 ** 31 - 1), nComponents: (v, p) => oneOf('2', '3')(String(v), p) })
+    )
+  }),
   'runs.list': noArgs,
   'dataset.thumbnails': noArgs,
   'run.open': shape({ path: shortString(4096) }),

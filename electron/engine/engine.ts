@@ -15,7 +15,9 @@ import {
   type EnginePhase,
   type EventName,
   type Events,
+  DEFAULT_PROJECTION,
   type ClassGridResult,
+  type ProjectionSettings,
   type ImagePayload,
   type InterpolationResult,
   type PathEnd,
@@ -79,6 +81,7 @@ interface Session {
   pins: Map<number, { space: string; values: Record<string, Float32Array> }>
   nextPin: number
   projecting: boolean
+  projectionSettings: ProjectionSettings
   abort: AbortController
 }
 
@@ -143,9 +146,10 @@ export class Engine {
     'runs.list': async () => listRuns(join(this.options.dataDir, 'runs')),
     'dataset.thumbnails': async () => thumbnailAtlas(this.requireDataset()),
     'run.open': async (args) => this.openRun(args.path),
-    'maps.refresh': async () => {
+    'maps.refresh': async (args) => {
       const session = this.requireModel()
       if (session.projecting) return { started: false }
+      if (args.projection) session.projectionSettings = { ...args.projection }
       void this.encodeAndProject(session)
       return { started: true }
     },
@@ -234,6 +238,7 @@ export class Engine {
       pins: new Map(),
       nextPin: 1,
       projecting: false,
+      projectionSettings: { ...DEFAULT_PROJECTION },
       abort: new AbortController()
     }
     return this.session
@@ -365,7 +370,8 @@ export class Engine {
       for (const [name, { dim, values }] of session.latents) {
         if (session.abort.signal.aborted) return
         // A projection stored with the run is reused when it was made from these very latents.
-        const stored = reuse ? await loadStoredProjection(session.runDir, name, values) : null
+        const settings = session.projectionSettings
+        const stored = reuse ? await loadStoredProjection(session.runDir, name, values, settings) : null
         let projection: LatentProjection
         if (stored) projection = stored
         else {
@@ -373,11 +379,11 @@ export class Engine {
           projection = await runProjection(
             values,
             dim,
-            { nComponents: 3 },
+            { nComponents: settings.nComponents, nNeighbors: settings.nNeighbors, minDist: settings.minDist, seed: settings.seed },
             (frame) => {
               this.status('projecting', `UMAP of ${name}: ${frame.phase} ${frame.epoch} / ${frame.totalEpochs}`, frame.fraction, null, false)
               if (frame.embedding) {
-                session.maps.set(name, frame.embedding)
+                session.maps.set(name, toThreeD(frame.embedding, settings.nComponents))
                 this.emit('map.update', this.mapData(name, false))
               }
             },
@@ -386,7 +392,7 @@ export class Engine {
           await writeFileAtomic(join(session.runDir, projectionFile(name)), projection.toBytes())
         }
         session.projections.set(name, projection)
-        session.maps.set(name, projection.embedding)
+        session.maps.set(name, toThreeD(projection.embedding, projection.nComponents))
         this.emit('map.update', this.mapData(name, true))
       }
       this.status('ready', 'ready: click a point to inspect it, or empty space to decode that place')
@@ -489,7 +495,7 @@ export class Engine {
     for (const name of Object.keys(a)) if (name !== args.space) context[name] = interpolatePath(a[name], b[name], args.steps, 'linear')
     const decoded = decodeInSpace(session.model, args.space, path, context)
     const projection = session.projections.get(args.space)
-    const placed = projection ? projection.transform(path) : new Float32Array(args.steps * 3)
+    const placed = projection ? toThreeD(projection.transform(path), projection.nComponents) : new Float32Array(args.steps * 3)
     return {
       space: args.space,
       mode: args.mode,
@@ -549,6 +555,7 @@ export class Engine {
     const errors = this.session?.reconstructionErrors
     return {
       space,
+      dimensions: this.session?.projectionSettings.nComponents ?? 3,
       ...(errors ? { reconstructionErrorBase64: float32ToBase64(errors) } : {}),
       positionsBase64: float32ToBase64(positions),
       labelsBase64: int32ToBase64(labels),
@@ -611,4 +618,16 @@ export class Engine {
   dispose(): void {
     this.disposeSession()
   }
+}
+
+/** The maps are drawn in 3D: a 2D embedding gets a zero third coordinate. */
+function toThreeD(embedding: Float32Array, components: 2 | 3): Float32Array {
+  if (components === 3) return embedding
+  const n = embedding.length / 2
+  const out = new Float32Array(n * 3)
+  for (let i = 0; i < n; i++) {
+    out[i * 3] = embedding[i * 2]
+    out[i * 3 + 1] = embedding[i * 2 + 1]
+  }
+  return out
 }

@@ -8,7 +8,7 @@ import type { TrainingData } from '../../models/data'
 import type { ImageDataset } from './datasets/types'
 import { writeFileAtomic } from './storage'
 import { LatentProjection } from './projection'
-import { bytesToBase64, type RunListing, type ThumbnailAtlas } from '../common/contract'
+import { bytesToBase64, type ProjectionSettings, type RunListing, type ThumbnailAtlas } from '../common/contract'
 
 export function trainingData(dataset: ImageDataset, maxTrainItems?: number): TrainingData {
   const train: number[] = []
@@ -96,9 +96,16 @@ export const isGeneratedSource = (source: string): boolean => source.startsWith(
 export const projectionFile = (space: string): string => `projection-${space}.bin`
 
 /** A projection stored with a run, if it was made from exactly these latents (else null). */
-export async function loadStoredProjection(runDir: string, space: string, latents: Float32Array): Promise<LatentProjection | null> {
+export async function loadStoredProjection(
+  runDir: string,
+  space: string,
+  latents: Float32Array,
+  settings: ProjectionSettings
+): Promise<LatentProjection | null> {
   try {
     const projection = LatentProjection.fromBytes(new Uint8Array(await readFile(join(runDir, projectionFile(space)))))
+    const o = projection.options
+    if (o.nNeighbors !== settings.nNeighbors || o.minDist !== settings.minDist || o.seed !== settings.seed || o.nComponents !== settings.nComponents) return null
     const stored = projection.latents
     if (stored.length !== latents.length) return null
     for (let i = 0; i < stored.length; i++) if (stored[i] !== latents[i]) return null

@@ -105,3 +105,22 @@ test('a trained model reopens from the list with its stored map, without trainin
   await page.mouse.click(at.x, at.y)
   await expect(page.getByTestId('image-reconstruction')).toBeVisible()
 })
+
+test('the map is redone in 2D with other UMAP settings', async ({ page }) => {
+  await page.goto(host.url)
+  await page.getByTestId('runs').locator('button').first().click()
+  await expect(page.getByTestId('status-message')).toContainText('ready', { timeout: 60_000 })
+  const panel = page.getByTestId('projection-panel')
+  await panel.getByLabel('Neighbours').fill('10')
+  await page.getByTestId('projection-dimensions').selectOption('2')
+  await page.getByTestId('apply-projection').click()
+  await expect(page.getByTestId('status-message')).toContainText('UMAP', { timeout: 30_000 })
+  await expect(page.getByTestId('status-message')).toContainText('ready', { timeout: 120_000 })
+  const depths = await page.evaluate(() => {
+    const map = (window as unknown as { cartographerMaps: Record<string, { position(i: number): number[]; count: number }> }).cartographerMaps.z
+    return Array.from({ length: map.count }, (_, i) => map.position(i)[2])
+  })
+  expect(depths.length).toBe(240)
+  expect(depths.every((z) => z === 0)).toBe(true)
+  expect(await nonBackgroundFraction(page, '[data-testid="map-z"] canvas.scatter-canvas')).toBeGreaterThan(0.002)
+})

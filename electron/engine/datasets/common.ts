@@ -19,6 +19,12 @@ export interface LoadOptions {
   concurrency?: number
   /** Cancels a load in progress; the promise rejects with the signal's reason. */
   signal?: AbortSignal
+  /**
+   * Folder for the load cache of image folders (the engine passes <dataDir>/cache). When set, a
+   * folder whose files are unchanged since its last load with the same size, fit, heldOutFraction
+   * and seed is read back from there instead of decoded. No cache when absent.
+   */
+  cacheDir?: string
 }
 
 export const DEFAULT_HELD_OUT_FRACTION = 0.1
@@ -27,7 +33,7 @@ export const MIN_SIZE = 4
 export const MAX_SIZE = 512
 
 export function validateOptions(options: LoadOptions): void {
-  const { size, heldOutFraction, concurrency, fit } = options
+  const { size, heldOutFraction, concurrency, fit, cacheDir } = options
   if (size !== undefined && (!Number.isInteger(size) || size < MIN_SIZE || size > MAX_SIZE)) {
     throw new RangeError(`size must be a whole number from ${MIN_SIZE} to ${MAX_SIZE}, got ${size}`)
   }
@@ -39,6 +45,9 @@ export function validateOptions(options: LoadOptions): void {
   }
   if (fit !== undefined && fit !== 'cover' && fit !== 'contain') {
     throw new RangeError(`fit must be 'cover' or 'contain', got ${String(fit)}`)
+  }
+  if (cacheDir !== undefined && (typeof cacheDir !== 'string' || cacheDir === '')) {
+    throw new RangeError(`cacheDir must be a folder path, got ${JSON.stringify(cacheDir)}`)
   }
 }
 

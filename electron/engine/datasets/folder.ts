@@ -8,6 +8,10 @@
 // Two passes over the files: headers first (cheap: sharp reads only the header), to choose one
 // size and channel count for the whole set, then a full decode + resize of each file straight to
 // that format. Decoding everything at source size first would hold whole photos in memory.
+//
+// With options.cacheDir, a folder is fingerprinted (path, size and mtime of every file: stat only)
+// and, when nothing changed since its last load with the same options, read back from the load
+// cache (cache.ts) instead: a 60k-image folder reopens in well under a second.
 
 import { open, readdir, readFile, realpath, stat } from 'node:fs/promises'
 import { basename, extname, join, relative, resolve, sep } from 'node:path'
@@ -25,6 +29,7 @@ import {
   naturalCompare,
   splitNote
 } from './common'
+import { cacheKey, fingerprintFiles, pruneCache, readCache, touchCacheEntry, writeCache } from './cache'
 import { DatasetError, describeFsError, errnoCode } from './errors'
 import { ProgressReporter } from './progress'
 import type { ImageDataset, LoadReport, ProgressCallback, SkippedFile } from './types'
@@ -100,9 +105,13 @@ interface Scan {
 
 /** Orders paths folder by folder, each level in natural order ("a/2.png" < "a/10.png" < "b/1.png"). */
 function comparePaths(a: string, b: string): number {
-  const partsA = a.split('/')
-  const partsB = b.split('/')
+  return compareParts(a.split('/'), b.split('/'))
+}
+
+function compareParts(partsA: string[], partsB: string[]): number {
   for (let i = 0; i < Math.min(partsA.length, partsB.length); i++) {
+    // Equal folder names are the common case (every file of a class); skip the collator for them.
+    if (partsA[i] === partsB[i]) continue
     const order = naturalCompare(partsA[i], partsB[i])
     if (order !== 0) return order
   }
@@ -118,9 +127,11 @@ function comparePaths(a: string, b: string): number {
 async function scanTree(root: string): Promise<Scan> {
   const scan: Scan = { files: [], skipped: [] }
   const visited = new Set<string>([await realpath(root)])
-  const linkedFolders: Array<{ absolute: string; depth: number }> = []
+  const linkedFolders: Array<{ absolute: string; relative: string; depth: number }> = []
 
-  const enterFolder = async (absolute: string, depth: number): Promise<void> => {
+  // Relative paths are built by appending names: path.relative() resolves both paths on every
+  // call, which made it most of the walk's time on a 100k-file folder.
+  const enterFolder = async (absolute: string, relativeDir: string, depth: number): Promise<void> => {
     let real: string
     try {
       real = await realpath(absolute)
@@ -140,10 +151,10 @@ async function scanTree(root: string): Promise<Scan> {
       return
     }
     visited.add(real)
-    await walk(absolute, depth)
+    await walk(absolute, relativeDir, depth)
   }
 
-  const walk = async (dir: string, depth: number): Promise<void> => {
+  const walk = async (dir: string, relativeDir: string, depth: number): Promise<void> => {
     let entries
     try {
       entries = await readdir(dir, { withFileTypes: true })
@@ -151,9 +162,13 @@ async function scanTree(root: string): Promise<Scan> {
       scan.skipped.push({ path: dir, reason: `folder skipped: ${describeFsError(error, 'folder')}` })
       return
     }
+    // Plain concatenation: path.join() normalizes the whole path on every call, a large share of
+    // the walk on big folders (the names come from readdir and contain no separator).
+    const prefix = dir.endsWith(sep) ? dir : dir + sep
     for (const entry of entries) {
       if (isIgnoredName(entry.name)) continue
-      const absolute = join(dir, entry.name)
+      const absolute = prefix + entry.name
+      const relativePath = relativeDir === '' ? entry.name : `${relativeDir}/${entry.name}`
       if (entry.isSymbolicLink()) {
         let target
         try {
@@ -171,13 +186,13 @@ async function scanTree(root: string): Promise<Scan> {
           })
           continue
         }
-        if (target.isDirectory()) linkedFolders.push({ absolute, depth: depth + 1 })
-        else if (target.isFile()) addFile(absolute, depth + 1)
+        if (target.isDirectory()) linkedFolders.push({ absolute, relative: relativePath, depth: depth + 1 })
+        else if (target.isFile()) addFile(absolute, relativePath, depth + 1)
         else scan.skipped.push({ path: absolute, reason: 'not a regular file' })
       } else if (entry.isDirectory()) {
-        await enterFolder(absolute, depth + 1)
+        await enterFolder(absolute, relativePath, depth + 1)
       } else if (entry.isFile()) {
-        addFile(absolute, depth + 1)
+        addFile(absolute, relativePath, depth + 1)
       } else {
         // Sockets, FIFOs, devices: opening a FIFO would block the load forever.
         scan.skipped.push({ path: absolute, reason: 'not a regular file' })
@@ -185,18 +200,29 @@ async function scanTree(root: string): Promise<Scan> {
     }
   }
 
-  const addFile = (absolute: string, depth: number): void => {
-    scan.files.push({ absolute, relative: relative(root, absolute).split(sep).join('/'), depth })
+  const addFile = (absolute: string, relativePath: string, depth: number): void => {
+    scan.files.push({ absolute, relative: relativePath, depth })
   }
 
-  await walk(root, 0)
+  await walk(root, '', 0)
   // Links found inside linked folders join the queue; `visited` makes this terminate.
   for (let i = 0; i < linkedFolders.length; i++) {
-    await enterFolder(linkedFolders[i].absolute, linkedFolders[i].depth)
+    await enterFolder(linkedFolders[i].absolute, linkedFolders[i].relative, linkedFolders[i].depth)
   }
-  scan.files.sort((a, b) => comparePaths(a.relative, b.relative))
-  scan.skipped.sort((a, b) => comparePaths(a.path, b.path))
+  // Unsorted: a cache hit needs only the fingerprint, and the natural-order sort of 100k paths
+  // would cost more than reading the cache (see sortScan).
   return scan
+}
+
+/** Puts files and skipped entries in the order the dataset lists them (natural, folder by folder). */
+function sortScan(scan: Scan): void {
+  // Split each path once instead of once per comparison.
+  const byParts = (paths: string[]): Array<{ index: number; parts: string[] }> =>
+    paths.map((path, index) => ({ index, parts: path.split('/') }))
+  const files = byParts(scan.files.map((f) => f.relative)).sort((a, b) => compareParts(a.parts, b.parts))
+  scan.files = files.map((entry) => scan.files[entry.index])
+  const skipped = byParts(scan.skipped.map((s) => s.path)).sort((a, b) => compareParts(a.parts, b.parts))
+  scan.skipped = skipped.map((entry) => scan.skipped[entry.index])
 }
 
 /** A file chosen for decoding, with its class (when labelled) and a name for the UI. */
@@ -398,6 +424,7 @@ interface HeaderInfo {
 }
 
 type Outcome<T> = { ok: true; value: T } | { ok: false; reason: string }
+const OK: Outcome<null> = { ok: true, value: null }
 
 async function readHead(path: string, length = 16): Promise<Uint8Array> {
   const handle = await open(path, 'r')
@@ -565,14 +592,69 @@ export async function loadImageFolder(
 ): Promise<ImageDataset> {
   const started = performance.now()
   const root = resolve(dir)
-  const concurrency = options.concurrency ?? defaultConcurrency()
-  const fit = options.fit ?? 'cover'
 
   const scan = await scanTree(root)
   if (scan.files.length === 0) {
     const why = scan.skipped.length > 0 ? ` (skipped: ${scan.skipped[0].path}: ${scan.skipped[0].reason})` : ''
     throw new DatasetError(root, `The folder ${root} holds no image files${why}.`)
   }
+  if (!options.cacheDir) {
+    sortScan(scan)
+    return decodeFolder(root, scan, options, started, onProgress)
+  }
+
+  const { cacheDir } = options
+  const key = cacheKey(root, options)
+  const fingerprint = await fingerprintFiles(scan.files, scan.skipped, options.signal)
+  const lookup = await readCache(cacheDir, key, fingerprint)
+  options.signal?.throwIfAborted()
+  if (lookup.status === 'hit') {
+    const { dataset } = lookup
+    const progress = new ProgressReporter(dataset.split.length, onProgress)
+    progress.start()
+    progress.finish()
+    await touchCacheEntry(lookup.file)
+    dataset.report.notes.unshift(
+      `No file was added, removed or changed since ${lookup.writtenAt}, so the images were loaded from cache ` +
+        `(${lookup.file}) instead of being decoded again.`
+    )
+    dataset.report.seconds = (performance.now() - started) / 1000
+    return dataset
+  }
+
+  sortScan(scan)
+  const dataset = await decodeFolder(root, scan, options, started, onProgress)
+  // The cached report must not carry notes about this particular load's cache: they would be
+  // wrong when the entry is read back. They are added to the returned copy only.
+  const cacheNotes: string[] = []
+  if (lookup.status === 'stale') {
+    cacheNotes.push('Files were added, removed or changed since the last load, so every image was decoded again and the load cache was updated.')
+  } else if (lookup.status === 'unreadable') {
+    cacheNotes.push(`The load cache could not be used (${lookup.reason}), so every image was decoded again and the cache was rewritten.`)
+  }
+  try {
+    const written = await writeCache(cacheDir, key, fingerprint, dataset)
+    await pruneCache(cacheDir, written)
+  } catch (error) {
+    cacheNotes.push(
+      `Could not write the load cache in ${cacheDir} (${error instanceof Error ? error.message : String(error)}); ` +
+        'the next open will decode every image again.'
+    )
+  }
+  dataset.report = { ...dataset.report, notes: [...dataset.report.notes, ...cacheNotes], seconds: (performance.now() - started) / 1000 }
+  return dataset
+}
+
+/** The full load: headers, then a decode of every candidate, from a sorted scan. */
+async function decodeFolder(
+  root: string,
+  scan: Scan,
+  options: LoadOptions,
+  started: number,
+  onProgress?: ProgressCallback
+): Promise<ImageDataset> {
+  const concurrency = options.concurrency ?? defaultConcurrency()
+  const fit = options.fit ?? 'cover'
   const plan = await planLayout(root, scan.files)
   const skipped: SkippedFile[] = [...scan.skipped, ...plan.skipped]
   const notes: string[] = [...plan.notes]
@@ -606,11 +688,16 @@ export async function loadImageFolder(
   const decoded = await mapPool(
     readable,
     concurrency,
-    async ({ candidate, header }, index) => {
+    async ({ candidate, header }, index): Promise<Outcome<null>> => {
       const outcome = await decodeImage(candidate.file, header, target)
-      if (outcome.ok) pixels.set(outcome.value, index * itemBytes)
       progress.advance()
-      return outcome
+      if (!outcome.ok) return outcome
+      pixels.set(outcome.value, index * itemBytes)
+      // Return no reference to sharp's buffer: the results array lives until every file is
+      // decoded, and keeping each item's buffer there held the whole set a second time, as
+      // thousands of small Buffers (20k 64x64 RGB PNGs: peak +518 MB for 234 MB of pixels
+      // with them, +276 MB without).
+      return OK
     },
     options.signal
   )

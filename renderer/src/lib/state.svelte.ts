@@ -8,6 +8,7 @@ import type {
   InterpolationResult,
   PathEnd,
   PinnedPoint,
+  ProjectionSettings,
   RunListing,
   TraversalResult,
   EngineClient,
@@ -28,6 +29,7 @@ export interface MapState {
   split: Uint8Array
   /** Per-item mean squared reconstruction error, once the engine has computed it. */
   errors: Float32Array | null
+  dimensions: 2 | 3
   final: boolean
   version: number
 }
@@ -133,6 +135,7 @@ class AppState {
             labels: base64ToInt32(map.labelsBase64),
             split: base64ToBytes(map.splitBase64),
             errors: map.reconstructionErrorBase64 ? base64ToFloat32(map.reconstructionErrorBase64) : null,
+            dimensions: map.dimensions,
             final: map.final,
             version: (previous?.version ?? 0) + 1
           }
@@ -304,8 +307,8 @@ class AppState {
     if (result) this.drawer = { kind: 'traversal', result, index }
   }
 
-  async refreshMaps(): Promise<void> {
-    await this.run(() => this.client!.request('maps.refresh', {}))
+  async refreshMaps(projection?: ProjectionSettings): Promise<void> {
+    await this.run(() => this.client!.request('maps.refresh', projection ? { projection } : {}))
   }
 
   toggleClass(index: number): void {

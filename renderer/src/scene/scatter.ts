@@ -109,6 +109,11 @@ export class LatentScatter {
     return this.highlighted
   }
 
+  /** Where item `index` is in the map's own coordinates. */
+  position(index: number): [number, number, number] {
+    return [this.positions[index * 3], this.positions[index * 3 + 1], this.positions[index * 3 + 2]]
+  }
+
   get count(): number {
     return this.positions.length / 3
   }
@@ -214,6 +219,14 @@ export class LatentScatter {
     if (this.secondary !== null && this.secondary < this.count) this.markers.add(this.marker(this.secondary, '#ffb000', 11))
     for (const pin of this.pinPositions) this.markers.add(this.markerAt(Float32Array.from(pin), '#ffb000', 9))
     this.requestRender()
+  }
+
+  /** A flat (2D) map: the camera looks straight at it and left-drag pans instead of orbiting. */
+  setFlat(flat: boolean): void {
+    if (this.controls.enableRotate === !flat) return
+    this.controls.enableRotate = !flat
+    this.controls.mouseButtons.LEFT = flat ? THREE.MOUSE.PAN : THREE.MOUSE.ROTATE
+    this.resetView()
   }
 
   resetView(): void {
