@@ -9,7 +9,7 @@ import { defaultTrainOptions, Trainer, type EpochSummary } from '../../models/tr
 import { describeBackends, selectBackend, type BackendPreference } from '../engine/backend'
 import { loadDataset } from '../engine/datasets/index'
 import type { ImageDataset, LoadReport } from '../engine/datasets/types'
-import { encodeAll, modelConfigFor, trainingData, writeLatents } from '../engine/runs'
+import { defaultDataDir, encodeAll, modelConfigFor, trainingData, writeLatents } from '../engine/runs'
 import { loadLatestCheckpoint, saveCheckpoint, writeFileAtomic } from '../engine/storage'
 
 const USAGE = `Latent Cartographer, headless
@@ -56,7 +56,7 @@ export function formatReport(report: LoadReport, dataset: Pick<ImageDataset, 'cl
 
 async function inspect(values: Record<string, string | boolean | undefined>): Promise<number> {
   if (typeof values.data !== 'string') throw new Error('inspect needs --data <folder>')
-  const dataset = await loadDataset(values.data, { size: values.size ? Number(values.size) : undefined })
+  const dataset = await loadDataset(values.data, { size: values.size ? Number(values.size) : undefined, cacheDir: join(defaultDataDir(), 'cache') })
   console.log(formatReport(dataset.report, dataset))
   return dataset.split.length > 0 ? 0 : 1
 }
@@ -70,7 +70,7 @@ async function train(values: Record<string, string | boolean | undefined>): Prom
   const outDir = resolve(values.out)
   await mkdir(outDir, { recursive: true })
   process.stdout.write('loading…')
-  const dataset = await loadDataset(values.data, {}, (p) => process.stdout.write(`\rloading ${bar(p.done / Math.max(1, p.total))} ${p.done}/${p.total}`))
+  const dataset = await loadDataset(values.data, { cacheDir: join(defaultDataDir(), 'cache') }, (p) => process.stdout.write(`\rloading ${bar(p.done / Math.max(1, p.total))} ${p.done}/${p.total}`))
   console.log(`\r${dataset.name}: ${dataset.split.length} items, ${dataset.width}x${dataset.height}x${dataset.channels}, ${dataset.classNames.length} classes`)
 
   const data = trainingData(dataset, values['max-items'] ? Number(values['max-items']) : undefined)

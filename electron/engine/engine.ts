@@ -212,7 +212,9 @@ export class Engine {
       this.status('loading', `loading images ${p.done.toLocaleString('en')} / ${p.total.toLocaleString('en')}`, p.total ? p.done / p.total : null, p.etaSeconds, false)
     }
     try {
-      const dataset = path ? await loadDataset(path, { size }, onProgress) : await loadDefaultDataset(onProgress)
+      // Decoded image folders are cached in the data folder: reopening a large folder is fast.
+      const cacheDir = join(this.options.dataDir, 'cache')
+      const dataset = path ? await loadDataset(path, { size, cacheDir }, onProgress) : await loadDefaultDataset(onProgress)
       this.dataset = dataset
       this.disposeSession()
       const summary = this.summary(dataset)

@@ -1,10 +1,9 @@
 // Entry point of the engine process. The same file runs under Electron's utilityProcess (messages
 // on process.parentPort) and under Node's child_process.fork (process.send / 'message'), so the
 // desktop app and browser mode run exactly the same engine.
-import { homedir } from 'node:os'
-import { join } from 'node:path'
 import { validateRequest, type EventMessage, type ResponseMessage } from '../common/contract'
 import { Engine } from './engine'
+import { defaultDataDir } from './runs'
 import type { BackendPreference } from './backend'
 
 interface ParentChannel {
@@ -27,10 +26,6 @@ function parentChannel(): ParentChannel {
     return { send: (m) => void send(m), onMessage: (l) => process.on('message', l) }
   }
   throw new Error('the engine runs as a child process (of the desktop app or of the browser-mode host)')
-}
-
-export function defaultDataDir(): string {
-  return process.env.CARTOGRAPHER_DATA_DIR ?? join(process.env.XDG_DATA_HOME ?? join(homedir(), '.local', 'share'), 'latent-cartographer')
 }
 
 const channel = parentChannel()

@@ -1,6 +1,7 @@
 // What the app and the CLI share about a training run: the training view of a dataset, the
 // model config for a "latent size", encoding every item, and the files a run writes.
 import { readdir, readFile } from 'node:fs/promises'
+import { homedir } from 'node:os'
 import { join } from 'node:path'
 import * as tf from '@tensorflow/tfjs'
 import { defaultModelConfig, type ModelConfig, type ModelFamily, type VaeFamilyModel } from '../../models/index'
@@ -9,6 +10,11 @@ import type { ImageDataset } from './datasets/types'
 import { writeFileAtomic } from './storage'
 import { LatentProjection } from './projection'
 import { bytesToBase64, type ProjectionSettings, type RunListing, type ThumbnailAtlas } from '../common/contract'
+
+/** Where the app keeps runs and the dataset cache (the desktop app passes its own userData folder). */
+export function defaultDataDir(): string {
+  return process.env.CARTOGRAPHER_DATA_DIR ?? join(process.env.XDG_DATA_HOME ?? join(homedir(), '.local', 'share'), 'latent-cartographer')
+}
 
 export function trainingData(dataset: ImageDataset, maxTrainItems?: number): TrainingData {
   const train: number[] = []
