@@ -6,6 +6,7 @@
 // Electron IPC, a child-process channel and a WebSocket unchanged.
 
 import type { LoadReport } from '../engine/datasets/types'
+import type { EpochSummary, StepProgress } from '../../models/train'
 
 export type { LoadReport }
 
@@ -191,23 +192,9 @@ export interface EngineStatus {
   backend: string
 }
 
-export interface TrainStepEvent {
-  epoch: number
-  epochs: number
-  stepInEpoch: number
-  stepsPerEpoch: number
-  loss: number
-  terms: Record<string, number>
-  itemsPerSecond: number
-  etaSeconds: number | null
-}
-
-export interface TrainEpochEvent {
-  epoch: number
-  train: Record<string, number>
-  heldOut: Record<string, number>
-  seconds: number
-}
+/** Training progress events are the training loop's own records (models/train.ts). */
+export type TrainStepEvent = StepProgress
+export type TrainEpochEvent = EpochSummary
 
 /** Requests: the argument and result type of each. */
 export interface Requests {

@@ -306,16 +306,7 @@ export class Engine {
     try {
       await trainer.run({
         onStep: (p) => {
-          this.emit('train.step', {
-            epoch: p.epoch,
-            epochs: p.epochs,
-            stepInEpoch: p.stepInEpoch,
-            stepsPerEpoch: p.stepsPerEpoch,
-            loss: p.loss,
-            terms: p.terms,
-            itemsPerSecond: p.itemsPerSecond,
-            etaSeconds: p.etaSeconds
-          })
+          this.emit('train.step', p)
           const done = (p.epoch * p.stepsPerEpoch + p.stepInEpoch) / (p.epochs * p.stepsPerEpoch)
           const label = trainer.isPaused ? 'training paused' : `training epoch ${p.epoch + 1}/${p.epochs} · loss ${p.loss.toFixed(1)} · ${Math.round(p.itemsPerSecond)} items/s`
           this.status('training', label, done, p.etaSeconds, false)

@@ -47,7 +47,12 @@ async function run(): Promise<void> {
   const n = Number(params.get('n') ?? 60000)
   const seconds = Number(params.get('seconds') ?? 4)
   const container = document.getElementById('map') as HTMLElement
-  const scatter = new LatentScatter(container, { background: '#15171c' })
+  const scatter = new LatentScatter(container, {
+    background: '#15171c',
+    preserveDrawingBuffer: params.get('preserve') !== '0',
+    ...(params.has('size') ? { pointSize: Number(params.get('size')) } : {})
+  })
+  ;(window as unknown as { benchScatter: LatentScatter }).benchScatter = scatter
   const { positions, colours } = clusteredPoints(n, 10)
   scatter.setPoints(positions, colours, true)
   for (let i = 0; i < 10; i++) await nextFrame()

@@ -32,9 +32,21 @@ void main() {
   gl_FragColor = vec4(vColor * (r > 0.16 ? 0.75 : 1.0), 1.0);
 }`
 
+/** True when WebGL runs on a CPU rasteriser (no GPU): then the renderer spares it work. */
+export function isSoftwareGl(): boolean {
+  const probe = document.createElement('canvas').getContext('webgl2') as WebGL2RenderingContext | null
+  if (!probe) return true
+  const info = probe.getExtension('WEBGL_debug_renderer_info')
+  const name = info ? String(probe.getParameter(info.UNMASKED_RENDERER_WEBGL)) : ''
+  probe.getExtension('WEBGL_lose_context')?.loseContext()
+  return /SwiftShader|llvmpipe|softpipe|Software/i.test(name)
+}
+
 export interface ScatterOptions {
   background: string
   pointSize: number
+  /** Keep the last frame readable (screenshots, tests); off only to measure its cost. */
+  preserveDrawingBuffer: boolean
 }
 
 export class LatentScatter {
@@ -72,7 +84,9 @@ export class LatentScatter {
     this.canvas.className = 'scatter-canvas'
     container.appendChild(this.canvas)
     // preserveDrawingBuffer lets screenshots and tests read the pixels that are on screen.
-    this.renderer = new THREE.WebGLRenderer({ canvas: this.canvas, antialias: true, preserveDrawingBuffer: true })
+    // Multisampling costs a software rasteriser (SwiftShader, llvmpipe) several times the frame
+    // time for round points that are already smooth-edged; a GPU does it for free.
+    this.renderer = new THREE.WebGLRenderer({ canvas: this.canvas, antialias: !isSoftwareGl(), preserveDrawingBuffer: options.preserveDrawingBuffer ?? true })
     this.renderer.setPixelRatio(Math.min(window.devicePixelRatio, 2))
     const background = new THREE.Color(options.background ?? '#15171c')
     this.scene.background = background
