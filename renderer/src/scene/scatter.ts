@@ -42,6 +42,8 @@ export function isSoftwareGl(): boolean {
   return /SwiftShader|llvmpipe|softpipe|Software/i.test(name)
 }
 
+const PICK_CELL = 16
+
 export interface ScatterOptions {
   background: string
   pointSize: number
@@ -64,6 +66,12 @@ export class LatentScatter {
   private frameRequested = false
   private resizeObserver: ResizeObserver
   private screenCache: Float32Array | null = null
+  /** Points bucketed by screen cell (PICK_CELL px), so a pick looks at a few cells, not every point. */
+  private cellStart: Int32Array | null = null
+  private cellItems: Int32Array | null = null
+  private cellColumns = 0
+  private cellRows = 0
+  private idleRefresh = 0
   private readonly listeners: { hover: ((i: number | null) => void)[]; click: ((i: number | null, e: MouseEvent) => void)[] } = {
     hover: [],
     click: []
@@ -102,7 +110,7 @@ export class LatentScatter {
     this.controls = new OrbitControls(this.camera, this.canvas)
     this.controls.enableDamping = false
     this.controls.addEventListener('change', () => {
-      this.screenCache = null
+      this.invalidateScreen()
       this.requestRender()
     })
     this.resetView()
@@ -143,7 +151,7 @@ export class LatentScatter {
     this.geometry.setAttribute('position', new THREE.BufferAttribute(positions, 3))
     this.geometry.setAttribute('color', new THREE.BufferAttribute(colours, 3))
     this.geometry.computeBoundingSphere()
-    this.screenCache = null
+    this.invalidateScreen()
     if (resetCamera) this.resetView()
     this.refreshMarkers()
     this.requestRender()
@@ -267,6 +275,17 @@ export class LatentScatter {
     return Number.isNaN(x) ? null : { x, y }
   }
 
+  /**
+   * The camera moved: screen positions are stale. They are recomputed when the view has been still
+   * for a moment (not on every frame of an orbit), so a hover after the camera stops finds them
+   * ready and a pick costs a few cells' worth of points.
+   */
+  private invalidateScreen(): void {
+    this.screenCache = null
+    clearTimeout(this.idleRefresh)
+    this.idleRefresh = window.setTimeout(() => this.screenPositions(), 120)
+  }
+
   private screenPositions(): Float32Array {
     if (this.screenCache) return this.screenCache
     const n = this.count
@@ -290,22 +309,60 @@ export class LatentScatter {
       out[i * 2 + 1] = (1 - (e[1] * x + e[5] * y + e[9] * z + e[13]) / w) * 0.5 * height
     }
     this.screenCache = out
+    this.bucket(out, width, height)
     return out
+  }
+
+  /** Counting sort of the on-screen points into PICK_CELL-pixel cells. */
+  private bucket(screen: Float32Array, width: number, height: number): void {
+    const columns = Math.max(1, Math.ceil(width / PICK_CELL))
+    const rows = Math.max(1, Math.ceil(height / PICK_CELL))
+    const n = this.count
+    const cellOf = new Int32Array(n)
+    const start = new Int32Array(columns * rows + 1)
+    for (let i = 0; i < n; i++) {
+      const cx = Math.floor(screen[i * 2] / PICK_CELL)
+      const cy = Math.floor(screen[i * 2 + 1] / PICK_CELL)
+      const inside = cx >= 0 && cy >= 0 && cx < columns && cy < rows
+      cellOf[i] = inside ? cy * columns + cx : -1
+      if (inside) start[cellOf[i] + 1]++
+    }
+    for (let c = 0; c < columns * rows; c++) start[c + 1] += start[c]
+    const fill = start.slice(0, columns * rows)
+    const items = new Int32Array(start[columns * rows])
+    for (let i = 0; i < n; i++) if (cellOf[i] >= 0) items[fill[cellOf[i]]++] = i
+    this.cellStart = start
+    this.cellItems = items
+    this.cellColumns = columns
+    this.cellRows = rows
   }
 
   /** The visible point nearest to (x, y) in CSS pixels within `radius`, nearest the camera on ties. */
   pick(x: number, y: number, radius = 8): number | null {
     const screen = this.screenPositions()
+    const start = this.cellStart as Int32Array
+    const items = this.cellItems as Int32Array
     let best: number | null = null
     let bestDistance = radius * radius
-    for (let i = 0; i < this.count; i++) {
-      if (this.visible[i] < 0.5) continue
-      const dx = screen[i * 2] - x
-      const dy = screen[i * 2 + 1] - y
-      const d = dx * dx + dy * dy
-      if (d <= bestDistance) {
-        bestDistance = d
-        best = i
+    const x0 = Math.max(0, Math.floor((x - radius) / PICK_CELL))
+    const x1 = Math.min(this.cellColumns - 1, Math.floor((x + radius) / PICK_CELL))
+    const y0 = Math.max(0, Math.floor((y - radius) / PICK_CELL))
+    const y1 = Math.min(this.cellRows - 1, Math.floor((y + radius) / PICK_CELL))
+    for (let cy = y0; cy <= y1; cy++) {
+      for (let cx = x0; cx <= x1; cx++) {
+        const cell = cy * this.cellColumns + cx
+        for (let k = start[cell]; k < start[cell + 1]; k++) {
+          const i = items[k]
+          if (this.visible[i] < 0.5) continue
+          const dx = screen[i * 2] - x
+          const dy = screen[i * 2 + 1] - y
+          const d = dx * dx + dy * dy
+          // Ties go to the lower index, so a pick does not depend on the bucket order.
+          if (d < bestDistance || (d === bestDistance && best !== null && i < best)) {
+            bestDistance = d
+            best = i
+          }
+        }
       }
     }
     return best
@@ -352,7 +409,7 @@ export class LatentScatter {
     this.canvas.style.height = `${height}px`
     this.camera.aspect = width / height
     this.camera.updateProjectionMatrix()
-    this.screenCache = null
+    this.invalidateScreen()
     this.requestRender()
   }
 
@@ -371,6 +428,7 @@ export class LatentScatter {
   }
 
   dispose(): void {
+    clearTimeout(this.idleRefresh)
     this.resizeObserver.disconnect()
     this.controls.dispose()
     this.geometry.dispose()
