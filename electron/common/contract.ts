@@ -209,6 +209,8 @@ export interface Requests {
   /** Encode every item with the newest weights and map again, optionally with new UMAP settings. */
   'maps.refresh': { args: { projection?: ProjectionSettings }; result: { started: boolean } }
   'runs.list': { args: Record<string, never>; result: RunListing[] }
+  /** Per-item reconstruction errors (computed on first use), sent with fresh map.update events. */
+  'maps.errors': { args: Record<string, never>; result: { computed: boolean } }
   'dataset.thumbnails': { args: Record<string, never>; result: ThumbnailAtlas }
   /** Reopens a trained model's folder (the app's or the CLI's --out): weights, latents, maps. */
   'run.open': { args: { path: string }; result: ModelSummary }
@@ -252,6 +254,7 @@ export const REQUEST_NAMES: RequestName[] = [
   'item.inspect',
   'maps.refresh',
   'runs.list',
+  'maps.errors',
   'run.open',
   'dataset.thumbnails',
   'decode.point',
@@ -393,6 +396,7 @@ const ARG_CHECKS: Record<RequestName, Check> = {
     )
   }),
   'runs.list': noArgs,
+  'maps.errors': noArgs,
   'dataset.thumbnails': noArgs,
   'run.open': shape({ path: shortString(4096) }),
   'decode.point': shape({ space: shortString(32), position: vector3 }),

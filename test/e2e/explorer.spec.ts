@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { expect, test, type Page } from '@playwright/test'
 import { writeShapesFolder } from '../../electron/engine/datasets/shapes'
-import { canvasStats, nonBackgroundFraction, pointOnPage, startTestHost, type Host } from './helpers'
+import { canvasStats, isolatedItem, nonBackgroundFraction, pointOnPage, startTestHost, type Host } from './helpers'
 
 let host: Host
 let datasetDir: string
@@ -68,13 +68,14 @@ test('CDVAE: linked maps, hover, inspect, decode a place, interpolate, generate,
   // Colour by reconstruction error changes the map's colours.
   const before = await page.locator('[data-testid="map-z_l"] canvas.scatter-canvas').screenshot()
   await page.getByTestId('colour-mode').selectOption('error')
+  await expect(page.getByTestId('working')).toHaveCount(0)
   await page.waitForTimeout(300)
   const after = await page.locator('[data-testid="map-z_l"] canvas.scatter-canvas').screenshot()
   expect(Buffer.compare(before, after)).not.toBe(0)
   await page.getByTestId('colour-mode').selectOption('class')
 
   // 2. Click an item: original, reconstruction, predicted class, neighbours per space.
-  const a = await pointOnPage(page, 'z_l', 10)
+  const a = await pointOnPage(page, 'z_l', await isolatedItem(page, 'z_l', 10))
   await page.mouse.click(a.x, a.y)
   await expect(page.getByTestId('inspect-panel')).toBeVisible()
   const itemA = Number(/#(\d+)/.exec((await page.locator('.item-title').textContent()) ?? '')?.[1])
@@ -84,7 +85,7 @@ test('CDVAE: linked maps, hover, inspect, decode a place, interpolate, generate,
   await shot('2-inspect.png')
 
   // 4. Interpolation from A to a Shift-clicked B: the strip's ends are the two items' decodings.
-  const bAt = await pointOnPage(page, 'z_l', 200)
+  const bAt = await pointOnPage(page, 'z_l', await isolatedItem(page, 'z_l', 200))
   await page.keyboard.down('Shift')
   await page.mouse.click(bAt.x, bAt.y)
   await page.keyboard.up('Shift')
@@ -161,6 +162,8 @@ test('training dashboard: pause, resume and cancel', async ({ page }) => {
   await expect(page.getByTestId('train-progress')).toBeVisible()
   await page.getByRole('button', { name: 'Pause' }).click()
   await expect(page.getByTestId('status-message')).toContainText('paused')
+  // Pausing takes effect after the step in flight: let it land, then nothing more may move.
+  await page.waitForTimeout(1000)
   const paused = await page.getByTestId('train-readout').textContent()
   await page.waitForTimeout(1500)
   expect(await page.getByTestId('train-readout').textContent()).toBe(paused)

@@ -68,3 +68,26 @@ export async function pointOnPage(page: Page, space: string, index: number): Pro
   if (!box) throw new Error(`no canvas for map ${space}`)
   return { x: box.x + local.x, y: box.y + local.y }
 }
+
+/**
+ * The first item from `from` on whose drawn position no other point lies within `clearance` px,
+ * so that a click there can only pick that item.
+ */
+export async function isolatedItem(page: Page, space: string, from: number, clearance = 6): Promise<number> {
+  const index = await page.evaluate(
+    ([s, start, gap]) => {
+      const map = (window as unknown as { cartographerMaps: Record<string, { screenPosition(i: number): { x: number; y: number } | null; count: number }> }).cartographerMaps[s]
+      const points = Array.from({ length: map.count }, (_, i) => map.screenPosition(i))
+      for (let k = 0; k < map.count; k++) {
+        const i = (start + k) % map.count
+        const p = points[i]
+        if (!p) continue
+        if (points.every((q, j) => j === i || !q || Math.hypot(q.x - p.x, q.y - p.y) > gap)) return i
+      }
+      return -1
+    },
+    [space, from, clearance] as const
+  )
+  if (index < 0) throw new Error(`no isolated point on map ${space}`)
+  return index
+}

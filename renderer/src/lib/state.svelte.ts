@@ -307,6 +307,13 @@ class AppState {
     if (result) this.drawer = { kind: 'traversal', result, index }
   }
 
+  /** Colour the maps by class, reconstruction error (computed by the engine on first use) or split. */
+  async setColourMode(mode: ColourMode): Promise<void> {
+    this.colourMode = mode
+    const needsErrors = mode === 'error' && Object.values(this.maps).some((m) => !m.errors)
+    if (needsErrors) await this.explore('computing reconstruction errors', () => this.client!.request('maps.errors', {}))
+  }
+
   async refreshMaps(projection?: ProjectionSettings): Promise<void> {
     await this.run(() => this.client!.request('maps.refresh', projection ? { projection } : {}))
   }
