@@ -8,6 +8,7 @@
 import { spawnSync } from 'node:child_process'
 import { existsSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { Worker } from 'node:worker_threads'
 import * as tf from '@tensorflow/tfjs'
 import { createModel, defaultModelConfig, type ModelFamily, type VaeFamilyModel } from '../models/index'
 import { evaluate, Trainer } from '../models/train'
@@ -16,6 +17,7 @@ import { makeBatch } from '../models/data'
 import { describeBackends, selectBackend } from '../electron/engine/backend'
 import { loadDataset } from '../electron/engine/datasets/index'
 import { encodeAll, trainingData } from '../electron/engine/runs'
+import { ParallelTrainer } from '../electron/engine/parallel-trainer'
 import { knnClassAccuracy, LatentProjection, trustworthiness } from '../electron/engine/projection'
 import { measureRendering } from './render'
 
@@ -47,23 +49,61 @@ function referenceModel(seed = 0): VaeFamilyModel {
   return createModel(defaultModelConfig('vae', { height: 28, width: 28, channels: 1 }, 0, { latentDims: { z: 16 }, seed }))
 }
 
+/** The training worker: the built one (`npm run bench` builds first), else its source through tsx. */
+function trainWorkerSpawn(): () => Worker {
+  const built = join(__dirname, '..', 'out', 'main', 'train-worker.js')
+  if (existsSync(built)) return () => new Worker(built)
+  const hook = require.resolve('tsx/cjs')
+  const source = join(__dirname, '..', 'electron', 'engine', 'train-worker.ts')
+  return () => new Worker(`require(${JSON.stringify(hook)}); require(${JSON.stringify(source)})`, { eval: true })
+}
+
 async function throughput(data: TrainingData): Promise<void> {
-  const model = referenceModel()
-  const trainer = new Trainer(model, { ...data, labels: null }, { epochs: 1, batchSize: 128, learningRate: 1e-3, seed: 0, checkpointEverySteps: 1e9 })
+  const options = { epochs: 1, batchSize: 128, learningRate: 1e-3, seed: 0, checkpointEverySteps: 1e9 }
+  const unlabelled = { ...data, labels: null }
   const steps = quick ? 8 : 40
+  // Steady state is what a run of hundreds of steps sees. Fresh worker threads need ~20 steps to
+  // get there (each isolate JIT-compiles tfjs and tiers up the wasm code, on the same two cores),
+  // so both variants warm up that long (a one-thread trainer reaches it in a few).
+  const warmup = quick ? 3 : 20
   const batch = (i: number) => data.trainIndices.subarray((i % 8) * 128, (i % 8 + 1) * 128)
-  for (let i = 0; i < 5; i++) trainer.step(batch(i), i)
-  const started = performance.now()
+
+  // One thread: the in-process Trainer (what tfjs-node would run, and wasm on one core).
+  const model = referenceModel()
+  const trainer = new Trainer(model, unlabelled, options)
+  for (let i = 0; i < warmup; i++) trainer.step(batch(i), i)
+  let started = performance.now()
   for (let i = 0; i < steps; i++) trainer.step(batch(i), i)
   const imagesPerSecond = (steps * 128) / ((performance.now() - started) / 1000)
-  record('train_reference_images_per_second', imagesPerSecond, `reference VAE training, ${tf.getBackend()}, batch 128 (img/s)`)
+  record('train_reference_images_per_second', imagesPerSecond, `reference VAE training, ${tf.getBackend()}, 1 thread, batch 128 (img/s)`)
+  trainer.optimizer.dispose()
+  model.dispose()
+
+  // Data-parallel over worker threads (what the app and the CLI run on wasm/cpu with 2+ cores).
+  const parallelModel = referenceModel()
+  const parallel = new ParallelTrainer(parallelModel, unlabelled, options, { spawn: trainWorkerSpawn() })
+  await parallel.start()
+  for (let i = 0; i < warmup; i++) await parallel.trainStep(batch(i), i)
+  started = performance.now()
+  for (let i = 0; i < steps; i++) await parallel.trainStep(batch(i), i)
+  // The last step's update is still on its way to the workers: wait for it (a weights round trip).
+  await parallel.replicaWeights()
+  const parallelImagesPerSecond = (steps * 128) / ((performance.now() - started) / 1000)
+  record(
+    'train_reference_parallel_images_per_second',
+    parallelImagesPerSecond,
+    `reference VAE training, ${parallel.description} (data-parallel), batch 128 (img/s)`
+  )
+  await parallel.stop()
+  parallel.dispose()
+  parallelModel.dispose()
+
   const peer = runPeer(['throughput', '--steps', quick ? '10' : '50'])
   if (peer) {
     record('pytorch_reference_images_per_second', peer.images_per_second, 'PyTorch 1.13 CPU, same model (img/s)')
-    record('train_reference_ratio_to_pytorch', imagesPerSecond / peer.images_per_second, 'ratio to PyTorch', 'goal >= 0.5')
+    record('train_reference_ratio_to_pytorch', imagesPerSecond / peer.images_per_second, 'ratio to PyTorch, 1 thread')
+    record('train_reference_parallel_ratio_to_pytorch', parallelImagesPerSecond / peer.images_per_second, 'ratio to PyTorch, data-parallel', 'goal >= 0.5')
   }
-  trainer.optimizer.dispose()
-  model.dispose()
 }
 
 async function referenceQuality(data: TrainingData): Promise<VaeFamilyModel> {
@@ -208,7 +248,7 @@ async function main(): Promise<void> {
     '',
     '| figure | value | goal / reference | key |',
     '| --- | ---: | --- | --- |',
-    ...rows.map((r) => `| ${r.join(' | ')} |`)
+    ...rows.map((r) => `| ${r.map((cell) => cell.replace(/\|/g, '\\|')).join(' | ')} |`)
   ].join('\n')
   writeFileSync(join(__dirname, 'results.md'), table + '\n')
   console.log(`\n${table}\n\nwrote ${out} and bench/results.md`)

@@ -107,6 +107,35 @@ export class Trainer {
     return this.paused
   }
 
+  /**
+   * One optimisation step of run(): the in-process step() here. Subclasses override it to compute
+   * the step elsewhere (the engine's data-parallel trainer runs it in worker threads), which is
+   * why it is async and why run() never calls step() directly.
+   */
+  async trainStep(indices: Int32Array, seed: number): Promise<Record<string, number>> {
+    return this.step(indices, seed)
+  }
+
+  /**
+   * Brings `this.model` (and, with `withOptimizer`, `this.optimizer`) up to date with wherever the
+   * training steps ran. run() calls it before each held-out evaluation and each checkpoint; the
+   * in-process trainer's model and optimizer are always current, so here it does nothing.
+   */
+  protected async syncModel(withOptimizer: boolean): Promise<void> {
+    void withOptimizer
+  }
+
+  /** The epoch's held-out evaluation: evaluate() here; a data-parallel trainer spreads it over its workers. */
+  protected async evaluateHeldOut(seed: number): Promise<Record<string, number>> {
+    return evaluate(this.model, this.data, this.data.heldOutIndices, 500, seed)
+  }
+
+  /** Releases the optimizer (and whatever a subclass holds: worker threads). */
+  dispose(): void {
+    this.cancel()
+    this.optimizer.dispose()
+  }
+
   /** One Adam step on one batch; returns the batch means of every term. */
   step(indices: ArrayLike<number>, seed: number): Record<string, number> {
     const batch = makeBatch(this.data, indices)
@@ -148,7 +177,7 @@ export class Trainer {
         if (this.cancelled) throw new TrainingCancelledError()
         const from = this.position.stepInEpoch * batchSize
         const indices = order.subarray(from, Math.min(from + batchSize, order.length))
-        const values = this.step(indices, seed * 1_000_003 + this.position.globalStep)
+        const values = await this.trainStep(indices, seed * 1_000_003 + this.position.globalStep)
         // Name the term that blew up rather than the total that it made NaN too.
         const broken = Object.keys(values).sort((a, b) => Number(a === 'total') - Number(b === 'total')).find((k) => !Number.isFinite(values[k]))
         if (broken) throw new TrainingDivergedError(broken, { ...this.position })
@@ -168,14 +197,17 @@ export class Trainer {
           itemsPerSecond: stepsPerSecond * batchSize,
           etaSeconds: stepsDone >= 3 ? (totalSteps - this.position.globalStep) / stepsPerSecond : null
         })
-        if (this.position.globalStep % checkpointEverySteps === 0 && this.position.stepInEpoch < stepsPerEpoch) {
-          await callbacks.onCheckpoint?.({ ...this.position })
+        if (this.position.globalStep % checkpointEverySteps === 0 && this.position.stepInEpoch < stepsPerEpoch && callbacks.onCheckpoint) {
+          await this.syncModel(true)
+          await callbacks.onCheckpoint({ ...this.position })
         }
         await nextTick()
       }
       const train: Record<string, number> = {}
       for (const [name, sum] of Object.entries(sums)) train[name] = sum / Math.max(itemsSeen, 1)
-      const heldOut = await evaluate(this.model, this.data, this.data.heldOutIndices, 500, seed + 17)
+      // The epoch's checkpoint follows with no step in between: one sync serves both.
+      await this.syncModel(callbacks.onCheckpoint !== undefined)
+      const heldOut = await this.evaluateHeldOut(seed + 17)
       this.position = { epoch: this.position.epoch + 1, stepInEpoch: 0, globalStep: this.position.globalStep }
       callbacks.onEpoch?.({ epoch: this.position.epoch, train, heldOut, seconds: (performance.now() - epochStart) / 1000 })
       await callbacks.onCheckpoint?.({ ...this.position })
@@ -194,20 +226,51 @@ export async function evaluate(
   batchSize = 500,
   seed = 0
 ): Promise<Record<string, number>> {
-  const sums: Record<string, number> = {}
-  for (let from = 0; from < indices.length; from += batchSize) {
-    const slice = indices.subarray(from, Math.min(from + batchSize, indices.length))
-    const batch = makeBatch(data, slice)
-    const values = tf.tidy(() => {
-      const { total, terms } = model.loss(batch.x, batch.labels, seed + from)
-      return { total: total.dataSync()[0], ...Object.fromEntries(Object.entries(terms).map(([k, t]) => [k, t.dataSync()[0]])) }
-    })
-    tf.dispose([batch.x, batch.labels ?? []])
-    for (const [name, v] of Object.entries(values)) sums[name] = (sums[name] ?? 0) + v * slice.length
+  const chunks: ChunkEvaluation[] = []
+  for (const { from, to } of evaluationChunks(indices.length, batchSize)) {
+    chunks.push({ count: to - from, values: evaluateChunk(model, data, indices.subarray(from, to), seed + from) })
     await nextTick()
   }
+  return combineEvaluation(chunks, data)
+}
+
+// evaluate() in three parts, so that a data-parallel trainer can spread the chunks over workers
+// and still get exactly what evaluate() returns (same chunks, same seeds, same order of sums).
+
+export interface ChunkEvaluation {
+  count: number
+  values: Record<string, number>
+}
+
+export function evaluationChunks(count: number, batchSize: number): { from: number; to: number }[] {
+  const chunks: { from: number; to: number }[] = []
+  for (let from = 0; from < count; from += batchSize) chunks.push({ from, to: Math.min(from + batchSize, count) })
+  return chunks
+}
+
+/** The batch means of every term over one chunk; `seed` is evaluate()'s seed plus the chunk's offset. */
+export function evaluateChunk(model: VaeFamilyModel, data: TrainingData, indices: ArrayLike<number>, seed: number): Record<string, number> {
+  const batch = makeBatch(data, indices)
+  try {
+    return tf.tidy(() => {
+      const { total, terms } = model.loss(batch.x, batch.labels, seed)
+      return { total: total.dataSync()[0], ...Object.fromEntries(Object.entries(terms).map(([k, t]) => [k, t.dataSync()[0]])) }
+    })
+  } finally {
+    tf.dispose([batch.x, batch.labels ?? []])
+  }
+}
+
+/** Chunk means (in chunk order) to the item means, plus bits per dimension. */
+export function combineEvaluation(chunks: ChunkEvaluation[], data: Pick<TrainingData, 'shape'>): Record<string, number> {
+  const sums: Record<string, number> = {}
+  let count = 0
+  for (const chunk of chunks) {
+    for (const [name, v] of Object.entries(chunk.values)) sums[name] = (sums[name] ?? 0) + v * chunk.count
+    count += chunk.count
+  }
   const result: Record<string, number> = {}
-  for (const [name, sum] of Object.entries(sums)) result[name] = sum / Math.max(indices.length, 1)
+  for (const [name, sum] of Object.entries(sums)) result[name] = sum / Math.max(count, 1)
   const { height, width, channels } = data.shape
   if (result.total !== undefined) result.bits_per_dim = result.total / (height * width * channels * Math.LN2)
   return result

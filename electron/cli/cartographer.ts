@@ -5,8 +5,9 @@ import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { createModel, type ModelFamily } from '../../models/index'
 import { restoreCheckpoint, restoreOptimizerState, serializeCheckpoint } from '../../models/checkpoint'
-import { defaultTrainOptions, Trainer, type EpochSummary } from '../../models/train'
+import { defaultTrainOptions, type EpochSummary, type Trainer } from '../../models/train'
 import { describeBackends, selectBackend, type BackendPreference } from '../engine/backend'
+import { createTrainer, describeTrainer } from '../engine/parallel-trainer'
 import { loadDataset } from '../engine/datasets/index'
 import type { ImageDataset, LoadReport } from '../engine/datasets/types'
 import { defaultDataDir, encodeAll, modelConfigFor, trainingData, writeLatents } from '../engine/runs'
@@ -88,15 +89,15 @@ async function train(values: Record<string, string | boolean | undefined>): Prom
   const history: EpochSummary[] = saved ? ((saved.document.meta.history as EpochSummary[] | undefined) ?? []) : []
   let trainer: Trainer
   if (saved) {
-    trainer = new Trainer(await restoreCheckpoint(saved), data, options)
+    trainer = createTrainer(await restoreCheckpoint(saved), data, options, backend.backend)
     await restoreOptimizerState(saved, trainer.optimizer)
     trainer.position = saved.document.position ?? trainer.position
     console.log(`resuming at epoch ${trainer.position.epoch + 1}, step ${trainer.position.stepInEpoch + 1}`)
   } else {
-    trainer = new Trainer(createModel(config), data, options)
+    trainer = createTrainer(createModel(config), data, options, backend.backend)
     await writeFileAtomic(join(outDir, 'run.json'), JSON.stringify({ config, options, dataset: dataset.report.source }, null, 1))
   }
-  console.log(`${config.family}: ${trainer.model.parameters.count()} parameters; ${options.epochs} epochs of ${trainer.stepsPerEpoch} steps (batch ${options.batchSize})`)
+  console.log(`${config.family}: ${trainer.model.parameters.count()} parameters; ${options.epochs} epochs of ${trainer.stepsPerEpoch} steps (batch ${options.batchSize}); training on ${describeTrainer(trainer, backend.backend)}`)
   await trainer.run({
     onStep: (p) => {
       const done = (p.epoch * p.stepsPerEpoch + p.stepInEpoch) / (p.epochs * p.stepsPerEpoch)

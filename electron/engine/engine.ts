@@ -36,6 +36,7 @@ import { createModel, type ModelConfig, type VaeFamilyModel } from '../../models
 import { restoreCheckpoint, serializeCheckpoint } from '../../models/checkpoint'
 import { defaultTrainOptions, Trainer, TrainingCancelledError, TrainingDivergedError } from '../../models/train'
 import { selectBackend, type BackendPreference, type BackendSelection } from './backend'
+import { createTrainer, describeTrainer } from './parallel-trainer'
 import { defaultDatasetPath, loadDataset, loadDefaultDataset, type ImageDataset } from './datasets/index'
 import type { LatentProjection } from './projection'
 import {
@@ -146,6 +147,24 @@ export class Engine {
     'runs.list': async () => listRuns(join(this.options.dataDir, 'runs')),
     'dataset.thumbnails': async () => thumbnailAtlas(this.requireDataset()),
     'run.open': async (args) => this.openRun(args.path),
+    'maps.errors': async () => {
+      const session = this.requireModel()
+      const dataset = this.requireDataset()
+      if (!session.reconstructionErrors) {
+        const n = dataset.split.length
+        this.status('encoding', 'reconstruction error of every item', 0)
+        session.reconstructionErrors = await reconstructionErrorsAsync(
+          session.model,
+          dataset.pixels,
+          { height: dataset.height, width: dataset.width, channels: dataset.channels },
+          500,
+          (done) => this.status('encoding', `reconstruction error ${done.toLocaleString('en')} / ${n.toLocaleString('en')}`, done / n, null, false)
+        )
+        this.status('ready', 'ready: the maps are coloured by reconstruction error')
+      }
+      for (const space of session.maps.keys()) this.emit('map.update', this.mapData(space, true))
+      return { computed: true }
+    },
     'maps.refresh': async (args) => {
       const session = this.requireModel()
       if (session.projecting) return { started: false }
@@ -264,7 +283,8 @@ export class Engine {
     if (!this.session) return
     this.session.abort.abort(new Error('replaced'))
     this.session.model.dispose()
-    this.session.trainer?.optimizer.dispose()
+    // Trainer.dispose also cancels a run in progress and stops a parallel trainer's workers.
+    this.session.trainer?.dispose()
     this.session = null
   }
 
@@ -286,7 +306,8 @@ export class Engine {
     const runId = `${new Date().toISOString().replace(/[:.]/g, '-')}-${args.family}`
     const runDir = join(this.options.dataDir, 'runs', runId)
     await mkdir(runDir, { recursive: true })
-    const trainer = new Trainer(model, data, options)
+    // wasm and cpu run one thread each: on 2+ cores the steps run data-parallel in worker threads.
+    const trainer = createTrainer(model, data, options, this.backend?.backend ?? tf.getBackend())
     const session = this.newSession(runId, runDir, model, trainer)
     const summary = this.modelSummary(session)
     await writeFileAtomic(join(runDir, 'run.json'), JSON.stringify({ runId, config, options, dataset: dataset.report.source }, null, 1))
@@ -302,13 +323,14 @@ export class Engine {
       const serialized = await serializeCheckpoint(session.model, trainer.optimizer, { ...trainer.position }, { history })
       await saveCheckpoint(session.runDir, serialized, trainer.position.globalStep)
     }
-    this.status('training', 'training: first steps', 0)
+    const where = describeTrainer(trainer, this.backend?.backend ?? tf.getBackend())
+    this.status('training', `training on ${where}: first steps`, 0)
     try {
       await trainer.run({
         onStep: (p) => {
           this.emit('train.step', p)
           const done = (p.epoch * p.stepsPerEpoch + p.stepInEpoch) / (p.epochs * p.stepsPerEpoch)
-          const label = trainer.isPaused ? 'training paused' : `training epoch ${p.epoch + 1}/${p.epochs} · loss ${p.loss.toFixed(1)} · ${Math.round(p.itemsPerSecond)} items/s`
+          const label = trainer.isPaused ? 'training paused' : `training epoch ${p.epoch + 1}/${p.epochs} on ${where} · loss ${p.loss.toFixed(1)} · ${Math.round(p.itemsPerSecond)} items/s`
           this.status('training', label, done, p.etaSeconds, false)
         },
         onEpoch: (summary) => {
@@ -358,7 +380,8 @@ export class Engine {
       session.latents = await encodeAll(session.model, dataset, (done) =>
         this.status('encoding', `encoding ${done.toLocaleString('en')} / ${n.toLocaleString('en')}`, done / n, null, false)
       )
-      session.reconstructionErrors = await reconstructionErrorsAsync(session.model, dataset.pixels, { height: dataset.height, width: dataset.width, channels: dataset.channels }, 500)
+      // Weights changed: errors are recomputed when the map is next coloured by them.
+      session.reconstructionErrors = null
       await writeLatents(session.runDir, session.latents, n)
       for (const [name, { dim, values }] of session.latents) {
         if (session.abort.signal.aborted) return

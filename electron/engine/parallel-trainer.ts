@@ -1,0 +1,337 @@
+// Synchronous data-parallel training over worker threads, for the wasm and cpu backends: each runs
+// on one thread in Node, so the in-process Trainer uses one core however many the machine has.
+// Each worker (train-worker.ts) holds a full replica of the model and its own Adam; per step each
+// computes the gradient of its share of the batch, this thread averages the shares (weighted by
+// item count, so the result is the full batch's mean gradient) and every replica applies the same
+// average. The replicas therefore stay identical without sending weights, and this thread only
+// pulls worker 0's weights (and Adam state, for checkpoints) into `this.model` / `this.optimizer`
+// when run() evaluates, checkpoints or stops, so that everything built on Trainer works unchanged.
+// tfjs-node and tfjs-node-gpu keep the in-process Trainer: they are multithreaded or on a GPU.
+import { existsSync } from 'node:fs'
+import { availableParallelism } from 'node:os'
+import { basename, dirname, join } from 'node:path'
+import { Worker } from 'node:worker_threads'
+import * as tf from '@tensorflow/tfjs'
+import type { TrainingData } from '../../models/data'
+import { combineEvaluation, evaluationChunks, Trainer, type ChunkEvaluation, type TrainingCallbacks, type TrainOptions } from '../../models/train'
+import type { VaeFamilyModel } from '../../models/types'
+import { assignFlatWeights, flattenWeights, getOptimizerState, setOptimizerState } from './train-replica'
+import type { SharedTrainingData, TrainWorkerReply, TrainWorkerRequest } from './train-worker'
+
+export interface ParallelTrainerOptions {
+  /** Worker threads (replicas); default: 2, or fewer on a one-core machine. */
+  workers?: number
+  /** Makes one worker; default: the built out/main/train-worker.js (tests run the TypeScript source). */
+  spawn?: () => Worker
+}
+
+/** The built worker beside this bundle (out/main/train-worker.js), or null when running from sources. */
+export function builtTrainWorkerPath(): string | null {
+  // Bundled code may sit in out/main or in out/main/chunks; the worker entry is out/main/train-worker.js.
+  const outMain = basename(__dirname) === 'chunks' ? dirname(__dirname) : __dirname
+  const path = join(outMain, 'train-worker.js')
+  return existsSync(path) ? path : null
+}
+
+export const defaultWorkerCount = (): number => Math.min(2, availableParallelism())
+
+/**
+ * Per-half seeds: worker 0 uses the step's own seed (its noise is what a one-thread step would
+ * draw for those items); the others are offset far beyond any step seed so that no two halves,
+ * nor the models' derived seeds (2s, 2s + 1), ever share a noise stream.
+ */
+const WORKER_SEED_OFFSET = 2 ** 40
+
+/** One worker and its replies, answered in the order the requests went ('apply' has no reply). */
+class ReplicaThread {
+  private readonly pending: { resolve(reply: TrainWorkerReply): void; reject(error: Error): void }[] = []
+  private failure: Error | null = null
+  private exited = false
+
+  constructor(readonly worker: Worker) {
+    worker.on('message', (reply: TrainWorkerReply) => {
+      if (reply.type === 'error') this.fail(new Error(`training worker: ${reply.message}`))
+      else this.pending.shift()?.resolve(reply)
+    })
+    worker.on('error', (error) => this.fail(error))
+    worker.on('exit', (code) => {
+      this.exited = true
+      this.fail(new Error(`the training worker stopped (exit code ${code})`))
+    })
+  }
+
+  request<T extends TrainWorkerReply['type']>(message: TrainWorkerRequest, transfer: ArrayBuffer[] = []): Promise<Extract<TrainWorkerReply, { type: T }>> {
+    if (this.failure) return Promise.reject(this.failure)
+    return new Promise((resolve, reject) => {
+      this.pending.push({ resolve: resolve as (reply: TrainWorkerReply) => void, reject })
+      this.worker.postMessage(message, transfer)
+    })
+  }
+
+  send(message: TrainWorkerRequest, transfer: ArrayBuffer[] = []): void {
+    if (this.failure) throw this.failure
+    this.worker.postMessage(message, transfer)
+  }
+
+  get alive(): boolean {
+    return this.failure === null
+  }
+
+  private fail(error: Error): void {
+    this.failure ??= error
+    for (const waiter of this.pending.splice(0)) waiter.reject(error)
+  }
+
+  async terminate(): Promise<void> {
+    if (!this.exited) await this.worker.terminate()
+  }
+}
+
+/** A view of `array`'s bytes in a SharedArrayBuffer (the array itself when it already is one). */
+function shared<T extends Uint8Array | Int32Array>(array: T, make: (buffer: SharedArrayBuffer) => T): T {
+  if (array.buffer instanceof SharedArrayBuffer) return array
+  const copy = make(new SharedArrayBuffer(array.byteLength))
+  copy.set(array as never)
+  return copy
+}
+
+/** out = sum_k arrays[k] * weights[k] (out may be arrays[0]); a small function so that it is optimised on its own. */
+function weightedSumInto(out: Float32Array, arrays: Float32Array[], weights: number[]): void {
+  const length = out.length
+  if (arrays.length === 2) {
+    const [a, b] = arrays
+    const [wa, wb] = weights
+    for (let j = 0; j < length; j++) out[j] = a[j] * wa + b[j] * wb
+    return
+  }
+  for (let j = 0; j < length; j++) {
+    let sum = 0
+    for (let k = 0; k < arrays.length; k++) sum += arrays[k][j] * weights[k]
+    out[j] = sum
+  }
+}
+
+export class ParallelTrainer extends Trainer {
+  readonly workerCount: number
+  private readonly spawn: () => Worker
+  private threads: ReplicaThread[] | null = null
+  private starting: Promise<ReplicaThread[]> | null = null
+  private sharedData: SharedTrainingData | null = null
+  /** Whether worker 0 holds weights (and Adam state) that this.model (this.optimizer) lacks. */
+  private weightsBehind = false
+  private optimizerBehind = false
+  /** The backend the workers run, once started. */
+  workerBackend: string | null = null
+
+  constructor(model: VaeFamilyModel, data: TrainingData, options: TrainOptions, parallel: ParallelTrainerOptions = {}) {
+    super(model, data, options)
+    this.workerCount = Math.max(1, parallel.workers ?? defaultWorkerCount())
+    const spawn = parallel.spawn
+    if (spawn) this.spawn = spawn
+    else {
+      const path = builtTrainWorkerPath()
+      if (!path) throw new Error('the training worker is not built (out/main/train-worker.js); use Trainer, or pass spawn')
+      this.spawn = () => new Worker(path)
+    }
+  }
+
+  /** What the status line says: "2 wasm threads". */
+  get description(): string {
+    const backend = this.workerBackend ?? tf.getBackend()
+    return `${this.workerCount} ${backend} thread${this.workerCount === 1 ? '' : 's'}`
+  }
+
+  /**
+   * Starts the workers from this.model's weights and this.optimizer's state (run() does this; call
+   * it to time steps without start-up). The dataset goes to them once, as SharedArrayBuffers.
+   */
+  async start(): Promise<void> {
+    await this.replicas()
+  }
+
+  private replicas(): Promise<ReplicaThread[]> {
+    if (this.threads) return Promise.resolve(this.threads)
+    this.starting ??= this.launch().finally(() => (this.starting = null))
+    return this.starting
+  }
+
+  private async launch(): Promise<ReplicaThread[]> {
+    const { shape, pixels, labels, numClasses, binarize } = this.data
+    // One copy per run of the pixels (n * h * w * c bytes: 55 MB for Fashion-MNIST) and labels in
+    // SharedArrayBuffers, which every worker reads in place: per step only the indices travel.
+    // Pixels that already live in a SharedArrayBuffer are not copied at all.
+    this.sharedData ??= {
+      shape,
+      pixels: shared(pixels, (b) => new Uint8Array(b)),
+      labels: labels ? shared(labels, (b) => new Int32Array(b)) : null,
+      numClasses,
+      binarize: binarize ?? false
+    }
+    const weights = flattenWeights(this.model.parameters)
+    const state = await getOptimizerState(this.optimizer)
+    const threads = Array.from({ length: this.workerCount }, () => new ReplicaThread(this.spawn()))
+    try {
+      const ready = await Promise.all(
+        threads.map((thread) =>
+          thread.request<'ready'>({
+            type: 'init',
+            backend: tf.getBackend(),
+            config: this.model.config,
+            learningRate: this.options.learningRate,
+            data: this.sharedData as SharedTrainingData,
+            weights,
+            optimizer: state.slots.length > 0 ? state : null
+          })
+        )
+      )
+      this.workerBackend = ready[0].backend
+    } catch (error) {
+      await Promise.all(threads.map((t) => t.terminate()))
+      throw error
+    }
+    this.threads = threads
+    this.weightsBehind = false
+    this.optimizerBehind = false
+    return threads
+  }
+
+  /** One synchronous data-parallel step: the batch split in contiguous shares, one per worker. */
+  override async trainStep(indices: Int32Array, seed: number): Promise<Record<string, number>> {
+    const threads = await this.replicas()
+    const n = indices.length
+    // Contiguous shares, the larger ones first; a share can be empty (a last batch smaller than the
+    // worker count), and an empty share's mean would be NaN, so its worker only applies the update.
+    const shares = threads.map((_, k) => indices.subarray(Math.ceil((k * n) / threads.length), Math.ceil(((k + 1) * n) / threads.length)))
+    const replies = await Promise.all(
+      shares.map((share, k) => (share.length > 0 ? threads[k].request<'gradients'>({ type: 'step', indices: share.slice(), seed: seed + k * WORKER_SEED_OFFSET }) : null))
+    )
+    const answered = replies.filter((r): r is Extract<TrainWorkerReply, { type: 'gradients' }> => r !== null)
+    const first = answered[0]
+    for (const reply of answered) {
+      if (reply.gradients.length !== first.gradients.length || reply.layout.join() !== first.layout.join()) {
+        throw new Error('the training workers disagree on which variables have gradients')
+      }
+    }
+    // The full batch's mean = the shares' means weighted by their item counts; terms likewise.
+    const weights = answered.map((r) => r.count / n)
+    const average = first.gradients
+    const length = average.length
+    weightedSumInto(average, answered.map((r) => r.gradients), weights)
+    const values: Record<string, number> = {}
+    for (const [k, reply] of answered.entries()) {
+      for (const [name, v] of Object.entries(reply.terms)) values[name] = (values[name] ?? 0) + v * weights[k]
+    }
+    // A step that made a term NaN or infinite is not applied: run() stops naming the term, and the
+    // replicas (and so this.model after the stop) keep the last good weights.
+    if (Object.values(values).some((v) => !Number.isFinite(v))) return values
+    // Each worker gets its own copy, moved rather than cloned: reuse the buffers that came back.
+    const spare = answered.slice(1).map((r) => r.gradients)
+    const buffers = threads.map((_, k) => (k === 0 ? average : spare.pop() ?? new Float32Array(length)))
+    for (let k = 1; k < buffers.length; k++) buffers[k].set(average)
+    threads.forEach((thread, k) => thread.send({ type: 'apply', gradients: buffers[k], layout: first.layout }, [buffers[k].buffer as ArrayBuffer]))
+    this.weightsBehind = true
+    this.optimizerBehind = true
+    return values
+  }
+
+  /** Pulls worker 0's weights (and Adam state) into this.model (this.optimizer) when they are behind. */
+  protected override async syncModel(withOptimizer: boolean): Promise<void> {
+    const threads = this.threads
+    if (!threads || !threads[0].alive) return
+    if (!this.weightsBehind && !(withOptimizer && this.optimizerBehind)) return
+    const state = await threads[0].request<'state'>({ type: 'state', withOptimizer })
+    assignFlatWeights(this.model.parameters, state.weights)
+    this.weightsBehind = false
+    if (state.optimizer) {
+      // Adam matches slots to variables by position; name them after this model's variables (each
+      // store has its own prefix) so that a checkpoint reads the same as the in-process trainer's.
+      const names = this.model.parameters.list().map((v) => v.name)
+      const slotNames = state.optimizer.slots.length === 2 * names.length ? [...names.map((n) => `${n}/m`), ...names.map((n) => `${n}/v`)] : undefined
+      await setOptimizerState(this.optimizer, state.optimizer, slotNames)
+      this.optimizerBehind = false
+    }
+  }
+
+  /**
+   * The held-out evaluation on the workers: evaluate()'s chunks dealt out in turn, combined here
+   * in chunk order, so the figures are exactly what evaluate() on this thread's model gives.
+   */
+  protected override async evaluateHeldOut(seed: number): Promise<Record<string, number>> {
+    const threads = this.threads
+    if (!threads) return super.evaluateHeldOut(seed)
+    const indices = this.data.heldOutIndices
+    const chunks = evaluationChunks(indices.length, 500)
+    const parts = await Promise.all(
+      threads.map((thread, k) => {
+        const mine = chunks.filter((_, c) => c % threads.length === k)
+        return mine.length ? thread.request<'evaluation'>({ type: 'evaluate', indices, chunks: mine, seed }) : null
+      })
+    )
+    const results: ChunkEvaluation[] = chunks.map(({ from, to }, c) => ({
+      count: to - from,
+      values: (parts[c % threads.length] as Extract<TrainWorkerReply, { type: 'evaluation' }>).values[Math.floor(c / threads.length)]
+    }))
+    return combineEvaluation(results, this.data)
+  }
+
+  /** The weights of every replica (for tests: they must be identical). */
+  async replicaWeights(): Promise<Float32Array[]> {
+    const threads = await this.replicas()
+    return Promise.all(threads.map(async (thread) => (await thread.request<'state'>({ type: 'state', withOptimizer: false })).weights))
+  }
+
+  /**
+   * As Trainer.run, on the workers. Whichever way it ends (done, cancelled, diverged), this.model
+   * and this.optimizer end up with the replicas' state and the workers are stopped; a later run()
+   * starts fresh ones from there.
+   */
+  override async run(callbacks: TrainingCallbacks = {}): Promise<void> {
+    await this.start()
+    try {
+      await super.run(callbacks)
+    } finally {
+      await this.stop()
+    }
+  }
+
+  /** Brings this.model and this.optimizer up to date and stops the workers. */
+  async stop(): Promise<void> {
+    const threads = this.threads
+    if (!threads) return
+    try {
+      await this.syncModel(true)
+    } finally {
+      this.threads = null
+      // The shared copy of the pixels goes with the workers (a later run() makes a new one).
+      this.sharedData = null
+      await Promise.all(threads.map((t) => t.terminate()))
+    }
+  }
+
+  override dispose(): void {
+    super.dispose()
+    const threads = this.threads
+    this.threads = null
+    if (threads) for (const t of threads) void t.terminate()
+  }
+}
+
+/**
+ * The trainer for this backend: data-parallel over worker threads for wasm and cpu when the machine
+ * has two or more cores and the worker is built (not under vitest, which runs the sources), the
+ * in-process Trainer otherwise. CARTOGRAPHER_TRAIN_WORKERS=1 forces the in-process one.
+ */
+export function createTrainer(model: VaeFamilyModel, data: TrainingData, options: TrainOptions, backend: string): Trainer {
+  const requested = Number(process.env.CARTOGRAPHER_TRAIN_WORKERS ?? '') || defaultWorkerCount()
+  const workers = Math.min(requested, availableParallelism())
+  if ((backend === 'wasm' || backend === 'cpu') && workers >= 2 && builtTrainWorkerPath()) {
+    return new ParallelTrainer(model, data, options, { workers })
+  }
+  return new Trainer(model, data, options)
+}
+
+/** "2 wasm threads", "1 wasm thread", "tfjs-node": what trains, for the status line and the CLI. */
+export function describeTrainer(trainer: Trainer, backend: string): string {
+  if (trainer instanceof ParallelTrainer) return trainer.description
+  return backend === 'wasm' || backend === 'cpu' ? `1 ${backend} thread` : backend
+}

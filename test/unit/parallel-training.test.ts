@@ -1,0 +1,216 @@
+// Data-parallel training over worker threads (electron/engine/parallel-trainer.ts): the loss falls,
+// runs reproduce from a seed, the replicas stay identical, a run resumed from a checkpoint ends
+// where an uninterrupted one does, and pause, cancel and the NaN guard behave as Trainer's do.
+// vitest runs TypeScript sources, so the workers run train-worker.ts through tsx's require hook.
+import { mkdtemp } from 'node:fs/promises'
+import { createRequire } from 'node:module'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { Worker } from 'node:worker_threads'
+import * as tf from '@tensorflow/tfjs'
+import '@tensorflow/tfjs-backend-wasm'
+import { beforeAll, describe, expect, it } from 'vitest'
+import { restoreCheckpoint, restoreOptimizerState, serializeCheckpoint } from '../../models/checkpoint'
+import { createModel, defaultModelConfig } from '../../models/index'
+import { registerWasmKernels } from '../../models/kernels/wasm'
+import { evaluate, TrainingCancelledError, TrainingDivergedError, type TrainOptions } from '../../models/train'
+import { generateShapes } from '../../electron/engine/datasets/shapes'
+import { ParallelTrainer } from '../../electron/engine/parallel-trainer'
+import { trainingData } from '../../electron/engine/runs'
+import { loadLatestCheckpoint, saveCheckpoint } from '../../electron/engine/storage'
+import { flattenWeights } from '../../electron/engine/train-replica'
+
+const tsxHook = createRequire(import.meta.url).resolve('tsx/cjs')
+const workerSource = fileURLToPath(new URL('../../electron/engine/train-worker.ts', import.meta.url))
+const spawn = () => new Worker(`require(${JSON.stringify(tsxHook)}); require(${JSON.stringify(workerSource)})`, { eval: true })
+
+beforeAll(async () => {
+  registerWasmKernels()
+  await tf.setBackend('wasm')
+  await tf.ready()
+})
+
+const dataset = generateShapes({ count: 480, size: 16, seed: 3, heldOutFraction: 0.2 })
+const data = trainingData(dataset)
+const options = (overrides: Partial<TrainOptions> = {}): TrainOptions => ({
+  epochs: 3,
+  batchSize: 32,
+  learningRate: 2e-3,
+  seed: 5,
+  checkpointEverySteps: 1000,
+  ...overrides
+})
+const modelFor = (seed = 1) => createModel(defaultModelConfig('vae', data.shape, dataset.classNames.length, { seed, latentDims: { z: 8 } }))
+const trainerFor = (model: ReturnType<typeof modelFor>, overrides: Partial<TrainOptions> = {}) =>
+  new ParallelTrainer(model, data, options(overrides), { workers: 2, spawn })
+
+function maxDifference(a: Float32Array, b: Float32Array): number {
+  let max = 0
+  for (let i = 0; i < a.length; i++) max = Math.max(max, Math.abs(a[i] - b[i]))
+  return max
+}
+
+describe('data-parallel training on 2 worker threads', () => {
+  it('the held-out loss falls well below the untrained model\'s, on wasm, with flat tensor memory here', async () => {
+    const model = modelFor()
+    const before = await evaluate(model, data, data.heldOutIndices)
+    const trainer = trainerFor(model)
+    const heldOut: number[] = []
+    const tensorsPerEpoch: number[] = []
+    await trainer.run({
+      onEpoch: (summary) => {
+        heldOut.push(summary.heldOut.total)
+        tensorsPerEpoch.push(tf.memory().numTensors)
+      }
+    })
+    expect(trainer.workerBackend).toBe('wasm')
+    expect(trainer.description).toBe('2 wasm threads')
+    expect(heldOut).toHaveLength(3)
+    expect(heldOut[2]).toBeLessThan(before.total * 0.8)
+    expect(heldOut[2]).toBeLessThan(heldOut[0])
+    // The epoch's evaluation ran on this thread's model: it got the workers' weights.
+    const after = await evaluate(model, data, data.heldOutIndices, 500, 5 + 17)
+    expect(after.total).toBeCloseTo(heldOut[2], 4)
+    expect(new Set(tensorsPerEpoch).size).toBe(1)
+    trainer.dispose()
+    model.dispose()
+  })
+
+  it('reproduces a run exactly from its seed, with the same shuffles and steps per epoch', async () => {
+    const losses: number[][] = []
+    for (let run = 0; run < 2; run++) {
+      const model = modelFor(7)
+      const trainer = trainerFor(model, { epochs: 1 })
+      const seen: number[] = []
+      const positions: number[] = []
+      await trainer.run({ onStep: (p) => (seen.push(p.loss), positions.push(p.globalStep)) })
+      expect(positions).toEqual(Array.from({ length: trainer.stepsPerEpoch }, (_, i) => i + 1))
+      losses.push(seen)
+      trainer.dispose()
+      model.dispose()
+    }
+    expect(losses[0]).toEqual(losses[1])
+    expect(losses[0].every(Number.isFinite)).toBe(true)
+  })
+
+  it('keeps the replicas identical, and this thread\'s model equal to them at every checkpoint', async () => {
+    const model = modelFor(8)
+    const initial = flattenWeights(model.parameters)
+    const trainer = trainerFor(model, { epochs: 1, checkpointEverySteps: 3 })
+    let checked = 0
+    await trainer.run({
+      onCheckpoint: async () => {
+        const [a, b] = await trainer.replicaWeights()
+        expect(maxDifference(a, b)).toBe(0)
+        expect(maxDifference(a, flattenWeights(model.parameters))).toBe(0)
+        expect(maxDifference(a, initial)).toBeGreaterThan(0)
+        checked++
+      }
+    })
+    expect(checked).toBeGreaterThanOrEqual(3)
+    trainer.dispose()
+    model.dispose()
+  })
+
+  it('a last batch of one item (one worker idle) still updates every replica alike', async () => {
+    const model = modelFor(12)
+    const trainer = trainerFor(model, { epochs: 1, batchSize: data.trainIndices.length - 1 })
+    expect(trainer.stepsPerEpoch).toBe(2)
+    const losses: number[] = []
+    const before = flattenWeights(model.parameters)
+    let checked = false
+    await trainer.run({
+      onStep: (p) => losses.push(p.loss),
+      // The epoch's checkpoint comes right after the one-item step.
+      onCheckpoint: async () => {
+        const [a, b] = await trainer.replicaWeights()
+        expect(maxDifference(a, b)).toBe(0)
+        expect(maxDifference(a, before)).toBeGreaterThan(0)
+        checked = true
+      }
+    })
+    expect(losses).toHaveLength(2)
+    expect(losses.every(Number.isFinite)).toBe(true)
+    expect(checked).toBe(true)
+    trainer.dispose()
+    model.dispose()
+  })
+
+  it('resumes from a checkpoint written to disk to the weights of an uninterrupted run', async () => {
+    const runDir = await mkdtemp(join(tmpdir(), 'cartographer-parallel-resume-'))
+    const straight = modelFor(9)
+    const straightTrainer = trainerFor(straight, { epochs: 2 })
+    await straightTrainer.run()
+
+    const first = modelFor(9)
+    const firstTrainer = trainerFor(first, { epochs: 2, checkpointEverySteps: 4 })
+    const stepsPerEpoch = firstTrainer.stepsPerEpoch
+    await expect(
+      firstTrainer.run({
+        onStep: (p) => {
+          if (p.globalStep === stepsPerEpoch + 5) firstTrainer.cancel()
+        },
+        onCheckpoint: async (position) => {
+          await saveCheckpoint(runDir, await serializeCheckpoint(first, firstTrainer.optimizer, position), position.globalStep)
+        }
+      })
+    ).rejects.toBeInstanceOf(TrainingCancelledError)
+
+    const saved = await loadLatestCheckpoint(runDir)
+    expect(saved?.document.position).toEqual({ epoch: 1, stepInEpoch: 4, globalStep: stepsPerEpoch + 4 })
+    const resumed = await restoreCheckpoint(saved!)
+    const resumedTrainer = trainerFor(resumed, { epochs: 2 })
+    await restoreOptimizerState(saved!, resumedTrainer.optimizer)
+    resumedTrainer.position = saved!.document.position!
+    // The workers start from the checkpoint's weights.
+    await resumedTrainer.start()
+    const [replica] = await resumedTrainer.replicaWeights()
+    expect(maxDifference(replica, flattenWeights(resumed.parameters))).toBe(0)
+    await resumedTrainer.run()
+
+    expect(maxDifference(flattenWeights(straight.parameters), flattenWeights(resumed.parameters))).toBeLessThan(1e-5)
+    for (const t of [straightTrainer, firstTrainer, resumedTrainer]) t.dispose()
+    for (const m of [straight, first, resumed]) m.dispose()
+  })
+
+  it('pauses, resumes, and cancels, leaving this thread\'s model at the last step', async () => {
+    const model = modelFor(10)
+    const initial = flattenWeights(model.parameters)
+    const trainer = trainerFor(model, { epochs: 2 })
+    const steps: number[] = []
+    let pausedAt = 0
+    const running = trainer.run({
+      onStep: (p) => {
+        steps.push(p.globalStep)
+        if (p.globalStep === 2) {
+          trainer.pause()
+          pausedAt = performance.now()
+          setTimeout(() => trainer.resume(), 300)
+        }
+        if (p.globalStep === 5) trainer.cancel()
+      }
+    })
+    await expect(running).rejects.toBeInstanceOf(TrainingCancelledError)
+    expect(steps).toEqual([1, 2, 3, 4, 5])
+    expect(performance.now() - pausedAt).toBeGreaterThanOrEqual(290)
+    expect(trainer.position).toEqual({ epoch: 0, stepInEpoch: 5, globalStep: 5 })
+    expect(maxDifference(flattenWeights(model.parameters), initial)).toBeGreaterThan(0)
+    trainer.dispose()
+    model.dispose()
+  })
+
+  it('stops on NaN naming the term that blew up', async () => {
+    const model = modelFor(11)
+    const logvarBias = model.parameters.entries().find(([name]) => name === 'encoder/z/logvar/bias')![1]
+    logvarBias.assign(tf.fill(logvarBias.shape, Number.POSITIVE_INFINITY))
+    const trainer = trainerFor(model, { epochs: 1 })
+    const error = await trainer.run().catch((e: unknown) => e)
+    expect(error).toBeInstanceOf(TrainingDivergedError)
+    expect((error as TrainingDivergedError).term).not.toBe('total')
+    expect((error as Error).message).toMatch(/"(kl_z|reconstruction_x)" term became NaN or infinite/)
+    expect(trainer.position.globalStep).toBe(0)
+    trainer.dispose()
+    model.dispose()
+  })
+})
