@@ -48,7 +48,9 @@ test('CDVAE: linked maps, hover, inspect, decode a place, interpolate, generate,
   const shot = (name: string) => page.screenshot({ path: testInfo.outputPath(name) })
 
   // 1. One map per latent space, both drawn.
-  for (const space of ['z_l', 'z_u']) expect(await nonBackgroundFraction(page, `[data-testid="map-${space}"] canvas.scatter-canvas`)).toBeGreaterThan(0.002)
+  for (const space of ['z_l', 'z_u']) {
+    await expect.poll(() => nonBackgroundFraction(page, `[data-testid="map-${space}"] canvas.scatter-canvas`)).toBeGreaterThan(0.002)
+  }
 
   // Linked views: hovering item 5 on z_l rings it on z_u too, and the tooltip names it.
   const hoverAt = await pointOnPage(page, 'z_l', 5)

@@ -10,6 +10,9 @@ import { canvasStats, nonBackgroundFraction, pointOnPage, startTestHost, type Ho
 let host: Host
 let datasetDir: string
 
+// The later tests reopen the model the second one trains: they run in order, and stop at a failure.
+test.describe.configure({ mode: 'serial' })
+
 test.beforeAll(async () => {
   datasetDir = await mkdtemp(join(tmpdir(), 'cartographer-e2e-shapes-'))
   await writeShapesFolder(datasetDir, { countPerClass: 40, size: 28, seed: 1 })
@@ -47,8 +50,7 @@ test('open a folder, train, see the map, click a point to decode it', async ({ p
   await expect(page.getByTestId('loss-chart').locator('canvas')).toBeVisible()
 
   // The map is drawn: a good part of the canvas differs from the background.
-  const drawn = await nonBackgroundFraction(page, '[data-testid="map-z"] canvas.scatter-canvas')
-  expect(drawn).toBeGreaterThan(0.002)
+  await expect.poll(() => nonBackgroundFraction(page, '[data-testid="map-z"] canvas.scatter-canvas')).toBeGreaterThan(0.002)
 
   // Click item 17 where the map draws it; the inspect panel shows it and its decoding.
   const at = await pointOnPage(page, 'z', 17)
@@ -100,7 +102,7 @@ test('a trained model reopens from the list with its stored map, without trainin
   await expect(page.getByTestId('status-message')).toContainText('ready', { timeout: 60_000 })
   // The stored projection was reused: the map is final at once, and the item still decodes.
   await expect(page.getByTestId('map-z').locator('canvas.scatter-canvas')).toBeVisible()
-  expect(await nonBackgroundFraction(page, '[data-testid="map-z"] canvas.scatter-canvas')).toBeGreaterThan(0.002)
+  await expect.poll(() => nonBackgroundFraction(page, '[data-testid="map-z"] canvas.scatter-canvas')).toBeGreaterThan(0.002)
   const at = await pointOnPage(page, 'z', 17)
   await page.mouse.click(at.x, at.y)
   await expect(page.getByTestId('image-reconstruction')).toBeVisible()
@@ -122,5 +124,5 @@ test('the map is redone in 2D with other UMAP settings', async ({ page }) => {
   })
   expect(depths.length).toBe(240)
   expect(depths.every((z) => z === 0)).toBe(true)
-  expect(await nonBackgroundFraction(page, '[data-testid="map-z"] canvas.scatter-canvas')).toBeGreaterThan(0.002)
+  await expect.poll(() => nonBackgroundFraction(page, '[data-testid="map-z"] canvas.scatter-canvas')).toBeGreaterThan(0.002)
 })
