@@ -53,7 +53,7 @@ test('CDVAE: linked maps, hover, inspect, decode a place, interpolate, generate,
   }
 
   // Linked views: hovering item 5 on z_l rings it on z_u too, and the tooltip names it.
-  const hoverAt = await pointOnPage(page, 'z_l', 5)
+  const hoverAt = await pointOnPage(page, 'z_l', await isolatedItem(page, 'z_l', 5))
   await page.mouse.move(hoverAt.x, hoverAt.y)
   const hovered = await page.evaluate(() => (window as unknown as { cartographerMaps: Record<string, { highlightedIndex: number | null }> }).cartographerMaps.z_l.highlightedIndex)
   expect(hovered).not.toBeNull()
@@ -77,17 +77,18 @@ test('CDVAE: linked maps, hover, inspect, decode a place, interpolate, generate,
   await page.getByTestId('colour-mode').selectOption('class')
 
   // 2. Click an item: original, reconstruction, predicted class, neighbours per space.
-  const a = await pointOnPage(page, 'z_l', await isolatedItem(page, 'z_l', 10))
+  const itemA = await isolatedItem(page, 'z_l', 10)
+  const a = await pointOnPage(page, 'z_l', itemA)
   await page.mouse.click(a.x, a.y)
   await expect(page.getByTestId('inspect-panel')).toBeVisible()
-  const itemA = Number(/#(\d+)/.exec((await page.locator('.item-title').textContent()) ?? '')?.[1])
+  await expect(page.locator('.item-title')).toContainText(`#${itemA}`)
   await expect(page.getByTestId('predicted')).toContainText('predicted:')
   await expect(page.getByTestId('neighbours-z_l').locator('canvas')).toHaveCount(8)
   const reconstructionA = await pixels(page, 'image-reconstruction')
   await shot('2-inspect.png')
 
   // 4. Interpolation from A to a Shift-clicked B: the strip's ends are the two items' decodings.
-  const bAt = await pointOnPage(page, 'z_l', await isolatedItem(page, 'z_l', 200))
+  const bAt = await pointOnPage(page, 'z_l', await isolatedItem(page, 'z_l', 200, [itemA]))
   await page.keyboard.down('Shift')
   await page.mouse.click(bAt.x, bAt.y)
   await page.keyboard.up('Shift')
@@ -144,7 +145,7 @@ test('CDVAE: linked maps, hover, inspect, decode a place, interpolate, generate,
 test('SRVAE: three maps u, y, z and the item panel shows y and its decoding', async ({ page }, testInfo) => {
   await openAndTrain(page, 'srvae', '3')
   for (const space of ['u', 'y', 'z']) await expect(page.getByTestId(`map-${space}`).locator('canvas.scatter-canvas')).toBeVisible()
-  const at = await pointOnPage(page, 'z', 3)
+  const at = await pointOnPage(page, 'z', await isolatedItem(page, 'z', 3))
   await page.mouse.click(at.x, at.y)
   await expect(page.getByTestId('image-y')).toBeVisible()
   await expect(page.getByTestId('image-y_decoded')).toBeVisible()

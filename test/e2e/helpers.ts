@@ -66,6 +66,7 @@ export async function pointOnPage(page: Page, space: string, index: number): Pro
   if (!local) throw new Error(`item ${index} is off screen on map ${space}`)
   const box = await page.getByTestId(`map-${space}`).locator('canvas.scatter-canvas').boundingBox()
   if (!box) throw new Error(`no canvas for map ${space}`)
+  if (local.x < 0 || local.y < 0 || local.x > box.width || local.y > box.height) throw new Error(`item ${index} is outside the ${space} map's canvas`)
   return { x: box.x + local.x, y: box.y + local.y }
 }
 
@@ -73,20 +74,22 @@ export async function pointOnPage(page: Page, space: string, index: number): Pro
  * The first item from `from` on whose drawn position no other point lies within `clearance` px,
  * so that a click there can only pick that item.
  */
-export async function isolatedItem(page: Page, space: string, from: number, clearance = 6): Promise<number> {
+export async function isolatedItem(page: Page, space: string, from: number, exclude: number[] = [], clearance = 6): Promise<number> {
   const index = await page.evaluate(
-    ([s, start, gap]) => {
-      const map = (window as unknown as { cartographerMaps: Record<string, { screenPosition(i: number): { x: number; y: number } | null; count: number }> }).cartographerMaps[s]
+    ([s, start, gap, excluded]) => {
+      const map = (window as unknown as { cartographerMaps: Record<string, { screenPosition(i: number): { x: number; y: number } | null; count: number; canvas: HTMLCanvasElement }> }).cartographerMaps[s]
       const points = Array.from({ length: map.count }, (_, i) => map.screenPosition(i))
+      const margin = 10
       for (let k = 0; k < map.count; k++) {
         const i = (start + k) % map.count
+        if (excluded.includes(i)) continue
         const p = points[i]
-        if (!p) continue
+        if (!p || p.x < margin || p.y < margin || p.x > map.canvas.clientWidth - margin || p.y > map.canvas.clientHeight - margin) continue
         if (points.every((q, j) => j === i || !q || Math.hypot(q.x - p.x, q.y - p.y) > gap)) return i
       }
       return -1
     },
-    [space, from, clearance] as const
+    [space, from, clearance, exclude] as const
   )
   if (index < 0) throw new Error(`no isolated point on map ${space}`)
   return index

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { expect, test } from '@playwright/test'
 import { writeShapesFolder } from '../../electron/engine/datasets/shapes'
-import { canvasStats, nonBackgroundFraction, pointOnPage, startTestHost, type Host } from './helpers'
+import { canvasStats, isolatedItem, nonBackgroundFraction, pointOnPage, startTestHost, type Host } from './helpers'
 
 let host: Host
 let datasetDir: string
@@ -53,7 +53,7 @@ test('open a folder, train, see the map, click a point to decode it', async ({ p
   await expect.poll(() => nonBackgroundFraction(page, '[data-testid="map-z"] canvas.scatter-canvas')).toBeGreaterThan(0.002)
 
   // Click item 17 where the map draws it; the inspect panel shows it and its decoding.
-  const at = await pointOnPage(page, 'z', 17)
+  const at = await pointOnPage(page, 'z', await isolatedItem(page, 'z', 17))
   await page.mouse.click(at.x, at.y)
   const panel = page.getByTestId('inspect-panel')
   await expect(panel).toBeVisible()
@@ -103,7 +103,7 @@ test('a trained model reopens from the list with its stored map, without trainin
   // The stored projection was reused: the map is final at once, and the item still decodes.
   await expect(page.getByTestId('map-z').locator('canvas.scatter-canvas')).toBeVisible()
   await expect.poll(() => nonBackgroundFraction(page, '[data-testid="map-z"] canvas.scatter-canvas')).toBeGreaterThan(0.002)
-  const at = await pointOnPage(page, 'z', 17)
+  const at = await pointOnPage(page, 'z', await isolatedItem(page, 'z', 17))
   await page.mouse.click(at.x, at.y)
   await expect(page.getByTestId('image-reconstruction')).toBeVisible()
 })

@@ -251,9 +251,17 @@ export class LatentScatter {
     this.resetView()
   }
 
+  /** Frames the whole map: far enough that its bounding sphere fits the narrower field of view. */
   resetView(): void {
-    this.camera.position.set(0, 0, 3.2)
-    this.controls.target.set(0, 0, 0)
+    const sphere = this.geometry.boundingSphere
+    const centre = sphere ? sphere.center : new THREE.Vector3()
+    // Maps are scaled to about [-1, 1]; a sphere from a few outliers should not shrink the bulk.
+    const radius = Math.min(sphere?.radius ?? 1.2, 1.6)
+    const verticalHalf = THREE.MathUtils.degToRad(this.camera.fov / 2)
+    const horizontalHalf = Math.atan(Math.tan(verticalHalf) * this.camera.aspect)
+    const distance = (radius * 1.05) / Math.sin(Math.min(verticalHalf, horizontalHalf))
+    this.camera.position.set(centre.x, centre.y, centre.z + distance)
+    this.controls.target.copy(centre)
     this.controls.update()
     this.requestRender()
   }
