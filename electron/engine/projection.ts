@@ -296,7 +296,8 @@ export class LatentProjection {
     const out = new Float32Array(m * nComponents)
     if (m === 0) return out
     const k = Math.min(this.options.nNeighbors, n)
-    const { indices, distances } = nearestTraining(this.latents, n, newLatents, m, dim, k)
+    // Exact nearest training latents (synchronous: paths are short).
+    const { indices, distances } = bruteForceKnnQuery(this.latents, n, newLatents, m, dim, k)
     // umap-learn transform: local connectivity max(0, 1 - 1) = 0, so rho = 0.
     const { sigmas } = smoothKnnDist(distances, m, k, 0, false)
     for (let i = 0; i < m; i++) {
@@ -415,18 +416,6 @@ function chooseKnn(mode: 'auto' | 'exact' | 'approximate', n: number): Projectio
     if (n <= EXACT_KNN_MAX_N_WASM) return 'exact-tf'
   }
   return n <= EXACT_KNN_MAX_N_JS ? 'exact-js' : 'nn-descent'
-}
-
-/** Exact k nearest training latents for m query latents (synchronous). */
-function nearestTraining(
-  data: Float32Array,
-  n: number,
-  queries: Float32Array,
-  m: number,
-  dim: number,
-  k: number
-): { indices: Int32Array; distances: Float32Array } {
-  return bruteForceKnnQuery(data, n, queries, m, dim, k)
 }
 
 /** Centre (midpoint of the 0.1%/99.9% quantiles per axis) and one uniform scale that maps the
