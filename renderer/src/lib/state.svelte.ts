@@ -57,7 +57,9 @@ class AppState {
   model = $state<ModelSummary | null>(null)
   training = $state<'idle' | 'running' | 'paused'>('idle')
   lastStep = $state<TrainStepEvent | null>(null)
-  stepHistory = $state.raw<HistoryPoint[]>([])
+  /** Grows in place (copying it on every step would cost O(steps²) over a run); stepCount signals growth. */
+  stepHistory: HistoryPoint[] = []
+  stepCount = $state(0)
   epochHistory = $state.raw<(TrainEpochEvent & { step: number })[]>([])
   maps = $state.raw<Record<string, MapState>>({})
   hovered = $state<number | null>(null)
@@ -104,7 +106,8 @@ class AppState {
         const step = message.payload as TrainStepEvent
         this.lastStep = step
         const global = step.epoch * step.stepsPerEpoch + step.stepInEpoch
-        this.stepHistory = [...this.stepHistory, { step: global, terms: step.terms }]
+        this.stepHistory.push({ step: global, terms: step.terms })
+        this.stepCount = this.stepHistory.length
         break
       }
       case 'dataset.loaded':
@@ -175,6 +178,7 @@ class AppState {
     this.hiddenClasses = []
     this.clearExploration()
     this.stepHistory = []
+    this.stepCount = 0
     this.epochHistory = []
   }
 
@@ -198,6 +202,7 @@ class AppState {
     this.item = null
     this.selected = null
     this.stepHistory = []
+    this.stepCount = 0
     this.epochHistory = []
     const model = await this.run(() => client.request('run.open', { path }))
     if (!model) return
@@ -215,6 +220,7 @@ class AppState {
     const client = this.client
     if (!client) return
     this.stepHistory = []
+    this.stepCount = 0
     this.epochHistory = []
     this.maps = {}
     this.item = null
