@@ -2,14 +2,17 @@
 import { base64ToBytes, type ImagePayload } from '../../../electron/common/contract'
 
 export function toImageData(image: ImagePayload): ImageData {
-  const { width, height, channels } = image
-  const bytes = base64ToBytes(image.base64)
+  return pixelsToImageData(base64ToBytes(image.base64), 0, image.width, image.height, image.channels)
+}
+
+/** HWC grey or RGB bytes starting at `offset` (e.g. one cell of the thumbnail atlas) as RGBA. */
+export function pixelsToImageData(bytes: Uint8Array, offset: number, width: number, height: number, channels: number): ImageData {
   const rgba = new ImageData(width, height)
   for (let i = 0; i < width * height; i++) {
-    const r = bytes[i * channels]
+    const r = bytes[offset + i * channels]
     rgba.data[i * 4] = r
-    rgba.data[i * 4 + 1] = channels === 1 ? r : bytes[i * channels + 1]
-    rgba.data[i * 4 + 2] = channels === 1 ? r : bytes[i * channels + 2]
+    rgba.data[i * 4 + 1] = channels === 1 ? r : bytes[offset + i * channels + 1]
+    rgba.data[i * 4 + 2] = channels === 1 ? r : bytes[offset + i * channels + 2]
     rgba.data[i * 4 + 3] = 255
   }
   return rgba
