@@ -71,7 +71,8 @@ export async function pointOnPage(page: Page, space: string, index: number): Pro
 }
 
 /**
- * The first item from `from` on whose drawn position no other point lies within `clearance` px,
+ * The first item from `from` on whose drawn position no other point lies within `clearance` px
+ * (else the most isolated one),
  * so that a click there can only pick that item.
  */
 export async function isolatedItem(page: Page, space: string, from: number, exclude: number[] = [], clearance = 6): Promise<number> {
@@ -80,14 +81,26 @@ export async function isolatedItem(page: Page, space: string, from: number, excl
       const map = (window as unknown as { cartographerMaps: Record<string, { screenPosition(i: number): { x: number; y: number } | null; count: number; canvas: HTMLCanvasElement }> }).cartographerMaps[s]
       const points = Array.from({ length: map.count }, (_, i) => map.screenPosition(i))
       const margin = 10
+      // Prefer the first point from `start` with `gap` px clear around it; else the most isolated
+      // one, as long as it stands 2 px clear (a click lands within 0.71 px of where it is aimed).
+      let best = -1
+      let bestGap = 2
       for (let k = 0; k < map.count; k++) {
         const i = (start + k) % map.count
         if (excluded.includes(i)) continue
         const p = points[i]
         if (!p || p.x < margin || p.y < margin || p.x > map.canvas.clientWidth - margin || p.y > map.canvas.clientHeight - margin) continue
-        if (points.every((q, j) => j === i || !q || Math.hypot(q.x - p.x, q.y - p.y) > gap)) return i
+        let nearest = Infinity
+        points.forEach((q, j) => {
+          if (j !== i && q) nearest = Math.min(nearest, Math.hypot(q.x - p.x, q.y - p.y))
+        })
+        if (nearest > gap) return i
+        if (nearest > bestGap) {
+          best = i
+          bestGap = nearest
+        }
       }
-      return -1
+      return best
     },
     [space, from, clearance, exclude] as const
   )
