@@ -55,14 +55,17 @@ export function seededRandom(seed: number): () => number {
   }
 }
 
-export function shuffled(indices: Int32Array, seed: number): Int32Array {
-  const out = indices.slice()
-  const random = seededRandom(seed)
-  for (let i = out.length - 1; i > 0; i--) {
+/** Fisher-Yates shuffle in place (arrays and typed arrays alike). */
+export function shuffleInPlace<A extends { length: number; [index: number]: unknown }>(items: A, random: () => number): A {
+  for (let i = items.length - 1; i > 0; i--) {
     const j = Math.floor(random() * (i + 1))
-    const t = out[i]
-    out[i] = out[j]
-    out[j] = t
+    const swap = items[i]
+    items[i] = items[j]
+    items[j] = swap
   }
-  return out
+  return items
+}
+
+export function shuffled(indices: Int32Array, seed: number): Int32Array {
+  return shuffleInPlace(indices.slice(), seededRandom(seed))
 }
