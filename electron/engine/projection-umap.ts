@@ -3,8 +3,11 @@
 // (smooth_knn_dist, compute_membership_strengths, fuzzy union, make_epochs_per_sample,
 // optimize_layout_euclidean) so that its maps look like umap-learn's; the differences are
 // listed in projection.ts.
+//
+// Only types come from projection-knn (which loads tfjs): the layout worker
+// (projection-layout-worker.ts) loads this module and should start fast and small.
 
-import { Rng, Ticker, type KnnGraph } from './projection-knn'
+import type { KnnGraph, Rng, Ticker } from './projection-knn'
 
 const SMOOTH_K_TOLERANCE = 1e-5
 const MIN_K_DIST_SCALE = 1e-3
@@ -352,7 +355,71 @@ export interface LayoutParams {
   negativeSampleRate: number
 }
 
-/** SGD state: the edges kept for optimisation and umap-learn's per-edge sampling schedule. */
+/** The edges the SGD samples, with umap-learn's per-edge schedule: edge e is sampled every
+ *  epochsPerSample[e] epochs (1 for the heaviest edge). */
+export interface LayoutEdges {
+  head: Int32Array
+  tail: Int32Array
+  epochsPerSample: Float64Array
+}
+
+/** The edges of `graph` kept for optimisation: those sampled at least once over `nEpochs`
+ *  (umap-learn drops the others too), in graph order. */
+export function layoutEdges(graph: FuzzyGraph, nEpochs: number): LayoutEdges {
+  let wMax = 0
+  for (let e = 0; e < graph.weight.length; e++) if (graph.weight[e] > wMax) wMax = graph.weight[e]
+  const cut = wMax / nEpochs
+  let m = 0
+  for (let e = 0; e < graph.weight.length; e++) if (graph.weight[e] >= cut && graph.weight[e] > 0) m++
+  const head = new Int32Array(m)
+  const tail = new Int32Array(m)
+  const epochsPerSample = new Float64Array(m)
+  let p = 0
+  for (let e = 0; e < graph.weight.length; e++) {
+    const wt = graph.weight[e]
+    if (!(wt >= cut && wt > 0)) continue
+    head[p] = graph.head[e]
+    tail[p] = graph.tail[e]
+    epochsPerSample[p] = wMax / wt // = nEpochs / (nEpochs * w / wMax)
+    p++
+  }
+  return { head, tail, epochsPerSample }
+}
+
+/** Cuts the edge list into `parts` contiguous pieces of about equal work per epoch (each edge
+ *  costs a check every epoch plus (1 + negativeSampleRate) / epochsPerSample samples), for the
+ *  threads of a parallel layout. Contiguous pieces of a head-sorted list over points numbered in
+ *  locality order touch mostly different points, so the threads rarely write the same ones.
+ *  The pieces are views into `edges`. */
+export function splitLayoutEdges(edges: LayoutEdges, parts: number, negativeSampleRate: number): LayoutEdges[] {
+  const m = edges.head.length
+  const eps = edges.epochsPerSample
+  const cost = (e: number): number => 0.1 + (1 + negativeSampleRate) / eps[e]
+  let total = 0
+  for (let e = 0; e < m; e++) total += cost(e)
+  const out: LayoutEdges[] = []
+  let from = 0
+  let acc = 0
+  let e = 0
+  for (let part = 1; part <= parts; part++) {
+    const target = (total * part) / parts
+    if (part === parts) e = m
+    else while (e < m && acc + cost(e) / 2 < target) acc += cost(e++)
+    out.push({ head: edges.head.subarray(from, e), tail: edges.tail.subarray(from, e), epochsPerSample: eps.subarray(from, e) })
+    from = e
+  }
+  return out
+}
+
+/** Where a LayoutOptimizer's per-epoch random streams come from (an Rng, or a fixed sequence). */
+export interface RandomSource {
+  next(): number
+}
+
+/** SGD state: the edges kept for optimisation and umap-learn's per-edge sampling schedule.
+ *  Several optimizers over disjoint pieces of the edges (splitLayoutEdges) may share one
+ *  embedding across threads (Hogwild, see projection-parallel.ts): all per-edge state is the
+ *  optimizer's own, the embedding is the only thing written by more than one. */
 export class LayoutOptimizer {
   readonly nEdges: number
   private readonly head: Int32Array
@@ -366,39 +433,25 @@ export class LayoutOptimizer {
   private readonly tables: CoefficientTables
   private readonly scratchA: Float64Array
 
+  /** `edges`: the fuzzy graph (its edges are filtered by layoutEdges) or edges already kept. */
   constructor(
-    graph: FuzzyGraph,
+    edges: FuzzyGraph | LayoutEdges,
     readonly embedding: Float32Array,
     readonly dim: number,
     readonly params: LayoutParams,
-    private readonly rng: Rng
+    private readonly rng: RandomSource
   ) {
     this.tables = new CoefficientTables(params.a, params.b, params.gamma)
     this.scratchA = new Float64Array(dim)
-    let wMax = 0
-    for (let e = 0; e < graph.weight.length; e++) if (graph.weight[e] > wMax) wMax = graph.weight[e]
-    // Drop edges that would be sampled less than once over the run (umap-learn does the same).
-    const cut = wMax / params.nEpochs
-    let m = 0
-    for (let e = 0; e < graph.weight.length; e++) if (graph.weight[e] >= cut && graph.weight[e] > 0) m++
+    const kept = 'weight' in edges ? layoutEdges(edges, params.nEpochs) : edges
+    const m = kept.head.length
     this.nEdges = m
-    this.head = new Int32Array(m)
-    this.tail = new Int32Array(m)
-    this.epochsPerSample = new Float64Array(m)
-    this.epochOfNextSample = new Float64Array(m)
+    this.head = kept.head
+    this.tail = kept.tail
+    this.epochsPerSample = kept.epochsPerSample
+    this.epochOfNextSample = Float64Array.from(kept.epochsPerSample)
     this.epochOfNextNegativeSample = new Float64Array(m)
-    let p = 0
-    for (let e = 0; e < graph.weight.length; e++) {
-      const wt = graph.weight[e]
-      if (!(wt >= cut && wt > 0)) continue
-      this.head[p] = graph.head[e]
-      this.tail[p] = graph.tail[e]
-      const eps = wMax / wt // = nEpochs / (nEpochs * w / wMax)
-      this.epochsPerSample[p] = eps
-      this.epochOfNextSample[p] = eps
-      this.epochOfNextNegativeSample[p] = eps / params.negativeSampleRate
-      p++
-    }
+    for (let e = 0; e < m; e++) this.epochOfNextNegativeSample[e] = kept.epochsPerSample[e] / params.negativeSampleRate
   }
 
   get done(): boolean {
@@ -568,13 +621,19 @@ export class LayoutOptimizer {
     } else this.edgePos = to
   }
 
+  /** True between epochs (no edge of the current epoch processed yet). */
+  get atEpochStart(): boolean {
+    return this.edgePos === 0
+  }
+
   /** Runs the layout in chunks of `chunkEdges` edges until `ticker` says it is time to yield
-   *  or the run is done; returns the number of epochs completed. */
-  runSlice(ticker: Ticker, chunkEdges = 65536): number {
+   *  or the run is done (or, with `untilEpochEnd`, the current epoch is); returns the number of
+   *  epochs completed. */
+  runSlice(ticker: Ticker, chunkEdges = 65536, untilEpochEnd = false): number {
     const start = this.epoch
     while (!this.done) {
       this.stepEdges(chunkEdges)
-      if (ticker.due()) break
+      if (ticker.due() || (untilEpochEnd && this.epoch !== start)) break
     }
     return this.epoch - start
   }
