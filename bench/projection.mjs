@@ -11,6 +11,7 @@
 // Options: --n N (default 60000) --compare-n N (umap-js size, default 10000; 0 skips it)
 //          --embedding-atlas DIR (a node_modules/embedding-atlas folder to measure as well)
 //          --sample Q (query points for the quality measures, default 500) --epochs E
+//          --layout-threads T (ours: layout threads; default: the projection's own choice)
 //          --routes ours@60000,umap-js@10000,embedding-atlas@60000 (explicit list of runs)
 //          --save-latents FILE [--save-only] (write the generated latents, and FILE.labels.i32)
 //
@@ -53,7 +54,8 @@ function parseArgs(argv) {
 async function buildModule() {
   const ts = (await import('typescript')).default
   mkdirSync(cacheDir, { recursive: true })
-  for (const name of ['projection', 'projection-knn', 'projection-umap']) {
+  // projection-parallel starts projection-layout-worker.mjs from beside itself for the layout threads.
+  for (const name of ['projection', 'projection-knn', 'projection-umap', 'projection-parallel', 'projection-layout-worker']) {
     const src = readFileSync(join(root, 'electron', 'engine', `${name}.ts`), 'utf8')
     let out = ts.transpileModule(src, {
       compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022, verbatimModuleSyntax: false }
@@ -233,6 +235,7 @@ async function child(args) {
   if (route === 'ours') {
     const opts = {}
     if (args.epochs) opts.nEpochs = Number(args.epochs)
+    if (args['layout-threads']) opts.layoutThreads = Number(args['layout-threads'])
     const p = await mod.LatentProjection.fit(latents, dim, opts, (ev) => {
       if (!ev.embedding) return
       frames++
@@ -368,6 +371,7 @@ async function main() {
     ]
     if (data.labels) childArgs.push('--labels', labelsFile)
     if (args.epochs && route === 'ours') childArgs.push('--epochs', String(args.epochs))
+    if (args['layout-threads'] && route === 'ours') childArgs.push('--layout-threads', String(args['layout-threads']))
     if (route === 'embedding-atlas') childArgs.push('--atlas', resolve(String(args['embedding-atlas'])))
     const r = spawnSync(process.execPath, childArgs, { cwd: root, encoding: 'utf8', timeout: 600_000, maxBuffer: 1 << 26 })
     const line = (r.stdout ?? '').split('\n').find((l) => l.startsWith('RESULT '))
