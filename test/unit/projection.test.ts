@@ -8,7 +8,8 @@ import {
   type ProjectionProgress
 } from '../../electron/engine/projection'
 import { Rng, bruteForceKnn, exactKnnTf, knnRecall, nnDescentKnn } from '../../electron/engine/projection-knn'
-import { LayoutOptimizer, findABParams, fuzzySimplicialSet } from '../../electron/engine/projection-umap'
+import { liveLayoutWorkers } from '../../electron/engine/projection-parallel'
+import { LayoutOptimizer, findABParams, fuzzySimplicialSet, layoutEdges, splitLayoutEdges } from '../../electron/engine/projection-umap'
 
 /** `clusters` well-separated Gaussian blobs in `dim` dimensions, `per` points each. */
 function gaussianClusters(clusters: number, per: number, dim: number, seed: number, spread = 6, sd = 1) {
@@ -218,6 +219,122 @@ describe('LatentProjection.fit options and failures', () => {
     const chunked = new LayoutOptimizer(graph, init.slice(), 3, params, new Rng(1))
     while (!chunked.done) chunked.stepEdges(777)
     expect(Array.from(chunked.embedding)).toEqual(Array.from(whole.embedding))
+  })
+})
+
+// vitest runs the TypeScript sources, so the extra layout thread is projection-layout-worker.ts
+// through tsx's require hook (the built app uses out/main/projection-layout-worker.js).
+describe('parallel layout (Hogwild SGD on 2 threads)', () => {
+  const dim = 16
+  // 10 clusters that overlap somewhat, so that neither measure is at its ceiling.
+  const data = gaussianClusters(10, 300, dim, 21, 1.1)
+  const nEpochs = 200
+  let single: LatentProjection
+  let parallel: LatentProjection
+  const events: ProjectionProgress[] = []
+  let workersDuringRun = 0
+
+  beforeAll(async () => {
+    single = await LatentProjection.fit(data.x, dim, { seed: 4, nEpochs, layoutThreads: 1 })
+    parallel = await LatentProjection.fit(data.x, dim, { seed: 4, nEpochs, layoutThreads: 2, frameIntervalMs: 0 }, (p) => {
+      events.push(p)
+      if (p.phase === 'layout') workersDuringRun = Math.max(workersDuringRun, liveLayoutWorkers())
+    })
+  })
+
+  it('runs on 2 threads and stops its worker when done', () => {
+    expect(single.stats?.layoutThreads).toBe(1)
+    expect(parallel.stats?.layoutThreads).toBe(2)
+    expect(workersDuringRun).toBe(1)
+    expect(liveLayoutWorkers()).toBe(0)
+  })
+
+  it('maps as well as the one-thread layout', () => {
+    expect(parallel.embedding.length).toBe(data.n * 3)
+    expect(parallel.embedding.every(Number.isFinite)).toBe(true)
+    expect(maxAbs(parallel.embedding)).toBeLessThan(1.3)
+    const acc1 = knnClassAccuracy(single.embedding, 3, data.labels, 5)
+    const acc2 = knnClassAccuracy(parallel.embedding, 3, data.labels, 5)
+    const tw1 = trustworthiness(data.x, dim, single.embedding, 3, 15, 1000)
+    const tw2 = trustworthiness(data.x, dim, parallel.embedding, 3, 15, 1000)
+    // the clusters overlap: 5-NN accuracy in the latents themselves is below 1
+    expect(knnClassAccuracy(data.x, dim, data.labels, 5)).toBeLessThan(0.995)
+    expect(acc1).toBeGreaterThan(0.8)
+    expect(tw1).toBeGreaterThan(0.85)
+    expect(acc2).toBeGreaterThan(acc1 - 0.02)
+    expect(tw2).toBeGreaterThan(tw1 - 0.01)
+  })
+
+  it('streams intermediate embeddings while the map settles', () => {
+    const layoutFrames = events.filter((e) => e.phase === 'layout' && e.embedding)
+    expect(layoutFrames.length).toBeGreaterThanOrEqual(5)
+    for (let i = 1; i < layoutFrames.length; i++) expect(layoutFrames[i].epoch).toBeGreaterThanOrEqual(layoutFrames[i - 1].epoch)
+    const first = layoutFrames[0]
+    const late = layoutFrames[layoutFrames.length - 1]
+    expect(first.epoch).toBeLessThan(late.epoch)
+    // early frames are further from the final map than late ones
+    const distance = (a: Float32Array) => {
+      let s = 0
+      for (let i = 0; i < a.length; i++) s += (a[i] - parallel.embedding[i]) ** 2
+      return Math.sqrt(s / a.length)
+    }
+    expect(distance(late.embedding!)).toBeLessThan(distance(first.embedding!))
+    const last = events[events.length - 1]
+    expect(last.phase).toBe('done')
+    expect(Array.from(last.embedding ?? [])).toEqual(Array.from(parallel.embedding))
+  })
+
+  it('keeps transform and serialisation working on a parallel map', () => {
+    const q = data.x.subarray(0, 10 * dim)
+    const placed = parallel.transform(q)
+    for (let s = 0; s < 10; s++) {
+      const d = Math.hypot(placed[s * 3] - parallel.embedding[s * 3], placed[s * 3 + 1] - parallel.embedding[s * 3 + 1], placed[s * 3 + 2] - parallel.embedding[s * 3 + 2])
+      expect(d).toBeLessThan(0.3)
+    }
+    const back = LatentProjection.fromBytes(parallel.toBytes())
+    expect(Array.from(back.embedding)).toEqual(Array.from(parallel.embedding))
+    expect(Array.from(back.transform(q))).toEqual(Array.from(placed))
+  })
+
+  it('stays reproducible from the seed on one thread', async () => {
+    const a = await LatentProjection.fit(data.x, dim, { seed: 9, nEpochs: 30, layoutThreads: 1 })
+    const b = await LatentProjection.fit(data.x, dim, { seed: 9, nEpochs: 30, layoutThreads: 1 })
+    expect(Array.from(a.embedding)).toEqual(Array.from(b.embedding))
+  })
+
+  it('cancels through an AbortSignal, and the worker exits', async () => {
+    const controller = new AbortController()
+    let layoutEvents = 0
+    let workers = 0
+    const run = LatentProjection.fit(
+      data.x,
+      dim,
+      { nEpochs: 100000, frameIntervalMs: 0, layoutThreads: 2 },
+      (p) => {
+        if (p.phase !== 'layout') return
+        workers = liveLayoutWorkers()
+        if (++layoutEvents === 3) controller.abort()
+      },
+      controller.signal
+    )
+    await expect(run).rejects.toThrow(/abort/i)
+    expect(layoutEvents).toBe(3)
+    expect(workers).toBe(1)
+    expect(liveLayoutWorkers()).toBe(0)
+  })
+
+  it('splits the edges into contiguous pieces of equal work', () => {
+    const knn = bruteForceKnn(data.x, data.n, dim, 15)
+    const edges = layoutEdges(fuzzySimplicialSet(knn), 200)
+    const pieces = splitLayoutEdges(edges, 2, 5)
+    expect(pieces.length).toBe(2)
+    expect(pieces[0].head.length + pieces[1].head.length).toBe(edges.head.length)
+    expect(Array.from(pieces[0].head).concat(Array.from(pieces[1].head))).toEqual(Array.from(edges.head))
+    expect(Array.from(pieces[1].tail)).toEqual(Array.from(edges.tail.subarray(pieces[0].head.length)))
+    const work = (p: { epochsPerSample: Float64Array }) => p.epochsPerSample.reduce((s, e) => s + 0.1 + 6 / e, 0)
+    const w0 = work(pieces[0])
+    const w1 = work(pieces[1])
+    expect(Math.abs(w0 - w1) / (w0 + w1)).toBeLessThan(0.01)
   })
 })
 
