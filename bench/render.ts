@@ -7,6 +7,10 @@ import { chromium } from '@playwright/test'
 export interface RenderFigures {
   n: number
   fps: number
+  drawnWhileMoving: number
+  /** The same orbit drawing every point on every frame. */
+  fullFps: number
+  pickAfterNewPointsMs: number
   pickAfterMoveMs: number
   pickStillMedianMs: number
   pickStillP95Ms: number
@@ -23,12 +27,17 @@ export async function measureRendering(counts: number[]): Promise<RenderFigures[
   })
   const results: RenderFigures[] = []
   try {
-    for (const n of counts) {
+    const measure = async (query: string): Promise<RenderFigures> => {
       const page = await browser.newPage({ viewport: { width: 1280, height: 800 } })
-      await page.goto(`http://127.0.0.1:${host.port}/bench.html?n=${n}&seconds=4`)
+      await page.goto(`http://127.0.0.1:${host.port}/bench.html?${query}&seconds=4`)
       await page.waitForFunction(() => (window as unknown as { benchResult?: unknown }).benchResult !== undefined, undefined, { timeout: 120_000 })
-      results.push(await page.evaluate(() => (window as unknown as { benchResult: RenderFigures }).benchResult))
+      const figures = await page.evaluate(() => (window as unknown as { benchResult: RenderFigures }).benchResult)
       await page.close()
+      return figures
+    }
+    for (const n of counts) {
+      const full = await measure(`n=${n}&motion=all`)
+      results.push({ ...(await measure(`n=${n}`)), fullFps: full.fps })
     }
   } finally {
     await browser.close()

@@ -4,6 +4,7 @@
 // Renders on demand (after a change or while the camera moves), not in a busy loop.
 import * as THREE from 'three'
 import { OrbitControls } from 'three/examples/jsm/controls/OrbitControls.js'
+import { nearestOnScreen, PickGrid } from './pick-grid'
 
 const VERTEX_SHADER = `
 attribute vec3 color;
@@ -11,10 +12,14 @@ attribute float visible;
 uniform float pointSize;
 uniform float pixelRatio;
 varying vec3 vColor;
-varying float vVisible;
 void main() {
   vColor = color;
-  vVisible = visible;
+  if (visible < 0.5) {
+    // Hidden (a class toggled off): outside the clip volume, so no fragment is ever shaded.
+    gl_Position = vec4(2.0, 2.0, 2.0, 1.0);
+    gl_PointSize = 0.0;
+    return;
+  }
   vec4 mv = modelViewMatrix * vec4(position, 1.0);
   gl_Position = projectionMatrix * mv;
   // Points shrink with distance, but never below 2 px, so a dense map stays readable.
@@ -23,9 +28,7 @@ void main() {
 
 const FRAGMENT_SHADER = `
 varying vec3 vColor;
-varying float vVisible;
 void main() {
-  if (vVisible < 0.5) discard;
   vec2 c = gl_PointCoord - vec2(0.5);
   float r = dot(c, c);
   if (r > 0.25) discard;
@@ -42,13 +45,23 @@ export function isSoftwareGl(): boolean {
   return /SwiftShader|llvmpipe|softpipe|Software/i.test(name)
 }
 
-const PICK_CELL = 16
+/**
+ * On a software rasteriser each point costs about a microsecond of set-up and shading, so while the
+ * camera moves the map draws this many points, a uniform random subset (the draw order is a fixed
+ * random permutation and the subset is its head), and the whole map once the camera stops. A GPU
+ * draws every point on every frame.
+ */
+const SOFTWARE_GL_MOTION_POINTS = 20_000
+/** The camera counts as still this long after its last change. */
+const SETTLE_MS = 150
 
 export interface ScatterOptions {
   background: string
   pointSize: number
   /** Keep the last frame readable (screenshots, tests); off only to measure its cost. */
   preserveDrawingBuffer: boolean
+  /** Points drawn while the camera moves; default: all on a GPU, SOFTWARE_GL_MOTION_POINTS on software GL. */
+  motionPoints: number
 }
 
 export class LatentScatter {
@@ -62,16 +75,16 @@ export class LatentScatter {
   private readonly points: THREE.Points
   private readonly markers = new THREE.Group()
   private positions: Float32Array = new Float32Array(0)
+  /** Per item, in item order (picking reads it); the GPU's copy is in draw order. */
   private visible: Float32Array = new Float32Array(0)
+  /** Draw position j holds item drawOrder[j]. */
+  private drawOrder: Uint32Array = new Uint32Array(0)
   private frameRequested = false
   private resizeObserver: ResizeObserver
   private screenCache: Float32Array | null = null
-  /** Points bucketed by screen cell (PICK_CELL px), so a pick looks at a few cells, not every point. */
-  private cellStart: Int32Array | null = null
-  private cellItems: Int32Array | null = null
-  private cellColumns = 0
-  private cellRows = 0
-  private idleRefresh = 0
+  /** The points bucketed in 3D for picking: built when the points have settled, or by the first pick. */
+  private pickGrid: PickGrid | null = null
+  private gridTimer = 0
   private readonly listeners: { hover: ((i: number | null) => void)[]; click: ((i: number | null, e: MouseEvent) => void)[] } = {
     hover: [],
     click: []
@@ -82,6 +95,10 @@ export class LatentScatter {
   private pathLine: THREE.Line | null = null
   private readonly hoverColour: string
   private selected: number[] = []
+  /** Points drawn while the camera moves (Infinity: all of them, on a GPU). */
+  private readonly motionPoints: number
+  private lastCameraChange = -Infinity
+  private settleTimer = 0
 
   constructor(
     private readonly container: HTMLElement,
@@ -94,7 +111,9 @@ export class LatentScatter {
     // preserveDrawingBuffer lets screenshots and tests read the pixels that are on screen.
     // Multisampling costs a software rasteriser (SwiftShader, llvmpipe) several times the frame
     // time for round points that are already smooth-edged; a GPU does it for free.
-    this.renderer = new THREE.WebGLRenderer({ canvas: this.canvas, antialias: !isSoftwareGl(), preserveDrawingBuffer: options.preserveDrawingBuffer ?? true })
+    const softwareGl = isSoftwareGl()
+    this.renderer = new THREE.WebGLRenderer({ canvas: this.canvas, antialias: !softwareGl, preserveDrawingBuffer: options.preserveDrawingBuffer ?? true })
+    this.motionPoints = options.motionPoints ?? (softwareGl ? SOFTWARE_GL_MOTION_POINTS : Infinity)
     this.renderer.setPixelRatio(Math.min(window.devicePixelRatio, 2))
     const background = new THREE.Color(options.background ?? '#15171c')
     this.scene.background = background
@@ -111,6 +130,10 @@ export class LatentScatter {
     this.controls.enableDamping = false
     this.controls.addEventListener('change', () => {
       this.invalidateScreen()
+      this.lastCameraChange = performance.now()
+      // The full map once the camera has been still for a moment.
+      clearTimeout(this.settleTimer)
+      this.settleTimer = window.setTimeout(() => this.requestRender(), SETTLE_MS)
       this.requestRender()
     })
     this.resetView()
@@ -142,15 +165,24 @@ export class LatentScatter {
 
   /** Positions n*3 and colours n*3 (0..1). Keeps the camera unless `resetCamera`. */
   setPoints(positions: Float32Array, colours: Float32Array, resetCamera = false): void {
+    const n = positions.length / 3
     const sameCount = positions.length === this.positions.length
     this.positions = positions
     if (!sameCount) {
-      this.visible = new Float32Array(positions.length / 3).fill(1)
-      this.geometry.setAttribute('visible', new THREE.BufferAttribute(this.visible, 1))
+      this.visible = new Float32Array(n).fill(1)
+      this.drawOrder = drawOrder(n)
+      this.geometry.setAttribute('visible', new THREE.BufferAttribute(new Float32Array(n).fill(1), 1))
     }
-    this.geometry.setAttribute('position', new THREE.BufferAttribute(positions, 3))
-    this.geometry.setAttribute('color', new THREE.BufferAttribute(colours, 3))
+    // The GPU holds the points in draw order, so that the subset drawn while the camera moves is
+    // the head of the buffers (an index buffer would make a software rasteriser walk all of them).
+    this.geometry.setAttribute('position', new THREE.BufferAttribute(permuted(positions, 3, this.drawOrder), 3))
+    this.geometry.setAttribute('color', new THREE.BufferAttribute(permuted(colours, 3, this.drawOrder), 3))
     this.geometry.computeBoundingSphere()
+    this.pickGrid = null
+    // Build the pick grid once the points stop arriving (a streaming projection sends several
+    // frames a second), so that the first hover does not pay for it.
+    clearTimeout(this.gridTimer)
+    this.gridTimer = window.setTimeout(() => (this.pickGrid ??= new PickGrid(this.positions, this.count)), 200)
     this.invalidateScreen()
     if (resetCamera) this.resetView()
     this.refreshMarkers()
@@ -161,7 +193,11 @@ export class LatentScatter {
   setVisibility(isVisible: (index: number) => boolean): void {
     for (let i = 0; i < this.visible.length; i++) this.visible[i] = isVisible(i) ? 1 : 0
     const attribute = this.geometry.getAttribute('visible') as THREE.BufferAttribute | undefined
-    if (attribute) attribute.needsUpdate = true
+    if (attribute) {
+      const drawn = attribute.array as Float32Array
+      for (let j = 0; j < drawn.length; j++) drawn[j] = this.visible[this.drawOrder[j]]
+      attribute.needsUpdate = true
+    }
     this.requestRender()
   }
 
@@ -283,23 +319,16 @@ export class LatentScatter {
     return Number.isNaN(x) ? null : { x, y }
   }
 
-  /**
-   * The camera moved: screen positions are stale. They are recomputed when the view has been still
-   * for a moment (not on every frame of an orbit), so a hover after the camera stops finds them
-   * ready and a pick costs a few cells' worth of points.
-   */
+  /** The camera moved: screen positions (for screenPosition) are stale. Picking does not use them. */
   private invalidateScreen(): void {
     this.screenCache = null
-    clearTimeout(this.idleRefresh)
-    this.idleRefresh = window.setTimeout(() => this.screenPositions(), 120)
   }
 
   private screenPositions(): Float32Array {
     if (this.screenCache) return this.screenCache
     const n = this.count
     const out = new Float32Array(n * 2)
-    const matrix = new THREE.Matrix4().multiplyMatrices(this.camera.projectionMatrix, this.camera.matrixWorldInverse)
-    const e = matrix.elements
+    const e = this.viewProjection()
     const width = this.canvas.clientWidth
     const height = this.canvas.clientHeight
     const p = this.positions
@@ -317,63 +346,35 @@ export class LatentScatter {
       out[i * 2 + 1] = (1 - (e[1] * x + e[5] * y + e[9] * z + e[13]) / w) * 0.5 * height
     }
     this.screenCache = out
-    this.bucket(out, width, height)
     return out
   }
 
-  /** Counting sort of the on-screen points into PICK_CELL-pixel cells. */
-  private bucket(screen: Float32Array, width: number, height: number): void {
-    const columns = Math.max(1, Math.ceil(width / PICK_CELL))
-    const rows = Math.max(1, Math.ceil(height / PICK_CELL))
-    const n = this.count
-    const cellOf = new Int32Array(n)
-    const start = new Int32Array(columns * rows + 1)
-    for (let i = 0; i < n; i++) {
-      const cx = Math.floor(screen[i * 2] / PICK_CELL)
-      const cy = Math.floor(screen[i * 2 + 1] / PICK_CELL)
-      const inside = cx >= 0 && cy >= 0 && cx < columns && cy < rows
-      cellOf[i] = inside ? cy * columns + cx : -1
-      if (inside) start[cellOf[i] + 1]++
-    }
-    for (let c = 0; c < columns * rows; c++) start[c + 1] += start[c]
-    const fill = start.slice(0, columns * rows)
-    const items = new Int32Array(start[columns * rows])
-    for (let i = 0; i < n; i++) if (cellOf[i] >= 0) items[fill[cellOf[i]]++] = i
-    this.cellStart = start
-    this.cellItems = items
-    this.cellColumns = columns
-    this.cellRows = rows
+  private viewProjection(): number[] {
+    this.camera.updateMatrixWorld()
+    return new THREE.Matrix4().multiplyMatrices(this.camera.projectionMatrix, this.camera.matrixWorldInverse).elements
   }
 
-  /** The visible point nearest to (x, y) in CSS pixels within `radius`, nearest the camera on ties. */
+  /**
+   * The visible point nearest to (x, y) in CSS pixels within `radius`, ties to the lower index.
+   * Looks only at the points in the 3D grid cells along the view ray, so its cost does not depend
+   * on how recently the camera moved.
+   */
   pick(x: number, y: number, radius = 8): number | null {
-    const screen = this.screenPositions()
-    const start = this.cellStart as Int32Array
-    const items = this.cellItems as Int32Array
-    let best: number | null = null
-    let bestDistance = radius * radius
-    const x0 = Math.max(0, Math.floor((x - radius) / PICK_CELL))
-    const x1 = Math.min(this.cellColumns - 1, Math.floor((x + radius) / PICK_CELL))
-    const y0 = Math.max(0, Math.floor((y - radius) / PICK_CELL))
-    const y1 = Math.min(this.cellRows - 1, Math.floor((y + radius) / PICK_CELL))
-    for (let cy = y0; cy <= y1; cy++) {
-      for (let cx = x0; cx <= x1; cx++) {
-        const cell = cy * this.cellColumns + cx
-        for (let k = start[cell]; k < start[cell + 1]; k++) {
-          const i = items[k]
-          if (this.visible[i] < 0.5) continue
-          const dx = screen[i * 2] - x
-          const dy = screen[i * 2 + 1] - y
-          const d = dx * dx + dy * dy
-          // Ties go to the lower index, so a pick does not depend on the bucket order.
-          if (d < bestDistance || (d === bestDistance && best !== null && i < best)) {
-            bestDistance = d
-            best = i
-          }
-        }
-      }
-    }
-    return best
+    if (this.count === 0) return null
+    this.pickGrid ??= new PickGrid(this.positions, this.count)
+    const width = this.canvas.clientWidth
+    const height = this.canvas.clientHeight
+    const raycaster = new THREE.Raycaster()
+    raycaster.setFromCamera(new THREE.Vector2((x / width) * 2 - 1, 1 - (y / height) * 2), this.camera)
+    const { origin, direction } = raycaster.ray
+    return nearestOnScreen(this.pickGrid, this.positions, this.visible, {
+      viewProjection: this.viewProjection(),
+      width,
+      height,
+      ray: { origin: [origin.x, origin.y, origin.z], direction: [direction.x, direction.y, direction.z] },
+      tanHalfFov: Math.tan(THREE.MathUtils.degToRad(this.camera.fov / 2)),
+      near: this.camera.near
+    }, x, y, radius)
   }
 
   private bindPointer(): void {
@@ -426,17 +427,29 @@ export class LatentScatter {
     this.frameRequested = true
     requestAnimationFrame(() => {
       this.frameRequested = false
-      this.renderer.render(this.scene, this.camera)
+      this.draw()
     })
   }
 
   /** Renders now (tests and screenshots read pixels right after). */
   renderNow(): void {
+    this.draw()
+  }
+
+  /** How many points the last frame drew (all of them unless the camera was moving on software GL). */
+  get drawnPoints(): number {
+    return Math.min(this.count, this.geometry.drawRange.count)
+  }
+
+  private draw(): void {
+    const moving = performance.now() - this.lastCameraChange < SETTLE_MS
+    this.geometry.setDrawRange(0, moving && this.count > this.motionPoints ? this.motionPoints : Infinity)
     this.renderer.render(this.scene, this.camera)
   }
 
   dispose(): void {
-    clearTimeout(this.idleRefresh)
+    clearTimeout(this.settleTimer)
+    clearTimeout(this.gridTimer)
     this.resizeObserver.disconnect()
     this.controls.dispose()
     this.geometry.dispose()
@@ -444,4 +457,29 @@ export class LatentScatter {
     this.renderer.dispose()
     this.canvas.remove()
   }
+}
+
+/** values (n*width) rearranged so that row j is row order[j] of the input. */
+function permuted(values: Float32Array, width: number, order: Uint32Array): Float32Array {
+  const out = new Float32Array(order.length * width)
+  for (let j = 0; j < order.length; j++) {
+    const i = order[j] * width
+    for (let d = 0; d < width; d++) out[j * width + d] = values[i + d]
+  }
+  return out
+}
+
+/** 0..n-1 in a fixed pseudo-random order (Fisher-Yates, LCG): any head of it is a uniform sample. */
+function drawOrder(n: number): Uint32Array {
+  const order = new Uint32Array(n)
+  for (let i = 0; i < n; i++) order[i] = i
+  let seed = 12345
+  for (let i = n - 1; i > 0; i--) {
+    seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0
+    const j = seed % (i + 1)
+    const t = order[i]
+    order[i] = order[j]
+    order[j] = t
+  }
+  return order
 }
