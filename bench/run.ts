@@ -271,7 +271,7 @@ async function main(): Promise<void> {
     ...rows.map((r) => `| ${r.map((cell) => cell.replace(/\|/g, '\\|')).join(' | ')} |`)
   ].join('\n')
   if (!only) writeFileSync(join(__dirname, 'results.md'), table + '\n')
-  console.log(`\n${table}\n\nwrote ${out} and bench/results.md`)
+  console.log(`\n${table}\n\nwrote ${out}${only ? '' : ' and bench/results.md'}`)
 }
 
 main().catch((error) => {
