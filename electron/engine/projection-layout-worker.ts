@@ -1,15 +1,17 @@
-// One extra thread of the parallel UMAP layout (see projection-parallel.ts): it owns a contiguous
-// piece of the layout's edges and, each time the driving thread asks for an epoch, runs the same
-// SGD epoch (LayoutOptimizer.step) on them against the embedding in shared memory that the driving
-// thread updates at the same time for its own piece (Hogwild). It loads projection-umap.ts only
-// (no tfjs), so it starts in a few tens of milliseconds.
+// One extra thread of the parallel UMAP layout (see projection-parallel.ts). It shares the
+// layout's embedding and sampling schedule (SharedArrayBuffers) with the driving thread and, each
+// time that thread starts an epoch, claims chunks of that epoch's edges (from the back of the
+// edge list, the driving thread claims from the front) and runs the same SGD
+// update on them (LayoutOptimizer.runClaimed) until none are left. It loads projection-umap.ts
+// only (no tfjs), so it starts in a few tens of milliseconds.
 import { parentPort } from 'node:worker_threads'
-import { LayoutOptimizer, type LayoutEdges, type LayoutParams } from './projection-umap'
+import { LayoutOptimizer, type LayoutParams, type LayoutSchedule } from './projection-umap'
 
 export type LayoutRequest =
-  /** `embedding` is backed by a SharedArrayBuffer (n * dim); `edges` are this thread's piece. */
-  | { type: 'start'; embedding: Float32Array; dim: number; edges: LayoutEdges; params: LayoutParams }
-  /** Run epoch `epoch` (they come in order, one at a time); `seed` starts its negative sampling stream. */
+  /** Everything but `params` and `chunkEdges` is backed by SharedArrayBuffers. `claims` counts
+   *  the chunks of the current epoch claimed so far (see LayoutOptimizer.runClaimed). */
+  | { type: 'start'; embedding: Float32Array; dim: number; schedule: LayoutSchedule; params: LayoutParams; claims: Int32Array; chunkEdges: number }
+  /** Take part in epoch `epoch`; `seed` starts this thread's negative-sampling stream for it. */
   | { type: 'epoch'; epoch: number; seed: number }
 
 export type LayoutReply = { type: 'ready' } | { type: 'epoch-done'; epoch: number } | { type: 'error'; message: string }
@@ -17,22 +19,25 @@ export type LayoutReply = { type: 'ready' } | { type: 'epoch-done'; epoch: numbe
 const port = parentPort
 if (!port) throw new Error('projection-layout-worker runs as a worker thread')
 
-let optimizer: LayoutOptimizer | null = null
+let run: { optimizer: LayoutOptimizer; claims: Int32Array; chunkEdges: number } | null = null
 let epochSeed = 1
 // LayoutOptimizer draws one number per epoch to seed its negative sampling; the driving thread
-// sends it with each epoch, from a stream of its own derived from the projection's seed.
+// sends it with each epoch, from a stream of this thread's own derived from the projection's seed.
 const seeds = { next: (): number => epochSeed }
 
 port.on('message', (request: LayoutRequest) => {
   try {
     if (request.type === 'start') {
-      optimizer = new LayoutOptimizer(request.edges, request.embedding, request.dim, request.params, seeds)
+      const { schedule, embedding, dim, params, claims, chunkEdges } = request
+      const optimizer = new LayoutOptimizer(schedule, embedding, dim, params, seeds)
+      optimizer.privateNegativeSamples()
+      run = { optimizer, claims, chunkEdges }
       return
     }
-    if (!optimizer) throw new Error('epoch before start')
-    if (optimizer.epoch !== request.epoch) throw new Error(`asked for epoch ${request.epoch}, at epoch ${optimizer.epoch}`)
+    if (!run) throw new Error('epoch before start')
     epochSeed = request.seed
-    optimizer.step()
+    run.optimizer.beginEpoch()
+    run.optimizer.runClaimed(request.epoch, run.claims, run.chunkEdges, true)
     port.postMessage({ type: 'epoch-done', epoch: request.epoch } satisfies LayoutReply)
   } catch (error) {
     port.postMessage({ type: 'error', message: error instanceof Error ? error.message : String(error) } satisfies LayoutReply)

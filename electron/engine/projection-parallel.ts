@@ -1,22 +1,34 @@
 // The UMAP layout on several threads: umap-learn's `parallel=True` mode (Hogwild SGD).
 //
-// The layout's edges are cut into contiguous pieces of equal work (splitLayoutEdges), one per
-// thread: the thread running LatentProjection.fit keeps the first, each extra thread
-// (projection-layout-worker.ts) gets one of the others. The embedding lives in a
-// SharedArrayBuffer that all of them update in place, without locks, each with its own
-// LayoutOptimizer (the same per-edge update, learning-rate schedule and sampling bookkeeping as
-// the one-thread layout) and its own negative-sampling stream derived from the seed. The threads
-// meet after every epoch (the learning rate and the sampling schedule go by epoch), and the
-// driving thread yields to its event loop while it works, so progress frames, which read the
-// shared embedding, and cancellation work as they do on one thread.
+// The embedding and the layout's sampling schedule (edges, epochs per sample, epoch of next
+// (negative) sample) live in SharedArrayBuffers. Every epoch, the thread running
+// LatentProjection.fit and each extra thread (projection-layout-worker.ts) claim chunks of the
+// epoch's edges through shared atomic counters and run the same per-edge update on them as the
+// one-thread layout (LayoutOptimizer: attraction, negative-sampling repulsion, learning-rate
+// schedule, sampling bookkeeping), each with its own negative-sampling stream derived from the
+// seed. Every edge is processed once per epoch, by whichever thread claimed it: a thread that
+// gets less CPU (the engine may be training beside it, the machine may be shared) just claims
+// fewer chunks, so an epoch never waits long for it. The driving thread claims from the front of
+// the edge list and the others from the back: edges are sorted by head point and points are
+// numbered in locality order, so the two ends work on different parts of the map until they
+// meet. The threads meet after every epoch (the learning rate goes by epoch); the driving thread
+// yields to its event loop between chunks as before, so progress frames (which read the shared
+// embedding) and cancellation work as on one thread.
 //
-// Two threads may update the same point at the same moment, and then one update can be lost or
-// mixed with the other. Hogwild accepts this, as umap-learn's numba loop does: such collisions
-// are rare (pieces of the head-sorted edge list over points in locality order touch mostly
-// different points; only edges between pieces and the random negative samples are shared) and
-// each step is small. The consequence: a parallel layout is NOT reproducible bit for bit from
-// the seed (the threads' interleaving changes the result slightly); the one-thread layout
-// (layoutThreads: 1) is, and it is used wherever no worker thread can be started.
+// One deliberate difference from the one-thread update: each thread reads its negative samples'
+// coordinates (random points, only ever read) from its own copy of the embedding, taken at the
+// start of each epoch. Read from the shared embedding, most of them were cache lines the other
+// core had just written; at 60k points that made each thread ~50% slower (2 threads: 6.0 s and
+// 12 CPU s, against 8.1 s on one). With the copies 2 threads take ~4.6 s and the CPU time of
+// one, and the maps score the same (5-NN accuracy, trustworthiness).
+//
+// The threads update shared coordinates without locks. Two may update the same point at the same
+// moment, and then one update can be lost or mixed with the other. Hogwild accepts this, as
+// umap-learn's numba loop does: such collisions are rare (a point gets a few dozen of an epoch's
+// millions of updates, and the threads mostly work on different points) and each step is small.
+// The consequence: a parallel layout is NOT reproducible bit for bit from the seed (which thread
+// claims which chunk, and how their writes interleave, vary from run to run). The one-thread
+// layout (layoutThreads: 1) is, and it is what runs wherever no worker thread can be started.
 import { existsSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { availableParallelism } from 'node:os'
@@ -25,7 +37,7 @@ import { fileURLToPath } from 'node:url'
 import { Worker } from 'node:worker_threads'
 import { Rng, abortError, type Ticker } from './projection-knn'
 import type { LayoutReply, LayoutRequest } from './projection-layout-worker'
-import { LayoutOptimizer, splitLayoutEdges, type LayoutEdges, type LayoutParams } from './projection-umap'
+import { LayoutOptimizer, layoutSchedule, type LayoutEdges, type LayoutParams, type LayoutSchedule } from './projection-umap'
 
 /** Below this much work (points x epochs, ~3 us each here: about a second) the layout stays on
  *  one thread, where a second one would save little and cost its start-up. */
@@ -110,13 +122,9 @@ export class LayoutThread {
     )
   }
 
-  start(embedding: Float32Array, dim: number, edges: LayoutEdges, params: LayoutParams): void {
-    // Copies of the edge arrays (a view would send its whole buffer); the embedding is shared.
-    const head = new Int32Array(edges.head)
-    const tail = new Int32Array(edges.tail)
-    const epochsPerSample = new Float64Array(edges.epochsPerSample)
-    const request: LayoutRequest = { type: 'start', embedding, dim, edges: { head, tail, epochsPerSample }, params }
-    this.worker.postMessage(request, [head.buffer, tail.buffer, epochsPerSample.buffer])
+  /** Everything but `params` is shared memory, which the worker uses in place. */
+  start(embedding: Float32Array, dim: number, schedule: LayoutSchedule, params: LayoutParams, claims: Int32Array, chunkEdges: number): void {
+    this.worker.postMessage({ type: 'start', embedding, dim, schedule, params, claims, chunkEdges } satisfies LayoutRequest)
   }
 
   runEpoch(epoch: number, seed: number): Promise<void> {
@@ -163,9 +171,16 @@ export async function closeLayoutThreads(threads: LayoutThread[]): Promise<void>
   await Promise.all(threads.map((t) => t.close()))
 }
 
+/** Edges per claim: small enough that the threads finish an epoch within a chunk of each other
+ *  and the driving thread yields often, big enough that claiming costs nothing (~2 ms at most). */
+function chunkEdgesFor(nEdges: number): number {
+  return Math.min(16384, Math.max(1024, Math.ceil(nEdges / 64)))
+}
+
 /** The SGD layout on this thread plus the given extra threads (none: the plain, reproducible
  *  one-thread LayoutOptimizer). Drive it with runSlice until done. */
 export class Layout {
+  private parallelEpoch = 0
   private pending: Promise<unknown> | null = null
 
   private constructor(
@@ -174,13 +189,14 @@ export class Layout {
     private readonly own: LayoutOptimizer,
     private readonly helpers: LayoutThread[],
     private readonly helperSeeds: Rng[],
-    readonly nEdges: number,
+    private readonly claims: Int32Array,
+    private readonly chunkEdges: number,
     private readonly signal?: AbortSignal
   ) {}
 
-  /** Waits for `threads` to load (those that fail are left out), splits the edges between them
-   *  and this thread and starts them. `embedding` is copied into shared memory when threads take
-   *  part; read the result from `layout.embedding`. */
+  /** Waits for `threads` to load (those that fail are left out) and starts them. With threads
+   *  taking part, `embedding` is copied into shared memory: read the result from
+   *  `layout.embedding`. */
   static async create(
     edges: LayoutEdges,
     embedding: Float32Array,
@@ -190,17 +206,22 @@ export class Layout {
     threads: LayoutThread[],
     signal?: AbortSignal
   ): Promise<Layout> {
-    const nEdges = edges.head.length
     const ready = await abortable(Promise.all(threads.map((t) => t.whenReady())), signal)
     const helpers = threads.filter((_, i) => ready[i])
-    if (helpers.length === 0) return new Layout(embedding, new LayoutOptimizer(edges, embedding, dim, params, rng), [], [], nEdges, signal)
+    if (helpers.length === 0) {
+      return new Layout(embedding, new LayoutOptimizer(edges, embedding, dim, params, rng), [], [], new Int32Array(3), 0, signal)
+    }
     const shared = new Float32Array(new SharedArrayBuffer(embedding.byteLength))
     shared.set(embedding)
-    const pieces = splitLayoutEdges(edges, helpers.length + 1, params.negativeSampleRate)
+    const schedule = layoutSchedule(edges, params.negativeSampleRate, true)
+    const claims = new Int32Array(new SharedArrayBuffer(3 * 4))
+    const chunkEdges = chunkEdgesFor(schedule.head.length)
     const base = rng.next()
     const helperSeeds = helpers.map((_, i) => new Rng((base + i + 1) | 0))
-    helpers.forEach((h, i) => h.start(shared, dim, pieces[i + 1], params))
-    return new Layout(shared, new LayoutOptimizer(pieces[0], shared, dim, params, rng), helpers, helperSeeds, nEdges, signal)
+    for (const h of helpers) h.start(shared, dim, schedule, params, claims, chunkEdges)
+    const own = new LayoutOptimizer(schedule, shared, dim, params, rng)
+    own.privateNegativeSamples()
+    return new Layout(shared, own, helpers, helperSeeds, claims, chunkEdges, signal)
   }
 
   /** Threads taking part, this one included. */
@@ -208,36 +229,41 @@ export class Layout {
     return 1 + this.helpers.length
   }
 
-  /** Epochs completed by every thread. */
+  get nEdges(): number {
+    return this.own.nEdges
+  }
+
+  /** Epochs completed (by every thread). */
   get epoch(): number {
-    return this.own.epoch
+    return this.helpers.length === 0 ? this.own.epoch : this.parallelEpoch
   }
 
   get done(): boolean {
-    return this.own.done
+    return this.epoch >= this.own.params.nEpochs
   }
 
-  /** Works until the ticker says to yield or, with extra threads, until this thread's piece of
-   *  the epoch is done and the others have finished theirs. */
+  /** Works until the ticker says to yield or, with extra threads, until the current epoch is
+   *  done by all of them. */
   async runSlice(ticker: Ticker): Promise<void> {
-    const own = this.own
     if (this.helpers.length === 0) {
-      own.runSlice(ticker)
+      this.own.runSlice(ticker)
       return
     }
-    if (own.done) return
-    if (own.atEpochStart && !this.pending) {
-      const epoch = own.epoch
+    if (this.done) return
+    const epoch = this.parallelEpoch
+    if (!this.pending) {
+      this.claims.fill(0) // the other threads are between epochs: nobody is claiming
       const all = Promise.all(this.helpers.map((h, i) => h.runEpoch(epoch, this.helperSeeds[i].next())))
       all.catch(() => {}) // awaited below; this keeps an early failure from counting as unhandled
       this.pending = all
+      this.own.beginEpoch()
     }
-    own.runSlice(ticker, 65536, true)
-    if (own.atEpochStart && this.pending) {
-      const all = this.pending
-      this.pending = null
-      await abortable(all, this.signal)
-    }
+    if (!this.own.runClaimed(epoch, this.claims, this.chunkEdges, false, () => ticker.due())) return
+    // Every chunk is claimed: wait for the other threads to finish theirs.
+    const all = this.pending
+    this.pending = null
+    await abortable(all, this.signal)
+    this.parallelEpoch++
   }
 }
 

@@ -364,16 +364,17 @@ export interface LayoutEdges {
 }
 
 /** The edges of `graph` kept for optimisation: those sampled at least once over `nEpochs`
- *  (umap-learn drops the others too), in graph order. */
-export function layoutEdges(graph: FuzzyGraph, nEpochs: number): LayoutEdges {
+ *  (umap-learn drops the others too), in graph order; in SharedArrayBuffers if `shared`. */
+export function layoutEdges(graph: FuzzyGraph, nEpochs: number, shared = false): LayoutEdges {
   let wMax = 0
   for (let e = 0; e < graph.weight.length; e++) if (graph.weight[e] > wMax) wMax = graph.weight[e]
   const cut = wMax / nEpochs
   let m = 0
   for (let e = 0; e < graph.weight.length; e++) if (graph.weight[e] >= cut && graph.weight[e] > 0) m++
-  const head = new Int32Array(m)
-  const tail = new Int32Array(m)
-  const epochsPerSample = new Float64Array(m)
+  const buffer = (bytes: number): ArrayBufferLike => (shared ? new SharedArrayBuffer(bytes) : new ArrayBuffer(bytes))
+  const head = new Int32Array(buffer(m * 4))
+  const tail = new Int32Array(buffer(m * 4))
+  const epochsPerSample = new Float64Array(buffer(m * 8))
   let p = 0
   for (let e = 0; e < graph.weight.length; e++) {
     const wt = graph.weight[e]
@@ -386,29 +387,41 @@ export function layoutEdges(graph: FuzzyGraph, nEpochs: number): LayoutEdges {
   return { head, tail, epochsPerSample }
 }
 
-/** Cuts the edge list into `parts` contiguous pieces of about equal work per epoch (each edge
- *  costs a check every epoch plus (1 + negativeSampleRate) / epochsPerSample samples), for the
- *  threads of a parallel layout. Contiguous pieces of a head-sorted list over points numbered in
- *  locality order touch mostly different points, so the threads rarely write the same ones.
- *  The pieces are views into `edges`. */
-export function splitLayoutEdges(edges: LayoutEdges, parts: number, negativeSampleRate: number): LayoutEdges[] {
+/** The edges with their sampling state: umap-learn's epoch_of_next_sample and
+ *  epoch_of_next_negative_sample. The threads of a parallel layout share one (in shared memory),
+ *  each edge being processed by one thread per epoch. */
+export interface LayoutSchedule extends LayoutEdges {
+  epochOfNextSample: Float64Array
+  epochOfNextNegativeSample: Float64Array
+}
+
+/** The initial sampling state of `edges`; `shared` puts all of it (edges included, copied unless
+ *  they are there already) in SharedArrayBuffers. */
+export function layoutSchedule(edges: LayoutEdges, negativeSampleRate: number, shared = false): LayoutSchedule {
   const m = edges.head.length
-  const eps = edges.epochsPerSample
-  const cost = (e: number): number => 0.1 + (1 + negativeSampleRate) / eps[e]
-  let total = 0
-  for (let e = 0; e < m; e++) total += cost(e)
-  const out: LayoutEdges[] = []
-  let from = 0
-  let acc = 0
-  let e = 0
-  for (let part = 1; part <= parts; part++) {
-    const target = (total * part) / parts
-    if (part === parts) e = m
-    else while (e < m && acc + cost(e) / 2 < target) acc += cost(e++)
-    out.push({ head: edges.head.subarray(from, e), tail: edges.tail.subarray(from, e), epochsPerSample: eps.subarray(from, e) })
-    from = e
+  const buffer = (bytes: number): ArrayBufferLike => (shared ? new SharedArrayBuffer(bytes) : new ArrayBuffer(bytes))
+  const copy = <T extends Int32Array | Float64Array>(a: T, make: (b: ArrayBufferLike) => T): T => {
+    if (!shared || a.buffer instanceof SharedArrayBuffer) return a
+    const out = make(buffer(a.byteLength))
+    out.set(a)
+    return out
   }
-  return out
+  const eps = edges.epochsPerSample
+  const epochOfNextSample = new Float64Array(buffer(m * 8))
+  epochOfNextSample.set(eps)
+  const epochOfNextNegativeSample = new Float64Array(buffer(m * 8))
+  for (let e = 0; e < m; e++) epochOfNextNegativeSample[e] = eps[e] / negativeSampleRate
+  return {
+    head: copy(edges.head, (b) => new Int32Array(b)),
+    tail: copy(edges.tail, (b) => new Int32Array(b)),
+    epochsPerSample: copy(eps, (b) => new Float64Array(b)),
+    epochOfNextSample,
+    epochOfNextNegativeSample
+  }
+}
+
+function isSchedule(edges: LayoutEdges): edges is LayoutSchedule {
+  return 'epochOfNextSample' in edges
 }
 
 /** Where a LayoutOptimizer's per-epoch random streams come from (an Rng, or a fixed sequence). */
@@ -417,9 +430,8 @@ export interface RandomSource {
 }
 
 /** SGD state: the edges kept for optimisation and umap-learn's per-edge sampling schedule.
- *  Several optimizers over disjoint pieces of the edges (splitLayoutEdges) may share one
- *  embedding across threads (Hogwild, see projection-parallel.ts): all per-edge state is the
- *  optimizer's own, the embedding is the only thing written by more than one. */
+ *  Optimizers on several threads may share one schedule and one embedding (Hogwild, see
+ *  projection-parallel.ts), driven through beginEpoch/runEdges on disjoint ranges of edges. */
 export class LayoutOptimizer {
   readonly nEdges: number
   private readonly head: Int32Array
@@ -432,10 +444,14 @@ export class LayoutOptimizer {
   private rngState = 1
   private readonly tables: CoefficientTables
   private readonly scratchA: Float64Array
+  /** Where negative samples' coordinates are read: the embedding itself, or this thread's own
+   *  copy of it taken at the start of the epoch (see privateNegativeSamples). */
+  private negativeSource: Float32Array
 
-  /** `edges`: the fuzzy graph (its edges are filtered by layoutEdges) or edges already kept. */
+  /** `edges`: the fuzzy graph (its edges are filtered by layoutEdges), edges already kept, or a
+   *  schedule (used as it is, not copied: it may be shared). */
   constructor(
-    edges: FuzzyGraph | LayoutEdges,
+    edges: FuzzyGraph | LayoutEdges | LayoutSchedule,
     readonly embedding: Float32Array,
     readonly dim: number,
     readonly params: LayoutParams,
@@ -444,14 +460,23 @@ export class LayoutOptimizer {
     this.tables = new CoefficientTables(params.a, params.b, params.gamma)
     this.scratchA = new Float64Array(dim)
     const kept = 'weight' in edges ? layoutEdges(edges, params.nEpochs) : edges
-    const m = kept.head.length
-    this.nEdges = m
-    this.head = kept.head
-    this.tail = kept.tail
-    this.epochsPerSample = kept.epochsPerSample
-    this.epochOfNextSample = Float64Array.from(kept.epochsPerSample)
-    this.epochOfNextNegativeSample = new Float64Array(m)
-    for (let e = 0; e < m; e++) this.epochOfNextNegativeSample[e] = kept.epochsPerSample[e] / params.negativeSampleRate
+    const schedule = isSchedule(kept) ? kept : layoutSchedule(kept, params.negativeSampleRate)
+    this.nEdges = schedule.head.length
+    this.head = schedule.head
+    this.tail = schedule.tail
+    this.epochsPerSample = schedule.epochsPerSample
+    this.epochOfNextSample = schedule.epochOfNextSample
+    this.epochOfNextNegativeSample = schedule.epochOfNextNegativeSample
+    this.negativeSource = embedding
+  }
+
+  /** For an embedding shared between threads: read negative samples from a private copy taken
+   *  at each beginEpoch. Negative samples are random points that are only read; reading them
+   *  from memory that the other cores keep writing costs a cache-line transfer each time, which
+   *  made two threads ~50% slower per edge. The copy is at most one epoch old (Hogwild reads are
+   *  stale anyway). */
+  privateNegativeSamples(): void {
+    this.negativeSource = new Float32Array(this.embedding.length)
   }
 
   get done(): boolean {
@@ -473,7 +498,26 @@ export class LayoutOptimizer {
    *  loop inside long epochs. Results do not depend on how an epoch is cut into calls. */
   stepEdges(maxEdges: number): void {
     if (this.done) return
-    const n = this.epoch
+    if (this.edgePos === 0) this.beginEpoch()
+    const from = this.edgePos
+    const to = Math.min(this.nEdges, from + Math.max(1, maxEdges))
+    this.runEdges(this.epoch, from, to)
+    if (to >= this.nEdges) {
+      this.edgePos = 0
+      this.epoch++
+    } else this.edgePos = to
+  }
+
+  /** Starts an epoch's negative-sampling stream: one number from the random source. */
+  beginEpoch(): void {
+    this.rngState = this.rng.next() | 1
+    if (this.negativeSource !== this.embedding) this.negativeSource.set(this.embedding)
+  }
+
+  /** Processes edges [from, to) as part of epoch `n`, continuing the stream beginEpoch started.
+   *  Leaves `epoch` alone: stepEdges keeps that, or a parallel driver (which hands each thread
+   *  the ranges it claims) does. */
+  runEdges(n: number, from: number, to: number): void {
     const { nEpochs, negativeSampleRate } = this.params
     const alpha = this.params.initialAlpha * (1 - n / nEpochs)
     const clipB = 4 * alpha
@@ -485,15 +529,13 @@ export class LayoutOptimizer {
     const next = this.epochOfNextSample
     const nextNeg = this.epochOfNextNegativeSample
     const nVertices = (emb.length / dim) | 0
+    const negEmb = this.negativeSource
     const tables = this.tables
     const at = tables.attract
     const rt = tables.repel
     const scale = tables.scale
     const last = tables.size - 1
-    if (this.edgePos === 0) this.rngState = this.rng.next() | 1
     let state = this.rngState
-    const from = this.edgePos
-    const to = Math.min(this.nEdges, from + Math.max(1, maxEdges))
     const cur = this.scratchA
     const is3 = dim === 3
     for (let e = from; e < to; e++) {
@@ -563,9 +605,9 @@ export class LayoutOptimizer {
           state ^= state >>> 17
           state ^= state << 5
           const ko = ((((state >>> 0) * nVertices) / 4294967296) | 0) * 3
-          const y0 = h0 - emb[ko]
-          const y1 = h1 - emb[ko + 1]
-          const y2 = h2 - emb[ko + 2]
+          const y0 = h0 - negEmb[ko]
+          const y1 = h1 - negEmb[ko + 1]
+          const y2 = h2 - negEmb[ko + 2]
           const e2 = y0 * y0 + y1 * y1 + y2 * y2
           if (e2 > 0) {
             const r = Math.sqrt(e2) * scale
@@ -595,7 +637,7 @@ export class LayoutOptimizer {
         const ko = ((((state >>> 0) * nVertices) / 4294967296) | 0) * dim
         let e2 = 0
         for (let d = 0; d < dim; d++) {
-          const t = emb[cj + d] - emb[ko + d]
+          const t = emb[cj + d] - negEmb[ko + d]
           cur[d] = t
           e2 += t * t
         }
@@ -615,25 +657,35 @@ export class LayoutOptimizer {
       }
     }
     this.rngState = state
-    if (to >= this.nEdges) {
-      this.edgePos = 0
-      this.epoch++
-    } else this.edgePos = to
   }
 
-  /** True between epochs (no edge of the current epoch processed yet). */
-  get atEpochStart(): boolean {
-    return this.edgePos === 0
+  /** Epoch `n` on several threads sharing this optimizer's schedule: claims chunks of
+   *  `chunkEdges` edges and runs them, until every chunk is claimed (returns true) or `stop()`
+   *  says to stop for now (returns false; call again to go on). Each chunk goes to exactly one
+   *  thread, so a thread that is busier or scheduled less simply does fewer of them.
+   *  `claims` (shared, zeroed before each epoch) counts chunks claimed [from the front, from the
+   *  back, in all]. One thread claims from the front, the others from the back, so that the
+   *  two ends work on different points (fewer collisions and cache-line transfers between cores)
+   *  until they meet. */
+  runClaimed(n: number, claims: Int32Array, chunkEdges: number, fromBack: boolean, stop?: () => boolean): boolean {
+    const nChunks = Math.ceil(this.nEdges / chunkEdges)
+    for (;;) {
+      if (Atomics.add(claims, 2, 1) >= nChunks) return true
+      // At most nChunks claims succeed in all, so the front and back indices never overlap.
+      const chunk = fromBack ? nChunks - 1 - Atomics.add(claims, 1, 1) : Atomics.add(claims, 0, 1)
+      const from = chunk * chunkEdges
+      this.runEdges(n, from, Math.min(this.nEdges, from + chunkEdges))
+      if (stop?.()) return false
+    }
   }
 
   /** Runs the layout in chunks of `chunkEdges` edges until `ticker` says it is time to yield
-   *  or the run is done (or, with `untilEpochEnd`, the current epoch is); returns the number of
-   *  epochs completed. */
-  runSlice(ticker: Ticker, chunkEdges = 65536, untilEpochEnd = false): number {
+   *  or the run is done; returns the number of epochs completed. */
+  runSlice(ticker: Ticker, chunkEdges = 65536): number {
     const start = this.epoch
     while (!this.done) {
       this.stepEdges(chunkEdges)
-      if (ticker.due() || (untilEpochEnd && this.epoch !== start)) break
+      if (ticker.due()) break
     }
     return this.epoch - start
   }

@@ -266,7 +266,8 @@ export class LatentProjection {
       const tL = performance.now()
       const { a, b } = findABParams(opts.spread, opts.minDist)
       const params = { nEpochs: opts.nEpochs, a, b, gamma: 1, initialAlpha: 1, negativeSampleRate: opts.negativeSampleRate }
-      const layout = await Layout.create(layoutEdges(graph, opts.nEpochs), y, nComponents, params, rng, threads, signal)
+      const edges = layoutEdges(graph, opts.nEpochs, threads.length > 0)
+      const layout = await Layout.create(edges, y, nComponents, params, rng, threads, signal)
       y = layout.embedding // shared memory when other threads take part
       let lastFrame = 0
       let lastEpoch = 0

@@ -9,7 +9,7 @@ import {
 } from '../../electron/engine/projection'
 import { Rng, bruteForceKnn, exactKnnTf, knnRecall, nnDescentKnn } from '../../electron/engine/projection-knn'
 import { liveLayoutWorkers } from '../../electron/engine/projection-parallel'
-import { LayoutOptimizer, findABParams, fuzzySimplicialSet, layoutEdges, splitLayoutEdges } from '../../electron/engine/projection-umap'
+import { LayoutOptimizer, findABParams, fuzzySimplicialSet, layoutEdges, layoutSchedule } from '../../electron/engine/projection-umap'
 
 /** `clusters` well-separated Gaussian blobs in `dim` dimensions, `per` points each. */
 function gaussianClusters(clusters: number, per: number, dim: number, seed: number, spread = 6, sd = 1) {
@@ -323,18 +323,43 @@ describe('parallel layout (Hogwild SGD on 2 threads)', () => {
     expect(liveLayoutWorkers()).toBe(0)
   })
 
-  it('splits the edges into contiguous pieces of equal work', () => {
+  it('claiming chunks of edges from shared counters runs each edge once per epoch', () => {
     const knn = bruteForceKnn(data.x, data.n, dim, 15)
-    const edges = layoutEdges(fuzzySimplicialSet(knn), 200)
-    const pieces = splitLayoutEdges(edges, 2, 5)
-    expect(pieces.length).toBe(2)
-    expect(pieces[0].head.length + pieces[1].head.length).toBe(edges.head.length)
-    expect(Array.from(pieces[0].head).concat(Array.from(pieces[1].head))).toEqual(Array.from(edges.head))
-    expect(Array.from(pieces[1].tail)).toEqual(Array.from(edges.tail.subarray(pieces[0].head.length)))
-    const work = (p: { epochsPerSample: Float64Array }) => p.epochsPerSample.reduce((s, e) => s + 0.1 + 6 / e, 0)
-    const w0 = work(pieces[0])
-    const w1 = work(pieces[1])
-    expect(Math.abs(w0 - w1) / (w0 + w1)).toBeLessThan(0.01)
+    const edges = layoutEdges(fuzzySimplicialSet(knn), 20)
+    const params = { nEpochs: 20, a: 1.577, b: 0.895, gamma: 1, initialAlpha: 1, negativeSampleRate: 5 }
+    const init = new Float32Array(data.n * 3).map((_, i) => Math.sin(i) * 10)
+    const reference = layoutSchedule(edges, 5)
+    const whole = new LayoutOptimizer(reference, init.slice(), 3, params, new Rng(1))
+    while (!whole.done) whole.step()
+    // One optimizer claiming every chunk in turn is the one-thread layout, bit for bit.
+    const claims = new Int32Array(new SharedArrayBuffer(3 * 4))
+    const alone = new LayoutOptimizer(edges, init.slice(), 3, params, new Rng(1))
+    for (let epoch = 0; epoch < 20; epoch++) {
+      claims.fill(0)
+      alone.beginEpoch()
+      expect(alone.runClaimed(epoch, claims, 1000, false)).toBe(true)
+    }
+    expect(Array.from(alone.embedding)).toEqual(Array.from(whole.embedding))
+    // Two optimizers sharing a schedule and an embedding, taking chunks alternately (as two
+    // threads might): the sampling bookkeeping ends exactly as on one thread.
+    const shared = layoutSchedule(edges, 5, true)
+    const embedding = new Float32Array(new SharedArrayBuffer(init.byteLength))
+    embedding.set(init)
+    const pair = [new LayoutOptimizer(shared, embedding, 3, params, new Rng(2)), new LayoutOptimizer(shared, embedding, 3, params, new Rng(3))]
+    const chunk = Math.ceil(edges.head.length / 7)
+    for (let epoch = 0; epoch < 20; epoch++) {
+      claims.fill(0)
+      for (const o of pair) o.beginEpoch()
+      // one chunk at a time: the first from the front, the second (twice as often) from the back
+      for (let turn = 0, done = false; !done; turn++) {
+        const o = turn % 3 === 0 ? 0 : 1
+        done = pair[o].runClaimed(epoch, claims, chunk, o === 1, () => true)
+      }
+    }
+    expect(Array.from(shared.epochOfNextSample)).toEqual(Array.from(reference.epochOfNextSample))
+    expect(Array.from(shared.epochOfNextNegativeSample)).toEqual(Array.from(reference.epochOfNextNegativeSample))
+    expect(embedding.every(Number.isFinite)).toBe(true)
+    expect(Array.from(embedding)).not.toEqual(Array.from(whole.embedding)) // other random streams
   })
 })
 
