@@ -17,7 +17,9 @@
 //
 // Per route it prints: seconds to the first frame (first embedding a viewer could draw),
 // seconds to the first frame that came out of the layout optimisation, total seconds, CPU
-// seconds (the machine is shared: wall time is noisy, CPU time less so), peak extra RSS
+// seconds (the machine is shared: wall time is noisy, CPU time less so), the CPU seconds other
+// processes used meanwhile (otherCpuS, from /proc/stat: well above 0, the run was disturbed;
+// on a 2-core machine, otherCpuS close to totalS means a whole core was taken), peak extra RSS
 // (VmHWM after resetting it through /proc/self/clear_refs, else sampled RSS), and quality:
 // leave-one-out 5-NN label accuracy of the map (if labels) and trustworthiness (k = 15).
 //
@@ -224,6 +226,7 @@ async function child(args) {
   if (route === 'embedding-atlas') atlas = await import(pathToFileURL(join(args.atlas, 'dist', 'umap.js')).href)
   global.gc?.()
   const mem = startMemoryWatch()
+  const busy0 = machineBusySeconds()
   const cpu0 = process.cpuUsage()
   const t0 = performance.now()
   let firstFrame = null
@@ -285,6 +288,7 @@ async function child(args) {
   }
   const total = (performance.now() - t0) / 1000
   const cpu = process.cpuUsage(cpu0)
+  const busy1 = machineBusySeconds()
   const m = mem.stop()
   const sample = Number(args.sample ?? 500)
   const quality = {}
@@ -300,6 +304,7 @@ async function child(args) {
         firstLayoutFrameS: round(firstLayoutFrame, 2),
         totalS: round(total, 2),
         cpuS: round((cpu.user + cpu.system) / 1e6, 2),
+        otherCpuS: busy0 === null || busy1 === null ? null : round(Math.max(0, busy1 - busy0 - (cpu.user + cpu.system) / 1e6), 2),
         peakExtraMB: Math.round(m.extraMB),
         memMethod: m.method,
         frames,
@@ -307,6 +312,16 @@ async function child(args) {
         ...extra
       })
   )
+}
+
+/** CPU seconds the whole machine has been busy (all cores, /proc/stat), or null. */
+function machineBusySeconds() {
+  try {
+    const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number)
+    return (f[0] + f[1] + f[2] + f[5] + f[6] + f[7]) / 100 // user nice system irq softirq steal, in USER_HZ
+  } catch {
+    return null
+  }
 }
 
 function round(v, d) {
@@ -388,7 +403,7 @@ async function main() {
   if (ours) {
     console.log(
       `\nours @ ${ours.n}: first frame ${ours.firstFrameS} s (first optimised frame ${ours.firstLayoutFrameS} s), ` +
-        `total ${ours.totalS} s (cpu ${ours.cpuS} s), peak extra RSS ${ours.peakExtraMB} MB`
+        `total ${ours.totalS} s (cpu ${ours.cpuS} s; other processes ${ours.otherCpuS ?? '?'} s), peak extra RSS ${ours.peakExtraMB} MB`
     )
   }
   if (js) {
