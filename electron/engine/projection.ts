@@ -50,7 +50,8 @@ export interface ProjectionOptions {
   minDist?: number
   /** Default 1. */
   spread?: number
-  /** Default 0. Same seed + same data = same map. */
+  /** Default 0. Same seed + same data = same map, exactly with layoutThreads: 1; a parallel
+   *  layout gives a slightly different map each run (see projection-parallel.ts). */
   seed?: number
   /** Default: defaultEpochs(n). */
   nEpochs?: number
