@@ -13,7 +13,9 @@
  *   swapped): exactly the forward conv's FLOPs, no zero insertion. The phases are interleaved with rank-3
  *   Transposes/row copies and cropped. With few output channels (a last layer) all phases go in one Conv2D.
  * - Conv2DBackpropFilter: a Conv2D of x transposed to [C1, H, W, N] with dy transposed to [OH, OW, N, C2] as
- *   the filter, dilated by the stride. With few input channels (a first layer): im2col + one GEMM.
+ *   the filter, dilated by the stride. With few input channels (a first layer): the transposed patch matrix
+ *   times dy, one GEMM. (im2col + GEMM for every conv, forward and backward, was measured too: on these
+ *   shapes it is no faster than XNNPACK's own convolution, so the stock Conv2D stays.)
  * - BatchMatMul / _FusedMatMul with transposeA/transposeB: explicit Transpose, then the stock XNNPACK path,
  *   in the orientation that packs the smaller operand; plus a guard for the stock operator cache (below).
  * - Sum over leading axes (bias gradients): XNNPACK average pooling instead of transpose + reduce.
@@ -174,22 +176,7 @@ function conv2DBackpropInput(args: Parameters<KernelFunc>[0]): TensorInfo {
         phases.push(z);
         continue;
       }
-      // g[tY, tX, c2, c1] = f[rY + sh*(Jy-1-tY), rX + sw*(Jx-1-tX), c1, c2]
-      const g = backend.makeOutput([Jy, Jx, C2, C1], 'float32');
-      const gv = f32(backend, g);
-      const fv = f32(backend, filter);
-      for (let tY = 0; tY < Jy; tY++) {
-        const ky = rY + sh * (Jy - 1 - tY);
-        for (let tX = 0; tX < Jx; tX++) {
-          const kx = rX + sw * (Jx - 1 - tX);
-          const gBase = (tY * Jx + tX) * C2 * C1;
-          const fBase = (ky * kw + kx) * C1 * C2;
-          for (let c1 = 0; c1 < C1; c1++) {
-            const fRow = fBase + c1 * C2;
-            for (let c2 = 0; c2 < C2; c2++) gv[gBase + c2 * C1 + c1] = fv[fRow + c2];
-          }
-        }
-      }
+      const g = phaseFilter(backend, filter, rY, rX, Jy, Jx, sh, sw, kw, C1, C2);
       const padT = Jy - 1 - qStartY;
       const padL = Jx - 1 - qStartX;
       phases.push(conv2d(backend, dy, g, [[0, 0], [padT, padB], [padL, padR], [0, 0]], [1, 1]));
@@ -230,6 +217,27 @@ function conv2DBackpropInput(args: Parameters<KernelFunc>[0]): TensorInfo {
     free(backend, st);
   }
   return crop(backend, full, [N, Mh * sh, Mw * sw, C1], H, W, offY, offX);
+}
+
+/** g[tY, tX, c2, c1] = f[rY + sh*(Jy-1-tY), rX + sw*(Jx-1-tX), c1, c2]: phase (rY, rX)'s taps of the filter. */
+function phaseFilter(backend: WasmBackend, filter: TensorInfo, rY: number, rX: number, Jy: number, Jx: number,
+  sh: number, sw: number, kw: number, C1: number, C2: number): TensorInfo {
+  const g = backend.makeOutput([Jy, Jx, C2, C1], 'float32');
+  const gv = f32(backend, g);
+  const fv = f32(backend, filter);
+  for (let tY = 0; tY < Jy; tY++) {
+    const ky = rY + sh * (Jy - 1 - tY);
+    for (let tX = 0; tX < Jx; tX++) {
+      const kx = rX + sw * (Jx - 1 - tX);
+      const gBase = (tY * Jx + tX) * C2 * C1;
+      const fBase = (ky * kw + kx) * C1 * C2;
+      for (let c1 = 0; c1 < C1; c1++) {
+        const fRow = fBase + c1 * C2;
+        for (let c2 = 0; c2 < C2; c2++) gv[gBase + c2 * C1 + c1] = fv[fRow + c2];
+      }
+    }
+  }
+  return g;
 }
 
 /** full ([N, FH, FW, C]) cropped to [N, H, W, C] from (offY, offX); frees full unless it is returned as is. */
@@ -309,45 +317,45 @@ function combinedPhases(backend: WasmBackend, dy: TensorInfo, filter: TensorInfo
 // Conv2DBackpropFilter
 // ---------------------------------------------------------------------------------------------------------
 
-/** patches[(n, oy, ox), (ky, kx, c)] = x[n, oy*sh + ky - pt, ox*sw + kx - pl, c], zero outside x. */
-function im2col(d: Float32Array, s: Float32Array, N: number, H: number, W: number, C: number, OH: number,
-  OW: number, kh: number, kw: number, sh: number, sw: number, pt: number, pl: number): void {
-  let o = 0;
-  for (let n = 0; n < N; n++) {
-    for (let oy = 0; oy < OH; oy++) {
-      for (let ox = 0; ox < OW; ox++) {
-        const x0 = ox * sw - pl;
-        for (let ky = 0; ky < kh; ky++) {
-          const iy = oy * sh + ky - pt;
-          if (iy < 0 || iy >= H) {
-            d.fill(0, o, o + kw * C);
-            o += kw * C;
-            continue;
-          }
-          const rowBase = (n * H + iy) * W;
-          if (C === 1) {
-            for (let kx = 0; kx < kw; kx++) {
-              const ix = x0 + kx;
-              d[o++] = ix >= 0 && ix < W ? s[rowBase + ix] : 0;
+/**
+ * The transposed patch matrix ([kh*kw*C, N*OH*OW]) for few taps (a first layer, C = 1..3): one strided
+ * gather per tap. Multiplying it by dy gives dW in its own layout, with no transpose of the big dy.
+ */
+function transposedPatchMatrix(backend: WasmBackend, x: TensorInfo, info: tf.backend_util.Conv2DInfo): TensorInfo {
+  const { batchSize: N, inHeight: H, inWidth: W, inChannels: C, outHeight: OH, outWidth: OW, filterHeight: kh,
+    filterWidth: kw, strideHeight: sh, strideWidth: sw } = info;
+  const pt = info.padInfo.top;
+  const pl = info.padInfo.left;
+  const M = N * OH * OW;
+  const out = backend.makeOutput([kh * kw * C, M], 'float32');
+  const d = f32(backend, out);
+  const s = f32(backend, x);
+  for (let ky = 0; ky < kh; ky++) {
+    for (let kx = 0; kx < kw; kx++) {
+      for (let c = 0; c < C; c++) {
+        let o = ((ky * kw + kx) * C + c) * M;
+        for (let n = 0; n < N; n++) {
+          for (let oy = 0; oy < OH; oy++) {
+            const iy = oy * sh + ky - pt;
+            if (iy < 0 || iy >= H) {
+              d.fill(0, o, o + OW);
+              o += OW;
+              continue;
             }
-          } else {
-            for (let kx = 0; kx < kw; kx++) {
-              const ix = x0 + kx;
-              if (ix >= 0 && ix < W) {
-                const s0 = (rowBase + ix) * C;
-                for (let c = 0; c < C; c++) d[o++] = s[s0 + c];
-              } else {
-                for (let c = 0; c < C; c++) d[o++] = 0;
-              }
+            const row = (n * H + iy) * W;
+            for (let ox = 0; ox < OW; ox++) {
+              const ix = ox * sw + kx - pl;
+              d[o++] = ix >= 0 && ix < W ? s[(row + ix) * C + c] : 0;
             }
           }
         }
       }
     }
   }
+  return out;
 }
 
-/** Below this many filter taps per output channel (kh*kw*C1) the im2col + GEMM path is faster. */
+/** Below this many filter taps per output channel (kh*kw*C1) dW comes from the transposed patches. */
 const IM2COL_MAX_TAPS = 40;
 
 function conv2DBackpropFilter(args: Parameters<KernelFunc>[0]): TensorInfo {
@@ -375,27 +383,17 @@ function conv2DBackpropFilter(args: Parameters<KernelFunc>[0]): TensorInfo {
     outChannels: C2, strideHeight: sh, strideWidth: sw, filterHeight: kh, filterWidth: kw } = info;
   const pt = info.padInfo.top;
   const pl = info.padInfo.left;
+  const M = N * OH * OW;
+  const K = kh * kw * C1;
 
-  if (kh * kw * C1 <= IM2COL_MAX_TAPS) {
-    // Few input channels (a first layer): dW^T[c2, (ky, kx, c1)] = dyT[c2, m] @ patches[m, (ky, kx, c1)] with
-    // m = (n, oy, ox). The big dy streams through the GEMM (transposed once); only the small patch matrix,
-    // built here, goes through XNNPACK's slow weight packing.
-    const M = N * OH * OW;
-    const K = kh * kw * C1;
-    const patches = backend.makeOutput([M, K], 'float32');
-    im2col(f32(backend, patches), f32(backend, x), N, H, W, C1, OH, OW, kh, kw, sh, sw, pt, pl);
+  if (K <= IM2COL_MAX_TAPS) {
+    // Few input channels (a first layer): dW[(ky, kx, c1), c2] = patches^T[(ky, kx, c1), m] @ dy[m, c2] with
+    // m = (n, oy, ox): the transposed patches are cheap to gather here, and the result is dW as it lies.
+    const patchesT = transposedPatchMatrix(backend, x, info);
     const dy2 = reshape(backend, dy, [M, C2]);
-    const dyT = transpose(backend, dy2, [1, 0]);
-    const r = matMul(backend, dyT, patches); // [C2, K]
-    free(backend, patches, dy2, dyT);
-    const out = backend.makeOutput([kh, kw, C1, C2], 'float32');
-    const src = f32(backend, r);
-    const dst = f32(backend, out);
-    for (let k = 0; k < K; k++) {
-      for (let c2 = 0; c2 < C2; c2++) dst[k * C2 + c2] = src[c2 * K + k];
-    }
-    free(backend, r);
-    return out;
+    const r = matMul(backend, patchesT, dy2);
+    free(backend, patchesT, dy2);
+    return { dataId: r.dataId, shape: [kh, kw, C1, C2], dtype: 'float32' };
   }
 
   // dW[ky, kx, c1, c2] = sum_{oy, ox, n} xT[c1, ky + sh*oy - pt, kx + sw*ox - pl, n] * dyT[oy, ox, n, c2]:
