@@ -10,11 +10,12 @@
 //                                 (results.json and results.md always hold one whole run)
 import { spawnSync } from 'node:child_process'
 import { existsSync, writeFileSync } from 'node:fs'
+import { availableParallelism } from 'node:os'
 import { join } from 'node:path'
 import { Worker } from 'node:worker_threads'
 import * as tf from '@tensorflow/tfjs'
 import { createModel, defaultModelConfig, type ModelFamily, type VaeFamilyModel } from '../models/index'
-import { evaluate, Trainer } from '../models/train'
+import { evaluate, Trainer, type TrainOptions } from '../models/train'
 import type { TrainingData } from '../models/data'
 import { makeBatch } from '../models/data'
 import { describeBackends, selectBackend } from '../electron/engine/backend'
@@ -69,61 +70,84 @@ function trainWorkerSpawn(): () => Worker {
   return () => new Worker(`require(${JSON.stringify(hook)}); require(${JSON.stringify(source)})`, { eval: true })
 }
 
+/** The trainer the app runs on this backend (createTrainer's choice, with the worker found from here). */
+function appTrainer(model: VaeFamilyModel, data: TrainingData, options: TrainOptions): { trainer: Trainer; description: string } {
+  const backend = tf.getBackend()
+  if ((backend === 'wasm' || backend === 'cpu') && availableParallelism() >= 2) {
+    const trainer = new ParallelTrainer(model, data, options, { spawn: trainWorkerSpawn() })
+    return { trainer, description: trainer.description }
+  }
+  return { trainer: new Trainer(model, data, options), description: backend }
+}
+
+const median = (values: number[]): number => {
+  const sorted = [...values].sort((p, q) => p - q)
+  const mid = Math.floor(sorted.length / 2)
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2
+}
+
 async function throughput(data: TrainingData): Promise<void> {
   const options = { epochs: 1, batchSize: 128, learningRate: 1e-3, seed: 0, checkpointEverySteps: 1e9 }
   const unlabelled = { ...data, labels: null }
-  const steps = quick ? 8 : 40
-  // Steady state is what a run of hundreds of steps sees. Fresh worker threads need ~20 steps to
-  // get there (each isolate JIT-compiles tfjs and tiers up the wasm code, on the same two cores),
-  // so both variants warm up that long (a one-thread trainer reaches it in a few).
-  const warmup = quick ? 3 : 20
+  const steps = quick ? 8 : 30
+  // This machine's speed drifts by 2x within minutes (a shared host), and PyTorch and wasm feel it
+  // differently; so the three are measured in alternating rounds and compared by their medians.
+  const rounds = quick ? 1 : 5
   const batch = (i: number) => data.trainIndices.subarray((i % 8) * 128, (i % 8 + 1) * 128)
 
   // One thread: the in-process Trainer (what tfjs-node would run, and wasm on one core).
   const model = referenceModel()
   const trainer = new Trainer(model, unlabelled, options)
-  for (let i = 0; i < warmup; i++) trainer.step(batch(i), i)
-  let started = performance.now()
-  for (let i = 0; i < steps; i++) trainer.step(batch(i), i)
-  const imagesPerSecond = (steps * 128) / ((performance.now() - started) / 1000)
-  record('train_reference_images_per_second', imagesPerSecond, `reference VAE training, ${tf.getBackend()}, 1 thread, batch 128 (img/s)`)
-  trainer.optimizer.dispose()
-  model.dispose()
-
   // Data-parallel over worker threads (what the app and the CLI run on wasm/cpu with 2+ cores).
   const parallelModel = referenceModel()
   const parallel = new ParallelTrainer(parallelModel, unlabelled, options, { spawn: trainWorkerSpawn() })
   await parallel.start()
-  for (let i = 0; i < warmup; i++) await parallel.trainStep(batch(i), i)
-  started = performance.now()
-  for (let i = 0; i < steps; i++) await parallel.trainStep(batch(i), i)
-  // The last step's update is still on its way to the workers: wait for it (a weights round trip).
-  await parallel.replicaWeights()
-  const parallelImagesPerSecond = (steps * 128) / ((performance.now() - started) / 1000)
-  record(
-    'train_reference_parallel_images_per_second',
-    parallelImagesPerSecond,
-    `reference VAE training, ${parallel.description} (data-parallel), batch 128 (img/s)`
-  )
+  // Steady state is what a run of hundreds of steps sees. Fresh worker threads need ~20 steps to
+  // get there (each isolate JIT-compiles tfjs and tiers up the wasm code, on the same two cores);
+  // a one-thread trainer reaches it in a few.
+  for (let i = 0; i < (quick ? 3 : 20); i++) {
+    trainer.step(batch(i), i)
+    await parallel.trainStep(batch(i), i)
+  }
+  const one: number[] = []
+  const two: number[] = []
+  const peer: number[] = []
+  for (let round = 0; round < rounds; round++) {
+    let started = performance.now()
+    for (let i = 0; i < steps; i++) trainer.step(batch(i), i)
+    one.push((steps * 128) / ((performance.now() - started) / 1000))
+    started = performance.now()
+    for (let i = 0; i < steps; i++) await parallel.trainStep(batch(i), i)
+    // The last step's update is still on its way to the workers: wait for it (a weights round trip).
+    await parallel.replicaWeights()
+    two.push((steps * 128) / ((performance.now() - started) / 1000))
+    const result = runPeer(['throughput', '--steps', quick ? '10' : '40'])
+    if (result) peer.push(result.images_per_second)
+    console.log(`throughput round ${round + 1}/${rounds}: 1 thread ${one[round].toFixed(0)}, ${parallel.description} ${two[round].toFixed(0)}, PyTorch ${result?.images_per_second ?? '-'} img/s`)
+  }
+  record('train_reference_images_per_second', median(one), `reference VAE training, ${tf.getBackend()}, 1 thread, batch 128, median of ${rounds} rounds (img/s)`)
+  record('train_reference_parallel_images_per_second', median(two), `reference VAE training, ${parallel.description} (data-parallel), batch 128 (img/s)`)
   await parallel.stop()
   parallel.dispose()
   parallelModel.dispose()
-
-  const peer = runPeer(['throughput', '--steps', quick ? '10' : '50'])
-  if (peer) {
-    record('pytorch_reference_images_per_second', peer.images_per_second, 'PyTorch 1.13 CPU, same model (img/s)')
-    record('train_reference_ratio_to_pytorch', imagesPerSecond / peer.images_per_second, 'ratio to PyTorch, 1 thread')
-    record('train_reference_parallel_ratio_to_pytorch', parallelImagesPerSecond / peer.images_per_second, 'ratio to PyTorch, data-parallel', 'goal >= 0.5')
+  trainer.optimizer.dispose()
+  model.dispose()
+  if (peer.length > 0) {
+    const ratios = two.map((v, k) => v / peer[k])
+    record('pytorch_reference_images_per_second', median(peer), `PyTorch 1.13 CPU, same model, 2 threads, median of ${peer.length} rounds (img/s)`)
+    record('train_reference_ratio_to_pytorch', median(one) / median(peer), 'ratio to PyTorch, 1 thread')
+    record('train_reference_parallel_ratio_to_pytorch', median(two) / median(peer), 'ratio to PyTorch, data-parallel', 'goal >= 0.5')
+    record('train_reference_parallel_ratio_to_pytorch_range', `${Math.min(...ratios).toFixed(2)}-${Math.max(...ratios).toFixed(2)}`, 'the same ratio, lowest and highest round')
   }
 }
 
 async function referenceQuality(data: TrainingData, epochsOverride?: number): Promise<VaeFamilyModel> {
   const epochs = epochsOverride ?? (quick ? 1 : 5)
   const model = referenceModel()
-  const trainer = new Trainer(model, data, { epochs, batchSize: 128, learningRate: 1e-3, seed: 0, checkpointEverySteps: 1e9 })
+  const { trainer, description } = appTrainer(model, data, { epochs, batchSize: 128, learningRate: 1e-3, seed: 0, checkpointEverySteps: 1e9 })
   const started = performance.now()
   await trainer.run()
-  record('reference_train_seconds', (performance.now() - started) / 1000, `reference VAE, ${epochs} epochs of 60k (s)`)
+  record('reference_train_seconds', (performance.now() - started) / 1000, `reference VAE, ${epochs} epochs of 60k, ${description} (s)`)
   const heldOut = await evaluate(model, data, data.heldOutIndices, 1000, 0)
   record('reference_test_neg_elbo_nats', heldOut.total, `reference VAE held-out -ELBO after ${epochs} epochs (nats)`)
   record('reference_test_kl_nats', heldOut.kl_z, 'reference VAE held-out KL (nats)')
@@ -167,10 +191,10 @@ async function trainClassifier(data: TrainingData, numClasses: number): Promise<
 async function familyQuality(family: ModelFamily, data: TrainingData, numClasses: number, classify: (x: tf.Tensor4D) => tf.Tensor1D): Promise<void> {
   const epochs = quick ? 1 : 3
   const model = createModel(defaultModelConfig(family, data.shape, numClasses, { seed: 0 }))
-  const trainer = new Trainer(model, data, { epochs, batchSize: 128, learningRate: 1e-3, seed: 0, checkpointEverySteps: 1e9 })
+  const { trainer, description } = appTrainer(model, data, { epochs, batchSize: 128, learningRate: 1e-3, seed: 0, checkpointEverySteps: 1e9 })
   const started = performance.now()
   await trainer.run()
-  record(`${family}_train_seconds`, (performance.now() - started) / 1000, `${family.toUpperCase()} ${epochs} epochs of 60k (s)`)
+  record(`${family}_train_seconds`, (performance.now() - started) / 1000, `${family.toUpperCase()} ${epochs} epochs of 60k, ${description} (s)`)
   const heldOut = await evaluate(model, data, data.heldOutIndices, 1000, 0)
   for (const [term, value] of Object.entries(heldOut)) {
     const unit = term === 'bits_per_dim' ? '' : '_nats'
