@@ -105,6 +105,11 @@ export class LayoutThread {
     worker.on('exit', (code) => this.fail(new Error(`the layout worker stopped (exit code ${code})`)))
   }
 
+  /** Wraps a worker that speaks the layout protocol (projection-layout-worker.ts, or a test's). */
+  static fromWorker(worker: Worker): LayoutThread {
+    return new LayoutThread(worker)
+  }
+
   /** Starts a worker thread (it loads while the caller does other work); null where none can be made. */
   static spawn(): LayoutThread | null {
     try {
@@ -187,7 +192,7 @@ export class Layout {
     /** The embedding being optimised (shared memory when there are extra threads). */
     readonly embedding: Float32Array,
     private readonly own: LayoutOptimizer,
-    private readonly helpers: LayoutThread[],
+    private helpers: LayoutThread[],
     private readonly helperSeeds: Rng[],
     private readonly claims: Int32Array,
     private readonly chunkEdges: number,
@@ -262,7 +267,19 @@ export class Layout {
     // Every chunk is claimed: wait for the other threads to finish theirs.
     const all = this.pending
     this.pending = null
-    await abortable(all, this.signal)
+    try {
+      await abortable(all, this.signal)
+    } catch (error) {
+      if (this.signal?.aborted) throw error
+      // A layout thread died mid-layout: the map need not fail with it. The chunks it had claimed
+      // but not finished this epoch are lost (Hogwild shrugs that off); the remaining epochs run
+      // on this thread alone.
+      const failed = this.helpers
+      this.helpers = []
+      await closeLayoutThreads(failed).catch(() => {})
+      this.own.epoch = this.parallelEpoch + 1
+      return
+    }
     this.parallelEpoch++
   }
 }

@@ -431,7 +431,8 @@ export interface RandomSource {
 
 /** SGD state: the edges kept for optimisation and umap-learn's per-edge sampling schedule.
  *  Optimizers on several threads may share one schedule and one embedding (Hogwild, see
- *  projection-parallel.ts), driven through beginEpoch/runEdges on disjoint ranges of edges. */
+ *  projection-parallel.ts), driven through beginEpoch/runClaimed on chunks of edges claimed from
+ *  shared counters. */
 export class LayoutOptimizer {
   readonly nEdges: number
   private readonly head: Int32Array

@@ -36,6 +36,7 @@
 // 0.1% .. 99.9% quantiles on every axis) fits [-1, 1]; rare outliers may lie slightly outside.
 // The centre and scale are stored (`center`, `scale`), so transform() lands in the same frame.
 
+import { availableParallelism } from 'node:os'
 import * as tf from '@tensorflow/tfjs'
 import { Rng, Ticker, bruteForceKnn, bruteForceKnnQuery, exactKnnTf, localityOrder, nnDescentKnn, type KnnGraph } from './projection-knn'
 import { Layout, closeLayoutThreads, defaultLayoutThreads, spawnLayoutThreads } from './projection-parallel'
@@ -230,7 +231,8 @@ export class LatentProjection {
 
     // Extra layout threads start now, so that they have loaded by the time the layout starts;
     // whatever happens next, they are stopped before fit returns or throws.
-    const wantedThreads = Math.max(1, Math.floor(options.layoutThreads ?? defaultLayoutThreads(n, opts.nEpochs)))
+    // More threads than cores only contend for them.
+    const wantedThreads = Math.min(availableParallelism(), Math.max(1, Math.floor(options.layoutThreads ?? defaultLayoutThreads(n, opts.nEpochs))))
     const threads = spawnLayoutThreads(wantedThreads - 1)
     try {
       // 2. Neighbours.

@@ -1,3 +1,4 @@
+import { Worker } from 'node:worker_threads'
 import { beforeAll, describe, expect, it } from 'vitest'
 import * as tf from '@tensorflow/tfjs'
 import '@tensorflow/tfjs-backend-wasm'
@@ -7,8 +8,8 @@ import {
   trustworthiness,
   type ProjectionProgress
 } from '../../electron/engine/projection'
-import { Rng, bruteForceKnn, exactKnnTf, knnRecall, nnDescentKnn } from '../../electron/engine/projection-knn'
-import { liveLayoutWorkers } from '../../electron/engine/projection-parallel'
+import { Rng, Ticker, bruteForceKnn, exactKnnTf, knnRecall, nnDescentKnn } from '../../electron/engine/projection-knn'
+import { Layout, LayoutThread, liveLayoutWorkers } from '../../electron/engine/projection-parallel'
 import { LayoutOptimizer, findABParams, fuzzySimplicialSet, layoutEdges, layoutSchedule } from '../../electron/engine/projection-umap'
 
 /** `clusters` well-separated Gaussian blobs in `dim` dimensions, `per` points each. */
@@ -161,8 +162,9 @@ describe('LatentProjection.fit options and failures', () => {
   const small = gaussianClusters(4, 100, dim, 5)
 
   it('is reproducible for a seed, and does 2-D with the approximate neighbour search', async () => {
-    const a = await LatentProjection.fit(small.x, dim, { seed: 3, nEpochs: 60 })
-    const b = await LatentProjection.fit(small.x, dim, { seed: 3, nEpochs: 60 })
+    // One layout thread: the parallel layout is not bit-reproducible (Hogwild).
+    const a = await LatentProjection.fit(small.x, dim, { seed: 3, nEpochs: 60, layoutThreads: 1 })
+    const b = await LatentProjection.fit(small.x, dim, { seed: 3, nEpochs: 60, layoutThreads: 1 })
     expect(Array.from(a.embedding)).toEqual(Array.from(b.embedding))
     const flat = await LatentProjection.fit(small.x, dim, { nComponents: 2, knn: 'approximate', nEpochs: 150 })
     expect(flat.embedding.length).toBe(small.n * 2)
@@ -320,6 +322,33 @@ describe('parallel layout (Hogwild SGD on 2 threads)', () => {
     await expect(run).rejects.toThrow(/abort/i)
     expect(layoutEvents).toBe(3)
     expect(workers).toBe(1)
+    expect(liveLayoutWorkers()).toBe(0)
+  })
+
+  it('finishes the layout on this thread when a layout thread dies mid-layout', async () => {
+    const knn = bruteForceKnn(data.x, data.n, dim, 15)
+    const params = { nEpochs: 30, a: 1.577, b: 0.895, gamma: 1, initialAlpha: 1, negativeSampleRate: 5 }
+    const init = new Float32Array(data.n * 3).map((_, i) => Math.sin(i) * 10)
+    // A worker that loads, then exits as soon as it is asked to run an epoch.
+    const dying = new Worker(
+      "const { parentPort } = require('node:worker_threads');" +
+        "parentPort.postMessage({ type: 'ready' });" +
+        "parentPort.on('message', (m) => { if (m.type === 'epoch') process.exit(3) })",
+      { eval: true }
+    )
+    const layout = await Layout.create(layoutEdges(fuzzySimplicialSet(knn), 30, true), init.slice(), 3, params, new Rng(1), [LayoutThread.fromWorker(dying)])
+    expect(layout.threads).toBe(2)
+    const ticker = new Ticker(undefined, 30)
+    while (!layout.done) await layout.runSlice(ticker)
+    expect(layout.threads).toBe(1)
+    expect(layout.epoch).toBe(30)
+    expect(layout.embedding.every(Number.isFinite)).toBe(true)
+    // The layout still did its job, about as well as a one-thread layout of the same edges.
+    const alone = new LayoutOptimizer(layoutEdges(fuzzySimplicialSet(knn), 30), init.slice(), 3, params, new Rng(1))
+    while (!alone.done) alone.step()
+    const reference = knnClassAccuracy(alone.embedding, 3, data.labels, 5)
+    expect(reference).toBeGreaterThan(0.5)
+    expect(knnClassAccuracy(layout.embedding, 3, data.labels, 5)).toBeGreaterThan(reference - 0.05)
     expect(liveLayoutWorkers()).toBe(0)
   })
 
