@@ -356,7 +356,7 @@ function transposedPatchMatrix(backend: WasmBackend, x: TensorInfo, info: tf.bac
 }
 
 /** Below this many filter taps per output channel (kh*kw*C1) dW comes from the transposed patches. */
-const IM2COL_MAX_TAPS = 40;
+const TRANSPOSED_PATCHES_MAX_TAPS = 40;
 
 function conv2DBackpropFilter(args: Parameters<KernelFunc>[0]): TensorInfo {
   const backend = args.backend as WasmBackend;
@@ -386,7 +386,7 @@ function conv2DBackpropFilter(args: Parameters<KernelFunc>[0]): TensorInfo {
   const M = N * OH * OW;
   const K = kh * kw * C1;
 
-  if (K <= IM2COL_MAX_TAPS) {
+  if (K <= TRANSPOSED_PATCHES_MAX_TAPS) {
     // Few input channels (a first layer): dW[(ky, kx, c1), c2] = patches^T[(ky, kx, c1), m] @ dy[m, c2] with
     // m = (n, oy, ox): the transposed patches are cheap to gather here, and the result is dW as it lies.
     const patchesT = transposedPatchMatrix(backend, x, info);

@@ -68,7 +68,8 @@ export class PickGrid {
 
   private axisCell(a: number, v: number): number {
     const c = Math.floor((v - this.min[a]) / this.cellSize[a])
-    return c < 0 ? 0 : c >= this.cells[a] ? this.cells[a] - 1 : c
+    // !(c >= 0) also catches NaN (a point with a NaN coordinate goes to the first cell, consistently).
+    return !(c >= 0) ? 0 : c >= this.cells[a] ? this.cells[a] - 1 : c
   }
 
   private cellIndex(x: number, y: number, z: number): number {
@@ -114,13 +115,17 @@ export class PickGrid {
       this.query = 1
     }
     const stamp = this.query
-    // Steps of half the smallest cell: boxes of half-width radius + step around consecutive
-    // samples overlap, so together they cover the whole cone between t0 and t1.
-    const step = Math.min(size[0], size[1], size[2]) / 2
+    // Samples along the ray, each with a box of half-width radiusAt(t) + (distance from the
+    // previous sample): a point within radiusAt(t') of the ray at t' in (previous, t] is within
+    // that of the sample at t (radiusAt does not decrease), so the boxes cover the whole cone.
+    // Steps of half a cell, or of the cone's radius where it is wider (zoomed far out), so that a
+    // box is not rescanned cell by cell a hundred times.
+    const minStep = Math.min(size[0], size[1], size[2]) / 2
     const [nx, ny] = this.cells
-    for (let t = t0; ; t += step) {
+    let previous = t0
+    for (let t = t0; ; ) {
       const tc = Math.min(t, t1)
-      const r = radiusAt(tc) + step
+      const r = radiusAt(tc) + (tc - previous)
       const px = ox + dx * tc
       const py = oy + dy * tc
       const pz = oz + dz * tc
@@ -142,6 +147,8 @@ export class PickGrid {
         }
       }
       if (tc >= t1) break
+      previous = tc
+      t = tc + Math.max(minStep, radiusAt(tc))
     }
   }
 

@@ -133,7 +133,10 @@ export class LatentScatter {
       this.lastCameraChange = performance.now()
       // The full map once the camera has been still for a moment.
       clearTimeout(this.settleTimer)
-      this.settleTimer = window.setTimeout(() => this.requestRender(), SETTLE_MS)
+      this.settleTimer = window.setTimeout(() => {
+        this.lastCameraChange = -Infinity
+        this.requestRender()
+      }, SETTLE_MS)
       this.requestRender()
     })
     this.resetView()
@@ -364,6 +367,8 @@ export class LatentScatter {
     this.pickGrid ??= new PickGrid(this.positions, this.count)
     const width = this.canvas.clientWidth
     const height = this.canvas.clientHeight
+    // The controls move the camera without updating its world matrix until the next render.
+    this.camera.updateMatrixWorld()
     const raycaster = new THREE.Raycaster()
     raycaster.setFromCamera(new THREE.Vector2((x / width) * 2 - 1, 1 - (y / height) * 2), this.camera)
     const { origin, direction } = raycaster.ray
@@ -476,7 +481,8 @@ function drawOrder(n: number): Uint32Array {
   let seed = 12345
   for (let i = n - 1; i > 0; i--) {
     seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0
-    const j = seed % (i + 1)
+    // The high bits: an LCG's low bits have short periods (the lowest alternates).
+    const j = Math.floor((seed / 2 ** 32) * (i + 1))
     const t = order[i]
     order[i] = order[j]
     order[j] = t
