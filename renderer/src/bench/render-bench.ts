@@ -57,8 +57,9 @@ async function run(): Promise<void> {
     background: '#15171c',
     preserveDrawingBuffer: params.get('preserve') !== '0',
     ...(params.has('size') ? { pointSize: Number(params.get('size')) } : {}),
-    // motion=all: every point on every frame while orbiting, even on software GL.
-    ...(params.get('motion') === 'all' ? { motionPoints: Infinity } : {})
+    // motion=all: every point at full resolution on every frame while orbiting, even on software GL.
+    ...(params.get('motion') === 'all' ? { motionPoints: Infinity, motionResolution: 1 } : {}),
+    ...(params.has('resolution') ? { motionResolution: Number(params.get('resolution')) } : {})
   })
   ;(window as unknown as { benchScatter: LatentScatter }).benchScatter = scatter
   const { positions, colours } = clusteredPoints(n, 10)

@@ -52,6 +52,12 @@ export function isSoftwareGl(): boolean {
  * draws every point on every frame.
  */
 const SOFTWARE_GL_MOTION_POINTS = 20_000
+/**
+ * A software rasteriser also pays per pixel of the canvas on every frame (clearing, compositing,
+ * the preserved drawing buffer), about 30 ms at 1280x800 here: while the camera moves it renders at
+ * this fraction of the resolution in each direction, and sharp again when the camera stops.
+ */
+const SOFTWARE_GL_MOTION_RESOLUTION = 0.5
 /** The camera counts as still this long after its last change. */
 const SETTLE_MS = 150
 
@@ -62,6 +68,8 @@ export interface ScatterOptions {
   preserveDrawingBuffer: boolean
   /** Points drawn while the camera moves; default: all on a GPU, SOFTWARE_GL_MOTION_POINTS on software GL. */
   motionPoints: number
+  /** Resolution while the camera moves (1 = full); default: 1 on a GPU, SOFTWARE_GL_MOTION_RESOLUTION on software GL. */
+  motionResolution: number
 }
 
 export class LatentScatter {
@@ -97,6 +105,9 @@ export class LatentScatter {
   private selected: number[] = []
   /** Points drawn while the camera moves (Infinity: all of them, on a GPU). */
   private readonly motionPoints: number
+  /** Resolution while the camera moves, relative to the full one (below 1 on software GL). */
+  private readonly motionResolution: number
+  private readonly fullPixelRatio: number
   private lastCameraChange = -Infinity
   private settleTimer = 0
 
@@ -114,7 +125,9 @@ export class LatentScatter {
     const softwareGl = isSoftwareGl()
     this.renderer = new THREE.WebGLRenderer({ canvas: this.canvas, antialias: !softwareGl, preserveDrawingBuffer: options.preserveDrawingBuffer ?? true })
     this.motionPoints = options.motionPoints ?? (softwareGl ? SOFTWARE_GL_MOTION_POINTS : Infinity)
-    this.renderer.setPixelRatio(Math.min(window.devicePixelRatio, 2))
+    this.motionResolution = options.motionResolution ?? (softwareGl ? SOFTWARE_GL_MOTION_RESOLUTION : 1)
+    this.fullPixelRatio = Math.min(window.devicePixelRatio, 2)
+    this.renderer.setPixelRatio(this.fullPixelRatio)
     const background = new THREE.Color(options.background ?? '#15171c')
     this.scene.background = background
     // The hover ring contrasts with the background: white on dark maps, near-black on light ones.
@@ -449,6 +462,12 @@ export class LatentScatter {
   private draw(): void {
     const moving = performance.now() - this.lastCameraChange < SETTLE_MS
     this.geometry.setDrawRange(0, moving && this.count > this.motionPoints ? this.motionPoints : Infinity)
+    const pixelRatio = this.fullPixelRatio * (moving ? this.motionResolution : 1)
+    if (this.renderer.getPixelRatio() !== pixelRatio) {
+      // Resizes the drawing buffer (the canvas keeps its CSS size); points keep their CSS size.
+      this.renderer.setPixelRatio(pixelRatio)
+      this.material.uniforms.pixelRatio.value = pixelRatio
+    }
     this.renderer.render(this.scene, this.camera)
   }
 
