@@ -3,7 +3,7 @@
 // measured in the same run on the same machine: PyTorch (../shared/bench/torch_reference.py) for
 // training, plain umap-js for the projection.
 //
-//   npm run bench                 everything (about 15 minutes on 2 cores)
+//   npm run bench                 everything (about 35 minutes on 2 cores)
 //   npm run bench -- --quick      a smoke run: fewer steps and epochs (figures not comparable)
 //   npm run bench -- --only throughput,projection,rendering,quality
 //                                 some sections; prints them and writes bench/results.partial.json
