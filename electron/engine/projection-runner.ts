@@ -26,9 +26,10 @@ export async function runProjection(
   dim: number,
   options: ProjectionOptions,
   onFrame: (frame: ProjectionFrame) => void,
-  signal: AbortSignal
+  signal: AbortSignal,
+  /** The worker to run; default: the built one beside this bundle (the benchmark names it). */
+  workerPath: string | null = builtWorkerPath()
 ): Promise<LatentProjection> {
-  const workerPath = builtWorkerPath()
   if (!workerPath) {
     return LatentProjection.fit(latents, dim, options, (p: ProjectionProgress) => onFrame({ ...p, embedding: p.embedding ?? null }), signal)
   }
