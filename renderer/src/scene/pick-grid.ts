@@ -84,15 +84,15 @@ export class PickGrid {
    */
   forEachNear(ray: Ray, radiusAt: (t: number) => number, tNear: number, visit: (i: number) => void): void {
     if (this.cellItems.length === 0) return
-    const [ox, oy, oz] = ray.origin
-    const [dx, dy, dz] = ray.direction
+    const o = ray.origin
+    const d = ray.direction
+    const [ox, oy, oz] = o
+    const [dx, dy, dz] = d
     const size = this.cellSize
     const max = [0, 1, 2].map((a) => this.min[a] + this.cells[a] * size[a])
     // The ray's span through the grid's box grown by the widest radius the cone can reach there.
     let t0 = tNear
     let t1 = Infinity
-    const o = [ox, oy, oz]
-    const d = [dx, dy, dz]
     const far = this.farthestT(o, d, max)
     const grow = radiusAt(Math.max(far, tNear))
     for (let a = 0; a < 3; a++) {
@@ -152,8 +152,8 @@ export class PickGrid {
     }
   }
 
-  /** The largest t at which the ray is still within the grid's box (its far corner's distance). */
-  private farthestT(o: number[], d: number[], max: number[]): number {
+  /** An upper bound on the t at which the ray leaves the grid's box (the L1 distance to its far corner). */
+  private farthestT(o: readonly number[], d: readonly number[], max: number[]): number {
     let t = 0
     for (let a = 0; a < 3; a++) {
       const farSide = d[a] >= 0 ? max[a] : this.min[a]

@@ -4,6 +4,7 @@
 // Renders on demand (after a change or while the camera moves), not in a busy loop.
 import * as THREE from 'three'
 import { OrbitControls } from 'three/examples/jsm/controls/OrbitControls.js'
+import { seededRandom, shuffleInPlace } from '../../../models/random'
 import { nearestOnScreen, PickGrid } from './pick-grid'
 
 const VERTEX_SHADER = `
@@ -89,6 +90,7 @@ export class LatentScatter {
   private drawOrder: Uint32Array = new Uint32Array(0)
   private frameRequested = false
   private resizeObserver: ResizeObserver
+  /** Every point's screen position, for screenPosition(); stale after any camera move (picking does not use it). */
   private screenCache: Float32Array | null = null
   /** The points bucketed in 3D for picking: built when the points have settled, or by the first pick. */
   private pickGrid: PickGrid | null = null
@@ -142,7 +144,7 @@ export class LatentScatter {
     this.controls = new OrbitControls(this.camera, this.canvas)
     this.controls.enableDamping = false
     this.controls.addEventListener('change', () => {
-      this.invalidateScreen()
+      this.screenCache = null
       this.lastCameraChange = performance.now()
       // The full map once the camera has been still for a moment.
       clearTimeout(this.settleTimer)
@@ -199,7 +201,7 @@ export class LatentScatter {
     // frames a second), so that the first hover does not pay for it.
     clearTimeout(this.gridTimer)
     this.gridTimer = window.setTimeout(() => (this.pickGrid ??= new PickGrid(this.positions, this.count)), 200)
-    this.invalidateScreen()
+    this.screenCache = null
     if (resetCamera) this.resetView()
     this.refreshMarkers()
     this.requestRender()
@@ -335,11 +337,6 @@ export class LatentScatter {
     return Number.isNaN(x) ? null : { x, y }
   }
 
-  /** The camera moved: screen positions (for screenPosition) are stale. Picking does not use them. */
-  private invalidateScreen(): void {
-    this.screenCache = null
-  }
-
   private screenPositions(): Float32Array {
     if (this.screenCache) return this.screenCache
     const n = this.count
@@ -380,13 +377,14 @@ export class LatentScatter {
     this.pickGrid ??= new PickGrid(this.positions, this.count)
     const width = this.canvas.clientWidth
     const height = this.canvas.clientHeight
-    // The controls move the camera without updating its world matrix until the next render.
-    this.camera.updateMatrixWorld()
+    // Before the ray: it brings the camera's world matrix up to date (the controls move the camera
+    // without updating it until the next render).
+    const viewProjection = this.viewProjection()
     const raycaster = new THREE.Raycaster()
     raycaster.setFromCamera(new THREE.Vector2((x / width) * 2 - 1, 1 - (y / height) * 2), this.camera)
     const { origin, direction } = raycaster.ray
     return nearestOnScreen(this.pickGrid, this.positions, this.visible, {
-      viewProjection: this.viewProjection(),
+      viewProjection,
       width,
       height,
       ray: { origin: [origin.x, origin.y, origin.z], direction: [direction.x, direction.y, direction.z] },
@@ -436,7 +434,7 @@ export class LatentScatter {
     this.canvas.style.height = `${height}px`
     this.camera.aspect = width / height
     this.camera.updateProjectionMatrix()
-    this.invalidateScreen()
+    this.screenCache = null
     this.requestRender()
   }
 
@@ -493,18 +491,7 @@ function permuted(values: Float32Array, width: number, order: Uint32Array): Floa
   return out
 }
 
-/** 0..n-1 in a fixed pseudo-random order (Fisher-Yates, LCG): any head of it is a uniform sample. */
+/** 0..n-1 in a fixed pseudo-random order: any head of it is a uniform sample. */
 function drawOrder(n: number): Uint32Array {
-  const order = new Uint32Array(n)
-  for (let i = 0; i < n; i++) order[i] = i
-  let seed = 12345
-  for (let i = n - 1; i > 0; i--) {
-    seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0
-    // The high bits: an LCG's low bits have short periods (the lowest alternates).
-    const j = Math.floor((seed / 2 ** 32) * (i + 1))
-    const t = order[i]
-    order[i] = order[j]
-    order[j] = t
-  }
-  return order
+  return shuffleInPlace(Uint32Array.from({ length: n }, (_, i) => i), seededRandom(12345))
 }
