@@ -176,7 +176,22 @@ function conv2DBackpropInput(args: Parameters<KernelFunc>[0]): TensorInfo {
         phases.push(z);
         continue;
       }
-      const g = phaseFilter(backend, filter, rY, rX, Jy, Jx, sh, sw, kw, C1, C2);
+      // g[tY, tX, c2, c1] = f[rY + sh*(Jy-1-tY), rX + sw*(Jx-1-tX), c1, c2]
+      const g = backend.makeOutput([Jy, Jx, C2, C1], 'float32');
+      const gv = f32(backend, g);
+      const fv = f32(backend, filter);
+      for (let tY = 0; tY < Jy; tY++) {
+        const ky = rY + sh * (Jy - 1 - tY);
+        for (let tX = 0; tX < Jx; tX++) {
+          const kx = rX + sw * (Jx - 1 - tX);
+          const gBase = (tY * Jx + tX) * C2 * C1;
+          const fBase = (ky * kw + kx) * C1 * C2;
+          for (let c1 = 0; c1 < C1; c1++) {
+            const fRow = fBase + c1 * C2;
+            for (let c2 = 0; c2 < C2; c2++) gv[gBase + c2 * C1 + c1] = fv[fRow + c2];
+          }
+        }
+      }
       const padT = Jy - 1 - qStartY;
       const padL = Jx - 1 - qStartX;
       phases.push(conv2d(backend, dy, g, [[0, 0], [padT, padB], [padL, padR], [0, 0]], [1, 1]));
@@ -217,27 +232,6 @@ function conv2DBackpropInput(args: Parameters<KernelFunc>[0]): TensorInfo {
     free(backend, st);
   }
   return crop(backend, full, [N, Mh * sh, Mw * sw, C1], H, W, offY, offX);
-}
-
-/** g[tY, tX, c2, c1] = f[rY + sh*(Jy-1-tY), rX + sw*(Jx-1-tX), c1, c2]: phase (rY, rX)'s taps of the filter. */
-function phaseFilter(backend: WasmBackend, filter: TensorInfo, rY: number, rX: number, Jy: number, Jx: number,
-  sh: number, sw: number, kw: number, C1: number, C2: number): TensorInfo {
-  const g = backend.makeOutput([Jy, Jx, C2, C1], 'float32');
-  const gv = f32(backend, g);
-  const fv = f32(backend, filter);
-  for (let tY = 0; tY < Jy; tY++) {
-    const ky = rY + sh * (Jy - 1 - tY);
-    for (let tX = 0; tX < Jx; tX++) {
-      const kx = rX + sw * (Jx - 1 - tX);
-      const gBase = (tY * Jx + tX) * C2 * C1;
-      const fBase = (ky * kw + kx) * C1 * C2;
-      for (let c1 = 0; c1 < C1; c1++) {
-        const fRow = fBase + c1 * C2;
-        for (let c2 = 0; c2 < C2; c2++) gv[gBase + c2 * C1 + c1] = fv[fRow + c2];
-      }
-    }
-  }
-  return g;
 }
 
 /** full ([N, FH, FW, C]) cropped to [N, H, W, C] from (offY, offX); frees full unless it is returned as is. */
