@@ -20,23 +20,20 @@ const port = parentPort
 if (!port) throw new Error('projection-layout-worker runs as a worker thread')
 
 let run: { optimizer: LayoutOptimizer; claims: Int32Array; chunkEdges: number } | null = null
-let epochSeed = 1
-// LayoutOptimizer draws one number per epoch to seed its negative sampling; the driving thread
-// sends it with each epoch, from a stream of this thread's own derived from the projection's seed.
-const seeds = { next: (): number => epochSeed }
 
 port.on('message', (request: LayoutRequest) => {
   try {
     if (request.type === 'start') {
       const { schedule, embedding, dim, params, claims, chunkEdges } = request
-      const optimizer = new LayoutOptimizer(schedule, embedding, dim, params, seeds)
+      // No Rng: each epoch's seed comes with its request, from a stream of this thread's own that
+      // the driving thread derives from the projection's seed.
+      const optimizer = new LayoutOptimizer(schedule, embedding, dim, params, null)
       optimizer.privateNegativeSamples()
       run = { optimizer, claims, chunkEdges }
       return
     }
     if (!run) throw new Error('epoch before start')
-    epochSeed = request.seed
-    run.optimizer.beginEpoch()
+    run.optimizer.beginEpoch(request.seed)
     run.optimizer.runClaimed(request.epoch, run.claims, run.chunkEdges, true)
     port.postMessage({ type: 'epoch-done', epoch: request.epoch } satisfies LayoutReply)
   } catch (error) {

@@ -424,11 +424,6 @@ function isSchedule(edges: LayoutEdges): edges is LayoutSchedule {
   return 'epochOfNextSample' in edges
 }
 
-/** Where a LayoutOptimizer's per-epoch random streams come from (an Rng, or a fixed sequence). */
-export interface RandomSource {
-  next(): number
-}
-
 /** SGD state: the edges kept for optimisation and umap-learn's per-edge sampling schedule.
  *  Optimizers on several threads may share one schedule and one embedding (Hogwild, see
  *  projection-parallel.ts), driven through beginEpoch/runClaimed on chunks of edges claimed from
@@ -456,7 +451,8 @@ export class LayoutOptimizer {
     readonly embedding: Float32Array,
     readonly dim: number,
     readonly params: LayoutParams,
-    private readonly rng: RandomSource
+    /** Seeds each epoch's negative sampling; null where every beginEpoch call brings its seed. */
+    private readonly rng: Rng | null
   ) {
     this.tables = new CoefficientTables(params.a, params.b, params.gamma)
     this.scratchA = new Float64Array(dim)
@@ -509,9 +505,11 @@ export class LayoutOptimizer {
     } else this.edgePos = to
   }
 
-  /** Starts an epoch's negative-sampling stream: one number from the random source. */
-  beginEpoch(): void {
-    this.rngState = this.rng.next() | 1
+  /** Starts an epoch's negative-sampling stream from `seed` (by default one number from rng). */
+  beginEpoch(seed?: number): void {
+    const start = seed ?? this.rng?.next()
+    if (start === undefined) throw new Error('LayoutOptimizer.beginEpoch: no seed and no Rng')
+    this.rngState = start | 1
     if (this.negativeSource !== this.embedding) this.negativeSource.set(this.embedding)
   }
 
