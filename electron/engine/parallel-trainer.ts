@@ -7,9 +7,7 @@
 // pulls worker 0's weights (and Adam state, for checkpoints) into `this.model` / `this.optimizer`
 // when run() evaluates, checkpoints or stops, so that everything built on Trainer works unchanged.
 // tfjs-node and tfjs-node-gpu keep the in-process Trainer: they are multithreaded or on a GPU.
-import { existsSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
-import { basename, dirname, join } from 'node:path'
 import { Worker } from 'node:worker_threads'
 import * as tf from '@tensorflow/tfjs'
 import type { TrainingData } from '../../models/data'
@@ -17,6 +15,7 @@ import { combineEvaluation, evaluationChunks, Trainer, type ChunkEvaluation, typ
 import type { VaeFamilyModel } from '../../models/types'
 import { assignFlatWeights, flattenWeights, getOptimizerState, setOptimizerState } from './train-replica'
 import type { SharedTrainingData, TrainWorkerReply, TrainWorkerRequest } from './train-worker'
+import { builtWorkerPath } from './worker-path'
 
 export interface ParallelTrainerOptions {
   /** Worker threads (replicas); default: 2, or fewer on a one-core machine. */
@@ -26,12 +25,7 @@ export interface ParallelTrainerOptions {
 }
 
 /** The built worker beside this bundle (out/main/train-worker.js), or null when running from sources. */
-export function builtTrainWorkerPath(): string | null {
-  // Bundled code may sit in out/main or in out/main/chunks; the worker entry is out/main/train-worker.js.
-  const outMain = basename(__dirname) === 'chunks' ? dirname(__dirname) : __dirname
-  const path = join(outMain, 'train-worker.js')
-  return existsSync(path) ? path : null
-}
+const builtTrainWorkerPath = (): string | null => builtWorkerPath('train-worker', __dirname)
 
 export const defaultWorkerCount = (): number => Math.min(2, availableParallelism())
 

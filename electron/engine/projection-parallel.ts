@@ -32,12 +32,13 @@
 import { existsSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { availableParallelism } from 'node:os'
-import { basename, dirname, join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Worker } from 'node:worker_threads'
 import { Rng, abortError, type Ticker } from './projection-knn'
 import type { LayoutReply, LayoutRequest } from './projection-layout-worker'
 import { LayoutOptimizer, layoutSchedule, type LayoutEdges, type LayoutParams, type LayoutSchedule } from './projection-umap'
+import { builtWorkerPath } from './worker-path'
 
 /** Below this much work (points x epochs, ~3 us each here: about a second) the layout stays on
  *  one thread, where a second one would save little and cost its start-up. */
@@ -67,10 +68,10 @@ function moduleDir(): string {
  *  else the TypeScript source through tsx's require hook (vitest and tsx runs of the sources). */
 function spawnLayoutWorker(): Worker {
   const here = moduleDir()
-  const outMain = basename(here) === 'chunks' ? dirname(here) : here
-  for (const path of [join(outMain, 'projection-layout-worker.js'), join(here, 'projection-layout-worker.mjs')]) {
-    if (existsSync(path)) return new Worker(path)
-  }
+  const built = builtWorkerPath('projection-layout-worker', here)
+  if (built) return new Worker(built)
+  const transpiled = join(here, 'projection-layout-worker.mjs')
+  if (existsSync(transpiled)) return new Worker(transpiled)
   const source = join(here, 'projection-layout-worker.ts')
   if (!existsSync(source)) throw new Error(`no projection layout worker beside ${here}`)
   const tsx = createRequire(join(here, 'index.js')).resolve('tsx/cjs')

@@ -1,10 +1,9 @@
 // Runs a projection in its own worker thread (see projection-worker.ts), or in-process where the
 // built worker is not there (unit tests run the TypeScript sources directly).
-import { existsSync } from 'node:fs'
-import { basename, dirname, join } from 'node:path'
 import { Worker } from 'node:worker_threads'
 import { LatentProjection, type ProjectionOptions, type ProjectionProgress } from './projection'
 import type { WorkerReply, WorkerRequest } from './projection-worker'
+import { builtWorkerPath } from './worker-path'
 
 export interface ProjectionFrame {
   embedding: Float32Array | null
@@ -14,13 +13,6 @@ export interface ProjectionFrame {
   totalEpochs: number
 }
 
-function builtWorkerPath(): string | null {
-  // Bundled code may sit in out/main or in out/main/chunks; the worker entry is out/main/projection-worker.js.
-  const outMain = basename(__dirname) === 'chunks' ? dirname(__dirname) : __dirname
-  const path = join(outMain, 'projection-worker.js')
-  return existsSync(path) ? path : null
-}
-
 export async function runProjection(
   latents: Float32Array,
   dim: number,
@@ -28,7 +20,7 @@ export async function runProjection(
   onFrame: (frame: ProjectionFrame) => void,
   signal: AbortSignal,
   /** The worker to run; default: the built one beside this bundle (the benchmark names it). */
-  workerPath: string | null = builtWorkerPath()
+  workerPath: string | null = builtWorkerPath('projection-worker', __dirname)
 ): Promise<LatentProjection> {
   if (!workerPath) {
     return LatentProjection.fit(latents, dim, options, (p: ProjectionProgress) => onFrame({ ...p, embedding: p.embedding ?? null }), signal)
