@@ -70,6 +70,30 @@ export const defaultTrainOptions = (trainCount: number): TrainOptions => ({
 
 const nextTick = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 0))
 
+/**
+ * The gradient of the model's loss on one batch, keyed by variable name (as tf.variableGrads gives
+ * it and optimizers look it up), and the batch means of every term. The caller disposes `grads`.
+ * Trainer.step applies it; a data-parallel worker sends it to be averaged first.
+ */
+export function lossGradients(model: VaeFamilyModel, data: TrainingData, indices: ArrayLike<number>, seed: number): { grads: tf.NamedTensorMap; values: Record<string, number> } {
+  const batch = makeBatch(data, indices)
+  const kept: Record<string, tf.Scalar> = {}
+  try {
+    const { value, grads } = tf.variableGrads(() => {
+      const { total, terms } = model.loss(batch.x, batch.labels, seed)
+      for (const [name, t] of Object.entries(terms)) kept[name] = tf.keep(t)
+      return total
+    }, model.parameters.list())
+    const values: Record<string, number> = { total: value.dataSync()[0] }
+    for (const [name, t] of Object.entries(kept)) values[name] = t.dataSync()[0]
+    value.dispose()
+    return { grads, values }
+  } finally {
+    tf.dispose(Object.values(kept))
+    tf.dispose([batch.x, batch.labels ?? []])
+  }
+}
+
 export class Trainer {
   readonly optimizer: tf.AdamOptimizer
   position: TrainingPosition = { epoch: 0, stepInEpoch: 0, globalStep: 0 }
@@ -138,25 +162,14 @@ export class Trainer {
 
   /** One Adam step on one batch; returns the batch means of every term. */
   step(indices: ArrayLike<number>, seed: number): Record<string, number> {
-    const batch = makeBatch(this.data, indices)
-    const kept: Record<string, tf.Scalar> = {}
+    const { grads, values } = lossGradients(this.model, this.data, indices, seed)
     try {
-      const { value, grads } = tf.variableGrads(() => {
-        const { total, terms } = this.model.loss(batch.x, batch.labels, seed)
-        for (const [name, t] of Object.entries(terms)) kept[name] = tf.keep(t)
-        return total
-      }, this.model.parameters.list())
       // variableGrads keys gradients by variable name, which is what applyGradients looks them up by.
-      this.optimizer.applyGradients(grads as unknown as Parameters<tf.AdamOptimizer["applyGradients"]>[0])
-      const values: Record<string, number> = { total: value.dataSync()[0] }
-      for (const [name, t] of Object.entries(kept)) values[name] = t.dataSync()[0]
-      value.dispose()
-      tf.dispose(grads)
-      return values
+      this.optimizer.applyGradients(grads as unknown as Parameters<tf.AdamOptimizer['applyGradients']>[0])
     } finally {
-      tf.dispose(Object.values(kept))
-      tf.dispose([batch.x, batch.labels ?? []])
+      tf.dispose(grads)
     }
+    return values
   }
 
   /** Runs from `this.position` to the last epoch. */

@@ -10,11 +10,11 @@ import { parentPort } from 'node:worker_threads'
 import * as tf from '@tensorflow/tfjs'
 import '@tensorflow/tfjs-backend-wasm'
 import type { ImageShape } from '../../models/blocks'
-import { makeBatch, type TrainingData } from '../../models/data'
-import { evaluateChunk } from '../../models/train'
+import type { TrainingData } from '../../models/data'
+import { evaluateChunk, lossGradients } from '../../models/train'
 import { createModel } from '../../models/index'
-import { registerWasmKernels } from '../../models/kernels/wasm'
 import type { ModelConfig, VaeFamilyModel } from '../../models/types'
+import { selectBackend } from './backend'
 import { assignFlatWeights, flattenWeights, getOptimizerState, setOptimizerState, type OptimizerState } from './train-replica'
 
 /** The dataset as the workers see it: views over SharedArrayBuffers, sent once per run, never copied. */
@@ -80,17 +80,7 @@ function values(t: tf.Tensor): Float32Array {
 async function init(request: Extract<TrainWorkerRequest, { type: 'init' }>): Promise<TrainWorkerReply> {
   // The engine's backend, as far as a worker can have it: wasm (with the project's gradient
   // kernels, without which conv nets cannot train on wasm) or the pure-JS cpu backend.
-  let ok = false
-  if (request.backend === 'wasm') {
-    try {
-      registerWasmKernels()
-      ok = await tf.setBackend('wasm')
-    } catch {
-      ok = false
-    }
-  }
-  if (!ok) await tf.setBackend('cpu')
-  await tf.ready()
+  await selectBackend(request.backend === 'wasm' ? 'wasm' : 'cpu')
   // Same config, same seed: the replica starts as the engine's model did; the engine's current
   // weights (a resumed checkpoint's, say) then overwrite it, so every replica starts identical.
   const model = createModel(request.config)
@@ -110,15 +100,9 @@ function requireReplica(): Replica {
 
 function step(indices: Int32Array, seed: number): TrainWorkerReply {
   const { model, variables, data } = requireReplica()
-  const batch = makeBatch(data, indices)
-  const kept: Record<string, tf.Scalar> = {}
+  // As Trainer.step, but the gradients leave the worker instead of going to the optimizer.
+  const { grads, values: terms } = lossGradients(model, data, indices, seed)
   try {
-    // As Trainer.step, but the gradients leave the worker instead of going to the optimizer.
-    const { value, grads } = tf.variableGrads(() => {
-      const { total, terms } = model.loss(batch.x, batch.labels, seed)
-      for (const [name, t] of Object.entries(terms)) kept[name] = tf.keep(t)
-      return total
-    }, variables)
     // A variable the loss does not reach has no gradient; Adam indexes its slots by position in
     // the gradient map, so the layout (which variables, in list() order) travels with the values.
     const layout: number[] = []
@@ -137,14 +121,9 @@ function step(indices: Int32Array, seed: number): TrainWorkerReply {
       gradients.set(values(grads[v.name]), offset)
       offset += v.size
     }
-    const terms: Record<string, number> = { total: value.dataSync()[0] }
-    for (const [name, t] of Object.entries(kept)) terms[name] = t.dataSync()[0]
-    value.dispose()
-    tf.dispose(grads)
     return { type: 'gradients', gradients, layout, terms, count: indices.length }
   } finally {
-    tf.dispose(Object.values(kept))
-    tf.dispose([batch.x, batch.labels ?? []])
+    tf.dispose(grads)
   }
 }
 
