@@ -214,15 +214,13 @@ async function scanTree(root: string): Promise<Scan> {
   return scan
 }
 
-/** Puts files and skipped entries in the order the dataset lists them (natural, folder by folder). */
+/** Puts the files in the order the dataset lists them (natural, folder by folder). The skipped
+ *  entries are sorted once, with the decoder's own, in decodeFolder. */
 function sortScan(scan: Scan): void {
   // Split each path once instead of once per comparison.
-  const byParts = (paths: string[]): Array<{ index: number; parts: string[] }> =>
-    paths.map((path, index) => ({ index, parts: path.split('/') }))
-  const files = byParts(scan.files.map((f) => f.relative)).sort((a, b) => compareParts(a.parts, b.parts))
+  const files = scan.files.map((file, index) => ({ index, parts: file.relative.split('/') }))
+  files.sort((a, b) => compareParts(a.parts, b.parts))
   scan.files = files.map((entry) => scan.files[entry.index])
-  const skipped = byParts(scan.skipped.map((s) => s.path)).sort((a, b) => compareParts(a.parts, b.parts))
-  scan.skipped = skipped.map((entry) => scan.skipped[entry.index])
 }
 
 /** A file chosen for decoding, with its class (when labelled) and a name for the UI. */
@@ -595,7 +593,9 @@ export async function loadImageFolder(
 
   const scan = await scanTree(root)
   if (scan.files.length === 0) {
-    const why = scan.skipped.length > 0 ? ` (skipped: ${scan.skipped[0].path}: ${scan.skipped[0].reason})` : ''
+    // The scan is unsorted: name the first skipped entry in the dataset's order.
+    const first = scan.skipped.reduce<Scan['skipped'][number] | null>((a, b) => (a && comparePaths(a.path, b.path) <= 0 ? a : b), null)
+    const why = first ? ` (skipped: ${first.path}: ${first.reason})` : ''
     throw new DatasetError(root, `The folder ${root} holds no image files${why}.`)
   }
   if (!options.cacheDir) {
