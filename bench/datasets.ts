@@ -13,6 +13,7 @@ import { fork } from 'node:child_process'
 import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { seededRandom } from '../models/random'
 
 const SIDE = 64
 const CHANNELS = 3
@@ -36,20 +37,9 @@ const log = (message: string): void => {
   process.stderr.write(`${message}\n`)
 }
 
-/** Small, fast, seeded generator: the content only has to look like varied photos to the PNG codec. */
-function xorshift(seed: number): () => number {
-  let state = seed >>> 0 || 1
-  return () => {
-    state ^= state << 13
-    state ^= state >>> 17
-    state ^= state << 5
-    return (state >>> 0) / 4294967296
-  }
-}
-
 /** A two-colour gradient at a random angle plus noise: compresses like a real small photo, not like a flat fill. */
 function syntheticImage(index: number): Buffer {
-  const random = xorshift(index * 2654435761 + 12345)
+  const random = seededRandom(index * 2654435761 + 12345)
   const from = [random() * 255, random() * 255, random() * 255]
   const to = [random() * 255, random() * 255, random() * 255]
   const angle = random() * Math.PI * 2

@@ -2,7 +2,7 @@
 // bounded concurrency pool.
 
 import { availableParallelism } from 'node:os'
-import { createRng, shuffleInPlace } from './random'
+import { seededRandom, shuffleInPlace } from '../../../models/random'
 
 export type FitPolicy = 'cover' | 'contain'
 
@@ -67,7 +67,7 @@ export function assignHeldOutSplit(
 ): Uint8Array {
   const split = new Uint8Array(count)
   if (fraction <= 0 || count === 0) return split
-  const random = createRng(seed)
+  const random = seededRandom(seed)
   const groups = new Map<number, number[]>()
   for (let i = 0; i < count; i++) {
     const key = labels ? labels[i] : 0

@@ -6,7 +6,7 @@ import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import sharp from 'sharp'
 import { assignHeldOutSplit, DEFAULT_HELD_OUT_FRACTION, mapPool, splitNote } from './common'
-import { createRng } from './random'
+import { seededRandom } from '../../../models/random'
 import type { ImageDataset } from './types'
 
 /** Alphabetical, so a folder written by writeShapesFolder loads back with the same class indices. */
@@ -87,7 +87,7 @@ export function generateShapes(options: ShapesOptions): ImageDataset {
   if (!Number.isInteger(count) || count < 1) throw new RangeError(`count must be a positive whole number, got ${count}`)
   if (!Number.isInteger(size) || size < 8 || size > 512) throw new RangeError(`size must be a whole number from 8 to 512, got ${size}`)
 
-  const random = createRng(seed)
+  const random = seededRandom(seed)
   const pixels = new Uint8Array(count * size * size)
   const labels = new Int32Array(count)
   const itemNames = new Array<string>(count)
