@@ -72,8 +72,8 @@ interface Session {
   trainer: Trainer | null
   /** Posterior means per space, n * dim, in item order. */
   latents: Map<string, { dim: number; values: Float32Array }>
-  /** 3D positions per space, n * 3. */
-  maps: Map<string, Float32Array>
+  /** Positions per space, n * 3 (z = 0 on a 2D map), and how many dimensions the map has. */
+  maps: Map<string, { positions: Float32Array; dimensions: 2 | 3 }>
   /** The fitted projection per space (its transform places interpolation paths). */
   projections: Map<string, LatentProjection>
   /** Per-item mean squared reconstruction error, once computed. */
@@ -399,7 +399,7 @@ export class Engine {
             (frame) => {
               this.status('projecting', `UMAP of ${name}: ${frame.phase} ${frame.epoch} / ${frame.totalEpochs}`, frame.fraction, null, false)
               if (frame.embedding) {
-                session.maps.set(name, toThreeD(frame.embedding, settings.nComponents))
+                session.maps.set(name, { positions: toThreeD(frame.embedding, settings.nComponents), dimensions: settings.nComponents })
                 this.emit('map.update', this.mapData(name, false))
               }
             },
@@ -408,7 +408,7 @@ export class Engine {
           await writeFileAtomic(join(session.runDir, projectionFile(name)), projection.toBytes())
         }
         session.projections.set(name, projection)
-        session.maps.set(name, toThreeD(projection.embedding, projection.nComponents))
+        session.maps.set(name, { positions: toThreeD(projection.embedding, projection.nComponents), dimensions: projection.nComponents })
         this.emit('map.update', this.mapData(name, true))
       }
       this.status('ready', 'ready: click a point to inspect it, or empty space to decode that place')
@@ -484,7 +484,7 @@ export class Engine {
     const map = session.maps.get(space)
     const latents = this.requireLatents(session, space)
     if (!map) throw new Error(`no map of "${space}" yet`)
-    const { latent, neighbours, weights } = latentAtMapPoint(map, latents.values, latents.dim, position, POINT_DECODE_NEIGHBOURS)
+    const { latent, neighbours, weights } = latentAtMapPoint(map.positions, latents.values, latents.dim, position, POINT_DECODE_NEIGHBOURS)
     const context = contextFor(session.model, space, neighbours, weights, session.latents)
     const decoded = decodeInSpace(session.model, space, latent, context)
     const id = session.nextPin++
@@ -565,15 +565,15 @@ export class Engine {
 
   mapData(space: string, final: boolean): MapData {
     const dataset = this.requireDataset()
-    const positions = this.session?.maps.get(space)
-    if (!positions) throw new Error(`no map of "${space}" yet`)
+    const map = this.session?.maps.get(space)
+    if (!map) throw new Error(`no map of "${space}" yet`)
     const labels = dataset.labels ?? new Int32Array(dataset.split.length).fill(-1)
     const errors = this.session?.reconstructionErrors
     return {
       space,
-      dimensions: this.session?.projectionSettings.nComponents ?? 3,
+      dimensions: map.dimensions,
       ...(errors ? { reconstructionErrorBase64: float32ToBase64(errors) } : {}),
-      positionsBase64: float32ToBase64(positions),
+      positionsBase64: float32ToBase64(map.positions),
       labelsBase64: int32ToBase64(labels),
       splitBase64: bytesToBase64(dataset.split),
       count: dataset.split.length,
