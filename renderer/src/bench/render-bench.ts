@@ -2,7 +2,7 @@
 // points, rotated for a few seconds to measure frames per second, then timed picks. It holds no
 // token and reaches no engine. bench/render.ts drives it in Chromium and reads window.benchResult.
 import { LatentScatter } from '../scene/scatter'
-import { classPalette } from '../scene/palette'
+import { classPalette, colourToRgb } from '../scene/palette'
 
 interface BenchResult {
   n: number
@@ -33,7 +33,7 @@ function clusteredPoints(n: number, classes: number): { positions: Float32Array;
   const random = () => ((seed = (seed * 1664525 + 1013904223) >>> 0) / 2 ** 32)
   const gaussian = () => Math.sqrt(-2 * Math.log(random() + 1e-12)) * Math.cos(2 * Math.PI * random())
   const centres = Array.from({ length: classes }, () => [random() * 1.6 - 0.8, random() * 1.6 - 0.8, random() * 1.6 - 0.8])
-  const palette = classPalette(classes).map((hex) => [1, 3, 5].map((i) => parseInt(hex.slice(i, i + 2), 16) / 255))
+  const palette = classPalette(classes).map(colourToRgb)
   const positions = new Float32Array(n * 3)
   const colours = new Float32Array(n * 3)
   for (let i = 0; i < n; i++) {
