@@ -307,13 +307,18 @@ export class Engine {
     const runDir = join(this.options.dataDir, 'runs', runId)
     await mkdir(runDir, { recursive: true })
     // wasm and cpu run one thread each: on 2+ cores the steps run data-parallel in worker threads.
-    const trainer = createTrainer(model, data, options, this.backend?.backend ?? tf.getBackend())
+    const trainer = createTrainer(model, data, options, this.backendName)
     const session = this.newSession(runId, runDir, model, trainer)
     const summary = this.modelSummary(session)
     await writeFileAtomic(join(runDir, 'run.json'), JSON.stringify({ runId, config, options, dataset: dataset.report.source }, null, 1))
     this.emit('train.started', summary)
     void this.runSession(session, options.epochs)
     return summary
+  }
+
+  /** The backend the engine selected (tf's current one before selection). */
+  private get backendName(): string {
+    return this.backend?.backend ?? tf.getBackend()
   }
 
   private async runSession(session: Session, epochs: number): Promise<void> {
@@ -323,14 +328,15 @@ export class Engine {
       const serialized = await serializeCheckpoint(session.model, trainer.optimizer, { ...trainer.position }, { history })
       await saveCheckpoint(session.runDir, serialized, trainer.position.globalStep)
     }
-    const where = describeTrainer(trainer, this.backend?.backend ?? tf.getBackend())
-    this.status('training', `training on ${where}: first steps`, 0)
+    // Asked again on each step: the workers report their backend once they have started.
+    const where = () => describeTrainer(trainer, this.backendName)
+    this.status('training', `training on ${where()}: first steps`, 0)
     try {
       await trainer.run({
         onStep: (p) => {
           this.emit('train.step', p)
           const done = (p.epoch * p.stepsPerEpoch + p.stepInEpoch) / (p.epochs * p.stepsPerEpoch)
-          const label = trainer.isPaused ? 'training paused' : `training epoch ${p.epoch + 1}/${p.epochs} on ${where} · loss ${p.loss.toFixed(1)} · ${Math.round(p.itemsPerSecond)} items/s`
+          const label = trainer.isPaused ? 'training paused' : `training epoch ${p.epoch + 1}/${p.epochs} on ${where()} · loss ${p.loss.toFixed(1)} · ${Math.round(p.itemsPerSecond)} items/s`
           this.status('training', label, done, p.etaSeconds, false)
         },
         onEpoch: (summary) => {
@@ -357,7 +363,7 @@ export class Engine {
       this.emit('train.finished', { runId: session.runId, outcome: 'failed', message })
       this.status('error', message)
     } finally {
-      trainer.optimizer.dispose()
+      trainer.dispose()
     }
   }
 
