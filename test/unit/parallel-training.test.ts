@@ -10,38 +10,21 @@ import { fileURLToPath } from 'node:url'
 import { Worker } from 'node:worker_threads'
 import * as tf from '@tensorflow/tfjs'
 import '@tensorflow/tfjs-backend-wasm'
-import { beforeAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { restoreCheckpoint, restoreOptimizerState, serializeCheckpoint } from '../../models/checkpoint'
-import { createModel, defaultModelConfig } from '../../models/index'
-import { registerWasmKernels } from '../../models/kernels/wasm'
 import { evaluate, TrainingCancelledError, TrainingDivergedError, type TrainOptions } from '../../models/train'
-import { generateShapes } from '../../electron/engine/datasets/shapes'
 import { ParallelTrainer } from '../../electron/engine/parallel-trainer'
-import { trainingData } from '../../electron/engine/runs'
 import { loadLatestCheckpoint, saveCheckpoint } from '../../electron/engine/storage'
 import { flattenWeights } from '../../electron/engine/train-replica'
+import { data, modelFor, trainOptions, useWasmBackend } from './training-fixture'
 
 const tsxHook = createRequire(import.meta.url).resolve('tsx/cjs')
 const workerSource = fileURLToPath(new URL('../../electron/engine/train-worker.ts', import.meta.url))
 const spawn = () => new Worker(`require(${JSON.stringify(tsxHook)}); require(${JSON.stringify(workerSource)})`, { eval: true })
 
-beforeAll(async () => {
-  registerWasmKernels()
-  await tf.setBackend('wasm')
-  await tf.ready()
-})
+useWasmBackend()
+const options = trainOptions
 
-const dataset = generateShapes({ count: 480, size: 16, seed: 3, heldOutFraction: 0.2 })
-const data = trainingData(dataset)
-const options = (overrides: Partial<TrainOptions> = {}): TrainOptions => ({
-  epochs: 3,
-  batchSize: 32,
-  learningRate: 2e-3,
-  seed: 5,
-  checkpointEverySteps: 1000,
-  ...overrides
-})
-const modelFor = (seed = 1) => createModel(defaultModelConfig('vae', data.shape, dataset.classNames.length, { seed, latentDims: { z: 8 } }))
 const trainerFor = (model: ReturnType<typeof modelFor>, overrides: Partial<TrainOptions> = {}) =>
   new ParallelTrainer(model, data, options(overrides), { workers: 2, spawn })
 
@@ -80,7 +63,7 @@ describe('data-parallel training on 2 worker threads', () => {
   it('reproduces a run exactly from its seed, with the same shuffles and steps per epoch', async () => {
     const losses: number[][] = []
     for (let run = 0; run < 2; run++) {
-      const model = modelFor(7)
+      const model = modelFor('vae', 7)
       const trainer = trainerFor(model, { epochs: 1 })
       const seen: number[] = []
       const positions: number[] = []
@@ -95,7 +78,7 @@ describe('data-parallel training on 2 worker threads', () => {
   })
 
   it('keeps the replicas identical, and this thread\'s model equal to them at every checkpoint', async () => {
-    const model = modelFor(8)
+    const model = modelFor('vae', 8)
     const initial = flattenWeights(model.parameters)
     const trainer = trainerFor(model, { epochs: 1, checkpointEverySteps: 3 })
     let checked = 0
@@ -114,7 +97,7 @@ describe('data-parallel training on 2 worker threads', () => {
   })
 
   it('a last batch of one item (one worker idle) still updates every replica alike', async () => {
-    const model = modelFor(12)
+    const model = modelFor('vae', 12)
     const trainer = trainerFor(model, { epochs: 1, batchSize: data.trainIndices.length - 1 })
     expect(trainer.stepsPerEpoch).toBe(2)
     const losses: number[] = []
@@ -139,11 +122,11 @@ describe('data-parallel training on 2 worker threads', () => {
 
   it('resumes from a checkpoint written to disk to the weights of an uninterrupted run', async () => {
     const runDir = await mkdtemp(join(tmpdir(), 'cartographer-parallel-resume-'))
-    const straight = modelFor(9)
+    const straight = modelFor('vae', 9)
     const straightTrainer = trainerFor(straight, { epochs: 2 })
     await straightTrainer.run()
 
-    const first = modelFor(9)
+    const first = modelFor('vae', 9)
     const firstTrainer = trainerFor(first, { epochs: 2, checkpointEverySteps: 4 })
     const stepsPerEpoch = firstTrainer.stepsPerEpoch
     await expect(
@@ -175,7 +158,7 @@ describe('data-parallel training on 2 worker threads', () => {
   })
 
   it('pauses, resumes, and cancels, leaving this thread\'s model at the last step', async () => {
-    const model = modelFor(10)
+    const model = modelFor('vae', 10)
     const initial = flattenWeights(model.parameters)
     const trainer = trainerFor(model, { epochs: 2 })
     const steps: number[] = []
@@ -201,7 +184,7 @@ describe('data-parallel training on 2 worker threads', () => {
   })
 
   it('stops on NaN naming the term that blew up', async () => {
-    const model = modelFor(11)
+    const model = modelFor('vae', 11)
     const logvarBias = model.parameters.entries().find(([name]) => name === 'encoder/z/logvar/bias')![1]
     logvarBias.assign(tf.fill(logvarBias.shape, Number.POSITIVE_INFINITY))
     const trainer = trainerFor(model, { epochs: 1 })

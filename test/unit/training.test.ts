@@ -5,33 +5,15 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import * as tf from '@tensorflow/tfjs'
 import '@tensorflow/tfjs-backend-wasm'
-import { beforeAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { restoreCheckpoint, restoreOptimizerState, serializeCheckpoint } from '../../models/checkpoint'
 import { createModel, defaultModelConfig, type ModelFamily } from '../../models/index'
-import { registerWasmKernels } from '../../models/kernels/wasm'
-import { evaluate, Trainer, TrainingCancelledError, TrainingDivergedError, type TrainOptions } from '../../models/train'
-import { generateShapes } from '../../electron/engine/datasets/shapes'
-import { trainingData } from '../../electron/engine/runs'
+import { evaluate, Trainer, TrainingCancelledError, TrainingDivergedError } from '../../models/train'
 import { loadLatestCheckpoint, saveCheckpoint } from '../../electron/engine/storage'
+import { data, modelFor, trainOptions, useWasmBackend } from './training-fixture'
 
-beforeAll(async () => {
-  registerWasmKernels()
-  await tf.setBackend('wasm')
-  await tf.ready()
-})
-
-const dataset = generateShapes({ count: 480, size: 16, seed: 3, heldOutFraction: 0.2 })
-const data = trainingData(dataset)
-const options = (overrides: Partial<TrainOptions> = {}): TrainOptions => ({
-  epochs: 3,
-  batchSize: 32,
-  learningRate: 2e-3,
-  seed: 5,
-  checkpointEverySteps: 1000,
-  ...overrides
-})
-const modelFor = (family: ModelFamily, seed = 1) =>
-  createModel(defaultModelConfig(family, data.shape, dataset.classNames.length, { seed, latentDims: family === 'vae' ? { z: 8 } : family === 'srvae' ? { u: 4, z: 8 } : { z_l: 4, z_u: 4 } }))
+useWasmBackend()
+const options = trainOptions
 
 describe('training', () => {
   for (const family of ['vae', 'srvae', 'cdvae'] as ModelFamily[]) {
