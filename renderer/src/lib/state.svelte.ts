@@ -81,6 +81,13 @@ class AppState {
   error = $state<string | null>(null)
   notice = $state<string | null>(null)
 
+  /** Forgets the curves (a new run, or another model opened). */
+  private clearHistory(): void {
+    this.stepHistory = []
+    this.stepCount = 0
+    this.epochHistory = []
+  }
+
   connect(client: EngineClient): void {
     this.client = client
     client.onEvent((message) => this.onEvent(message))
@@ -177,9 +184,7 @@ class AppState {
     this.selected = null
     this.hiddenClasses = []
     this.clearExploration()
-    this.stepHistory = []
-    this.stepCount = 0
-    this.epochHistory = []
+    this.clearHistory()
   }
 
   private async loadThumbnails(): Promise<void> {
@@ -201,9 +206,7 @@ class AppState {
     this.maps = {}
     this.item = null
     this.selected = null
-    this.stepHistory = []
-    this.stepCount = 0
-    this.epochHistory = []
+    this.clearHistory()
     const model = await this.run(() => client.request('run.open', { path }))
     if (!model) return
     this.model = model
@@ -219,9 +222,7 @@ class AppState {
   async train(args: TrainArgs): Promise<void> {
     const client = this.client
     if (!client) return
-    this.stepHistory = []
-    this.stepCount = 0
-    this.epochHistory = []
+    this.clearHistory()
     this.maps = {}
     this.item = null
     this.selected = null
