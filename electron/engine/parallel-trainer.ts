@@ -1,9 +1,9 @@
 // Synchronous data-parallel training over worker threads, for the wasm and cpu backends: each runs
 // on one thread in Node, so the in-process Trainer uses one core however many the machine has.
 // Each worker (train-worker.ts) holds a full replica of the model and its own Adam; per step each
-// computes the gradient of its share of the batch, this thread averages the shares (weighted by
-// item count, so the result is the full batch's mean gradient) and every replica applies the same
-// average. The replicas therefore stay identical without sending weights, and this thread only
+// computes the gradient of its share of the batch, the workers pool them through shared memory
+// and each applies the same average (weighted by item count, so the result is the full batch's
+// mean gradient). The replicas therefore stay identical without sending weights, and this thread only
 // pulls worker 0's weights (and Adam state, for checkpoints) into `this.model` / `this.optimizer`
 // when run() evaluates, checkpoints or stops, so that everything built on Trainer works unchanged.
 // tfjs-node and tfjs-node-gpu keep the in-process Trainer: they are multithreaded or on a GPU.
@@ -13,7 +13,7 @@ import * as tf from '@tensorflow/tfjs'
 import type { TrainingData } from '../../models/data'
 import { combineEvaluation, evaluationChunks, Trainer, type ChunkEvaluation, type TrainingCallbacks, type TrainOptions } from '../../models/train'
 import type { VaeFamilyModel } from '../../models/types'
-import { assignFlatWeights, flattenWeights, getOptimizerState, setOptimizerState } from './train-replica'
+import { assignFlatWeights, createGradientExchange, failExchange, flattenWeights, getOptimizerState, setOptimizerState, type GradientExchange } from './train-replica'
 import type { SharedTrainingData, TrainWorkerReply, TrainWorkerRequest } from './train-worker'
 import { builtWorkerPath } from './worker-path'
 
@@ -36,13 +36,17 @@ export const defaultWorkerCount = (): number => Math.min(2, availableParallelism
  */
 const WORKER_SEED_OFFSET = 2 ** 40
 
-/** One worker and its replies, answered in the order the requests went ('apply' has no reply). */
+/** One worker and its replies, answered in the order the requests went. */
 class ReplicaThread {
   private readonly pending: { resolve(reply: TrainWorkerReply): void; reject(error: Error): void }[] = []
   private failure: Error | null = null
   private exited = false
 
-  constructor(readonly worker: Worker) {
+  /** `onFailure` runs once if the worker fails or exits. */
+  constructor(
+    readonly worker: Worker,
+    private readonly onFailure: () => void
+  ) {
     worker.on('message', (reply: TrainWorkerReply) => {
       if (reply.type === 'error') this.fail(new Error(`training worker: ${reply.message}`))
       else this.pending.shift()?.resolve(reply)
@@ -62,16 +66,12 @@ class ReplicaThread {
     })
   }
 
-  send(message: TrainWorkerRequest, transfer: ArrayBuffer[] = []): void {
-    if (this.failure) throw this.failure
-    this.worker.postMessage(message, transfer)
-  }
-
   get alive(): boolean {
     return this.failure === null
   }
 
   private fail(error: Error): void {
+    if (!this.failure) this.onFailure()
     this.failure ??= error
     for (const waiter of this.pending.splice(0)) waiter.reject(error)
   }
@@ -87,22 +87,6 @@ function shared<T extends Uint8Array | Int32Array>(array: T, make: (buffer: Shar
   const copy = make(new SharedArrayBuffer(array.byteLength))
   copy.set(array as never)
   return copy
-}
-
-/** out = sum_k arrays[k] * weights[k] (out may be arrays[0]); a small function so that it is optimised on its own. */
-function weightedSumInto(out: Float32Array, arrays: Float32Array[], weights: number[]): void {
-  const length = out.length
-  if (arrays.length === 2) {
-    const [a, b] = arrays
-    const [wa, wb] = weights
-    for (let j = 0; j < length; j++) out[j] = a[j] * wa + b[j] * wb
-    return
-  }
-  for (let j = 0; j < length; j++) {
-    let sum = 0
-    for (let k = 0; k < arrays.length; k++) sum += arrays[k][j] * weights[k]
-    out[j] = sum
-  }
 }
 
 export class ParallelTrainer extends Trainer {
@@ -163,10 +147,12 @@ export class ParallelTrainer extends Trainer {
     }
     const weights = flattenWeights(this.model.parameters)
     const state = await getOptimizerState(this.optimizer)
-    const threads = Array.from({ length: this.workerCount }, () => new ReplicaThread(this.spawn()))
+    const exchange: GradientExchange = createGradientExchange(this.workerCount, weights.length, this.model.parameters.list().length)
+    // A worker that dies releases the others from the step's barrier (they then fail too).
+    const threads = Array.from({ length: this.workerCount }, () => new ReplicaThread(this.spawn(), () => failExchange(exchange)))
     try {
       const ready = await Promise.all(
-        threads.map((thread) =>
+        threads.map((thread, rank) =>
           thread.request<'ready'>({
             type: 'init',
             backend: tf.getBackend(),
@@ -174,7 +160,9 @@ export class ParallelTrainer extends Trainer {
             learningRate: this.options.learningRate,
             data: this.sharedData as SharedTrainingData,
             weights,
-            optimizer: state.slots.length > 0 ? state : null
+            optimizer: state.slots.length > 0 ? state : null,
+            exchange,
+            rank
           })
         )
       )
@@ -193,36 +181,17 @@ export class ParallelTrainer extends Trainer {
   override async trainStep(indices: Int32Array, seed: number): Promise<Record<string, number>> {
     const threads = await this.replicas()
     const n = indices.length
-    // Contiguous shares, the larger ones first; a share can be empty (a last batch smaller than the
-    // worker count), and an empty share's mean would be NaN, so its worker only applies the update.
+    // Contiguous shares, the larger ones first. A share can be empty (a last batch smaller than the
+    // worker count): its worker computes nothing but still applies the update with the others.
     const shares = threads.map((_, k) => indices.subarray(Math.ceil((k * n) / threads.length), Math.ceil(((k + 1) * n) / threads.length)))
-    const replies = await Promise.all(
-      shares.map((share, k) => (share.length > 0 ? threads[k].request<'gradients'>({ type: 'step', indices: share.slice(), seed: seed + k * WORKER_SEED_OFFSET }) : null))
-    )
-    const answered = replies.filter((r): r is Extract<TrainWorkerReply, { type: 'gradients' }> => r !== null)
-    const first = answered[0]
-    for (const reply of answered) {
-      if (reply.gradients.length !== first.gradients.length || reply.layout.join() !== first.layout.join()) {
-        throw new Error('the training workers disagree on which variables have gradients')
-      }
-    }
-    // The full batch's mean = the shares' means weighted by their item counts; terms likewise.
-    const weights = answered.map((r) => r.count / n)
-    const average = first.gradients
-    const length = average.length
-    weightedSumInto(average, answered.map((r) => r.gradients), weights)
+    const replies = await Promise.all(shares.map((share, k) => threads[k].request<'stepped'>({ type: 'step', indices: share.slice(), seed: seed + k * WORKER_SEED_OFFSET })))
+    // The full batch's means = the shares' means weighted by their item counts. A NaN or infinite
+    // term stops run(); the workers did not apply that step, so the replicas (and this.model after
+    // the stop) keep the last good weights.
     const values: Record<string, number> = {}
-    for (const [k, reply] of answered.entries()) {
-      for (const [name, v] of Object.entries(reply.terms)) values[name] = (values[name] ?? 0) + v * weights[k]
+    for (const reply of replies) {
+      for (const [name, v] of Object.entries(reply.terms)) values[name] = (values[name] ?? 0) + (v * reply.count) / n
     }
-    // A step that made a term NaN or infinite is not applied: run() stops naming the term, and the
-    // replicas (and so this.model after the stop) keep the last good weights.
-    if (Object.values(values).some((v) => !Number.isFinite(v))) return values
-    // Each worker gets its own copy, moved rather than cloned: reuse the buffers that came back.
-    const spare = answered.slice(1).map((r) => r.gradients)
-    const buffers = threads.map((_, k) => (k === 0 ? average : spare.pop() ?? new Float32Array(length)))
-    for (let k = 1; k < buffers.length; k++) buffers[k].set(average)
-    threads.forEach((thread, k) => thread.send({ type: 'apply', gradients: buffers[k], layout: first.layout }, [buffers[k].buffer as ArrayBuffer]))
     this.weightsBehind = true
     this.optimizerBehind = true
     return values

@@ -1,11 +1,12 @@
 // One replica of a data-parallel training run (see parallel-trainer.ts), in a worker thread of the
 // engine process. The wasm backend runs on one thread in Node, so the engine trains on N cores by
-// giving each of N workers a full copy of the model and its own Adam: per step a worker computes
-// the gradient of its share of the batch and posts it as one flat Float32Array; the engine
-// averages the shares (weighted by their item counts) and sends the average back; every worker
-// applies the same average with the same Adam state, so the replicas stay identical without ever
-// sending weights. Weights travel only at start (from the engine's model) and when the engine asks
-// for them (before an evaluation or a checkpoint).
+// giving each of N workers a full copy of the model and its own Adam. Per step each worker computes
+// the gradient of its share of the batch and writes it into its row of a GradientExchange (shared
+// memory); the workers meet at a barrier, and each then averages the rows (weighted by the shares'
+// item counts) and applies the same update with the same Adam state, so the replicas stay
+// identical without ever sending weights, and the engine thread is out of the step's critical path:
+// it only sends the step's indices and collects the loss terms. Weights travel only at start (from
+// the engine's model) and when the engine asks for them (before an evaluation or a checkpoint).
 import { parentPort } from 'node:worker_threads'
 import * as tf from '@tensorflow/tfjs'
 import '@tensorflow/tfjs-backend-wasm'
@@ -15,7 +16,21 @@ import { evaluateChunk, lossGradients } from '../../models/train'
 import { createModel } from '../../models/index'
 import type { ModelConfig, VaeFamilyModel } from '../../models/types'
 import { selectBackend } from './backend'
-import { assignFlatWeights, flattenWeights, getOptimizerState, setOptimizerState, type OptimizerState } from './train-replica'
+import {
+  arriveAndWait,
+  assignFlatWeights,
+  failExchange,
+  flattenWeights,
+  ReplicaAdam,
+  reportShare,
+  shareCount,
+  shareStatus,
+  STATUS_EMPTY,
+  STATUS_NON_FINITE,
+  STATUS_READY,
+  type GradientExchange,
+  type OptimizerState
+} from './train-replica'
 
 /** The dataset as the workers see it: views over SharedArrayBuffers, sent once per run, never copied. */
 export interface SharedTrainingData {
@@ -36,17 +51,20 @@ export type TrainWorkerRequest =
       /** Every variable of the model in ParameterStore.list() order, concatenated. */
       weights: Float32Array
       optimizer: OptimizerState | null
+      exchange: GradientExchange
+      /** This worker's row in the exchange. */
+      rank: number
     }
+  /** Every worker gets one per step (an empty share too: it still applies the update). */
   | { type: 'step'; indices: Int32Array; seed: number }
-  /** The averaged gradient; `layout` lists the variables (list() indices) it holds, in order. */
-  | { type: 'apply'; gradients: Float32Array; layout: number[] }
   | { type: 'state'; withOptimizer: boolean }
   /** Some of evaluate()'s chunks of `indices`: each with seed + its offset, as evaluate() does. */
   | { type: 'evaluate'; indices: Int32Array; chunks: { from: number; to: number }[]; seed: number }
 
 export type TrainWorkerReply =
   | { type: 'ready'; backend: string }
-  | { type: 'gradients'; gradients: Float32Array; layout: number[]; terms: Record<string, number>; count: number }
+  /** The step is applied (unless a term was NaN or infinite); `terms` are this share's means. */
+  | { type: 'stepped'; terms: Record<string, number>; count: number }
   | { type: 'state'; weights: Float32Array; optimizer: OptimizerState | null }
   | { type: 'evaluation'; values: Record<string, number>[] }
   | { type: 'error'; message: string }
@@ -54,16 +72,15 @@ export type TrainWorkerReply =
 interface Replica {
   model: VaeFamilyModel
   variables: tf.Variable[]
-  optimizer: tf.AdamOptimizer
+  /** Each variable's offset in an exchange row. */
+  offsets: number[]
+  optimizer: ReplicaAdam
   data: TrainingData
+  exchange: GradientExchange
+  rank: number
 }
 
 let replica: Replica | null = null
-/**
- * The last averaged gradient's buffer, reused for the next step's gradient: buffers then shuttle
- * between the threads instead of being allocated (and page-faulted in) on every step.
- */
-let spare: Float32Array | null = null
 
 /** The wasm backend's view of a tensor's data on its heap (no copy), where the backend has one. */
 interface HeapViews {
@@ -85,11 +102,22 @@ async function init(request: Extract<TrainWorkerRequest, { type: 'init' }>): Pro
   // weights (a resumed checkpoint's, say) then overwrite it, so every replica starts identical.
   const model = createModel(request.config)
   assignFlatWeights(model.parameters, request.weights)
-  const optimizer = tf.train.adam(request.learningRate)
-  if (request.optimizer && request.optimizer.slots.length > 0) await setOptimizerState(optimizer, request.optimizer)
+  const optimizer = new ReplicaAdam(request.learningRate)
+  if (request.optimizer && request.optimizer.slots.length > 0) optimizer.load(request.optimizer)
   const { shape, pixels, labels, numClasses, binarize } = request.data
   const data: TrainingData = { shape, pixels, labels, numClasses, binarize, trainIndices: new Int32Array(0), heldOutIndices: new Int32Array(0) }
-  replica = { model, variables: model.parameters.list(), optimizer, data }
+  const variables = model.parameters.list()
+  const offsets: number[] = []
+  let size = 0
+  for (const v of variables) {
+    offsets.push(size)
+    size += v.size
+  }
+  const { exchange, rank } = request
+  if (exchange.gradients.length !== exchange.workers * size || exchange.present.length !== exchange.workers * variables.length) {
+    throw new Error(`the gradient exchange is sized for another model (${exchange.gradients.length} values for ${exchange.workers} workers of ${size})`)
+  }
+  replica = { model, variables, offsets, optimizer, data, exchange, rank }
   return { type: 'ready', backend: tf.getBackend() }
 }
 
@@ -99,56 +127,90 @@ function requireReplica(): Replica {
 }
 
 function step(indices: Int32Array, seed: number): TrainWorkerReply {
-  const { model, variables, data } = requireReplica()
-  // As Trainer.step, but the gradients leave the worker instead of going to the optimizer.
+  const { exchange, rank } = requireReplica()
+  let reply: Extract<TrainWorkerReply, { type: 'stepped' }>
+  try {
+    reply = writeGradient(indices, seed)
+  } catch (error) {
+    // The others would wait at the barrier for this worker's row for ever.
+    failExchange(exchange)
+    throw error
+  }
+  arriveAndWait(exchange)
+  applyAverage()
+  return reply
+}
+
+/** This worker's share: its gradient into its exchange row, its status and count beside it. */
+function writeGradient(indices: Int32Array, seed: number): Extract<TrainWorkerReply, { type: 'stepped' }> {
+  const { model, variables, offsets, data, exchange, rank } = requireReplica()
+  if (indices.length === 0) {
+    reportShare(exchange, rank, STATUS_EMPTY, 0)
+    return { type: 'stepped', terms: {}, count: 0 }
+  }
+  // As Trainer.step, but the gradients go to the exchange instead of to the optimizer.
   const { grads, values: terms } = lossGradients(model, data, indices, seed)
   try {
-    // A variable the loss does not reach has no gradient; Adam indexes its slots by position in
-    // the gradient map, so the layout (which variables, in list() order) travels with the values.
-    const layout: number[] = []
-    let length = 0
+    const size = exchange.gradients.length / exchange.workers
+    const row = exchange.gradients.subarray(rank * size, (rank + 1) * size)
+    const present = exchange.present.subarray(rank * variables.length, (rank + 1) * variables.length)
+    // A variable the loss does not reach has no gradient (and Adam does not touch it).
     variables.forEach((v, i) => {
-      if (grads[v.name]) {
-        layout.push(i)
-        length += v.size
-      }
+      const gradient = grads[v.name]
+      present[i] = gradient ? 1 : 0
+      if (gradient) row.set(values(gradient), offsets[i])
     })
-    const gradients = spare && spare.length === length ? spare : new Float32Array(length)
-    spare = null
-    let offset = 0
-    for (const i of layout) {
-      const v = variables[i]
-      gradients.set(values(grads[v.name]), offset)
-      offset += v.size
-    }
-    return { type: 'gradients', gradients, layout, terms, count: indices.length }
   } finally {
     tf.dispose(grads)
   }
+  const finite = Object.values(terms).every(Number.isFinite)
+  reportShare(exchange, rank, finite ? STATUS_READY : STATUS_NON_FINITE, indices.length)
+  return { type: 'stepped', terms, count: indices.length }
 }
 
-function apply(gradients: Float32Array, layout: number[]): void {
-  const { variables, optimizer } = requireReplica()
-  // Keys in list() order, as tf.variableGrads builds them for Trainer.step: the same Adam slots.
-  const named: Record<string, tf.Tensor> = {}
-  let offset = 0
-  for (const i of layout) {
+/**
+ * After the barrier: the batch's mean gradient (the shares' means weighted by their item counts)
+ * applied by Adam, identically in every worker. A step where any share's loss was NaN or infinite
+ * is not applied, so the replicas keep the last good weights (the engine then stops the run).
+ */
+function applyAverage(): void {
+  const { variables, offsets, optimizer, exchange } = requireReplica()
+  const ranks = Array.from({ length: exchange.workers }, (_, k) => k)
+  if (ranks.some((k) => shareStatus(exchange, k) === STATUS_NON_FINITE)) return
+  const contributing = ranks.filter((k) => shareStatus(exchange, k) === STATUS_READY)
+  if (contributing.length === 0) return
+  const total = contributing.reduce((sum, k) => sum + shareCount(exchange, k), 0)
+  const size = exchange.gradients.length / exchange.workers
+  const rows = contributing.map((k) => exchange.gradients.subarray(k * size, (k + 1) * size))
+  const shares = contributing.map((k) => shareCount(exchange, k) / total)
+  const count = variables.length
+  const present = (k: number, i: number): boolean => exchange.present[k * count + i] === 1
+  for (let i = 0; i < count; i++) {
+    if (contributing.some((k) => present(k, i) !== present(contributing[0], i))) {
+      throw new Error(`the training workers disagree on whether ${variables[i].name} has a gradient`)
+    }
+  }
+  optimizer.beginStep()
+  // Adam's moments follow the gradient's position among the variables that have one, as in
+  // tf.train.adam (whose gradient map is in list() order).
+  let position = 0
+  for (let i = 0; i < count; i++) {
+    if (!present(contributing[0], i)) continue
     const v = variables[i]
-    named[v.name] = tf.tensor(gradients.subarray(offset, offset + v.size), v.shape, 'float32')
-    offset += v.size
+    const weights = (values(v) as Float32Array).slice()
+    optimizer.update(position++, v, weights, rows, shares, offsets[i])
+    // A new tensor rather than writing the heap in place: the wasm backend caches XNNPACK operators
+    // (with the weights packed inside) by tensor id, so weights changed in place would go unseen.
+    const updated = tf.tensor(weights, v.shape, 'float32')
+    v.assign(updated)
+    updated.dispose()
   }
-  if (offset !== gradients.length) throw new Error(`the averaged gradient holds ${gradients.length} values where its layout needs ${offset}`)
-  try {
-    optimizer.applyGradients(named as tf.NamedTensorMap as Parameters<tf.AdamOptimizer['applyGradients']>[0])
-  } finally {
-    tf.dispose(Object.values(named))
-  }
-  spare = gradients
+  optimizer.endStep()
 }
 
-async function state(withOptimizer: boolean): Promise<TrainWorkerReply> {
+function state(withOptimizer: boolean): TrainWorkerReply {
   const { model, optimizer } = requireReplica()
-  return { type: 'state', weights: flattenWeights(model.parameters), optimizer: withOptimizer ? await getOptimizerState(optimizer) : null }
+  return { type: 'state', weights: flattenWeights(model.parameters), optimizer: withOptimizer ? optimizer.state() : null }
 }
 
 function evaluate(indices: Int32Array, chunks: { from: number; to: number }[], seed: number): TrainWorkerReply {
@@ -158,19 +220,16 @@ function evaluate(indices: Int32Array, chunks: { from: number; to: number }[], s
 
 const port = parentPort
 if (!port) throw new Error('train-worker runs as a worker thread')
-// Requests run one at a time in arrival order: an 'apply' is always done before the next 'step'.
+// Requests run one at a time in arrival order.
 let queue: Promise<void> = Promise.resolve()
 port.on('message', (request: TrainWorkerRequest) => {
   queue = queue.then(async () => {
     try {
       if (request.type === 'init') port.postMessage(await init(request))
-      else if (request.type === 'step') {
-        const reply = step(request.indices, request.seed)
-        port.postMessage(reply, reply.type === 'gradients' ? [reply.gradients.buffer as ArrayBuffer] : [])
-      } else if (request.type === 'apply') apply(request.gradients, request.layout)
+      else if (request.type === 'step') port.postMessage(step(request.indices, request.seed))
       else if (request.type === 'evaluate') port.postMessage(evaluate(request.indices, request.chunks, request.seed))
       else {
-        const reply = await state(request.withOptimizer)
+        const reply = state(request.withOptimizer)
         port.postMessage(reply, reply.type === 'state' ? [reply.weights.buffer as ArrayBuffer] : [])
       }
     } catch (error) {

@@ -15,7 +15,7 @@ import { restoreCheckpoint, restoreOptimizerState, serializeCheckpoint } from '.
 import { evaluate, TrainingCancelledError, TrainingDivergedError, type TrainOptions } from '../../models/train'
 import { ParallelTrainer } from '../../electron/engine/parallel-trainer'
 import { loadLatestCheckpoint, saveCheckpoint } from '../../electron/engine/storage'
-import { flattenWeights } from '../../electron/engine/train-replica'
+import { flattenWeights, getOptimizerState, ReplicaAdam, setOptimizerState } from '../../electron/engine/train-replica'
 import { data, modelFor, trainOptions, useWasmBackend } from './training-fixture'
 
 const tsxHook = createRequire(import.meta.url).resolve('tsx/cjs')
@@ -33,6 +33,84 @@ function maxDifference(a: Float32Array, b: Float32Array): number {
   for (let i = 0; i < a.length; i++) max = Math.max(max, Math.abs(a[i] - b[i]))
   return max
 }
+
+describe("the workers' Adam (ReplicaAdam)", () => {
+  const shapes = [[3, 4], [5]]
+  const sizes = shapes.map((shape) => shape.reduce((a, b) => a * b, 1))
+  /** Two workers' gradient rows for step `t` (every variable at its offset), deterministic. */
+  const rows = (t: number): Float32Array[] =>
+    [0, 1].map((k) => Float32Array.from({ length: sizes[0] + sizes[1] }, (_, j) => Math.sin(1.7 * j + 3.1 * t + 5.3 * k) * (k + 1)))
+  const shares = [0.75, 0.25]
+
+  /** Steps `from` to `to` on tf.train.adam with the averaged gradient, and on ReplicaAdam with the rows. */
+  function run(tfAdam: tf.AdamOptimizer, tfVariables: tf.Variable[], adam: ReplicaAdam, weights: Float32Array[], from: number, to: number): void {
+    for (let t = from; t < to; t++) {
+      const [a, b] = rows(t)
+      let offset = 0
+      const named: Record<string, tf.Tensor> = {}
+      tfVariables.forEach((v, i) => {
+        const mean = Float32Array.from({ length: sizes[i] }, (_, j) => a[offset + j] * shares[0] + b[offset + j] * shares[1])
+        named[v.name] = tf.tensor(mean, shapes[i])
+        offset += sizes[i]
+      })
+      tfAdam.applyGradients(named as tf.NamedTensorMap as Parameters<tf.AdamOptimizer['applyGradients']>[0])
+      tf.dispose(Object.values(named))
+      adam.beginStep()
+      offset = 0
+      weights.forEach((w, i) => {
+        adam.update(i, { name: tfVariables[i].name, shape: shapes[i] }, w, [a, b], shares, offset)
+        offset += sizes[i]
+      })
+      adam.endStep()
+    }
+  }
+
+  function maxRelativeDifference(variables: tf.Variable[], weights: Float32Array[]): number {
+    let max = 0
+    variables.forEach((v, i) => {
+      const expected = v.dataSync()
+      for (let j = 0; j < expected.length; j++) max = Math.max(max, Math.abs(expected[j] - weights[i][j]) / Math.max(1e-3, Math.abs(expected[j])))
+    })
+    return max
+  }
+
+  it("updates weights as tf.train.adam does, and its state moves to and from tf.train.adam's", async () => {
+    const initial = sizes.map((size, i) => Float32Array.from({ length: size }, (_, j) => Math.cos(j + i)))
+    const variables = initial.map((w, i) => tf.variable(tf.tensor(w, shapes[i]), true, `replica-adam-test/${i}`))
+    const weights = initial.map((w) => w.slice())
+    const tfAdam = tf.train.adam(0.05)
+    const adam = new ReplicaAdam(0.05)
+    run(tfAdam, variables, adam, weights, 0, 6)
+    // The weights moved by many learning rates (so the test can fail), and stayed together.
+    const moved = Math.max(...weights.flatMap((w, i) => Array.from(w, (x, j) => Math.abs(x - initial[i][j]))))
+    expect(moved).toBeGreaterThan(0.05)
+    expect(maxRelativeDifference(variables, weights)).toBeLessThan(1e-5)
+
+    // Its state, in tf.train.adam's format, continues in tf.train.adam as if it had never left.
+    const state = adam.state()
+    expect(state.iterations).toBe(6)
+    expect(state.slots.map((s) => s.name)).toEqual(['replica-adam-test/0/m', 'replica-adam-test/1/m', 'replica-adam-test/0/v', 'replica-adam-test/1/v'])
+    expect(state.slots[0].shape).toEqual([3, 4])
+    const tfState = await getOptimizerState(tfAdam)
+    for (const [i, slot] of state.slots.entries()) {
+      for (let j = 0; j < slot.values.length; j++) expect(slot.values[j]).toBeCloseTo(tfState.slots[i].values[j], 6)
+    }
+    const resumedTf = tf.train.adam(0.05)
+    await setOptimizerState(resumedTf, state)
+    const resumedVariables = weights.map((w, i) => tf.variable(tf.tensor(w, shapes[i]), true, `replica-adam-test/resumed/${i}`))
+    // And tf.train.adam's state continues in a ReplicaAdam.
+    const fromTf = new ReplicaAdam(0.05)
+    fromTf.load(await getOptimizerState(tfAdam))
+    const fromTfWeights = variables.map((v) => (v.dataSync() as Float32Array).slice())
+    run(resumedTf, resumedVariables, fromTf, fromTfWeights, 6, 10)
+    run(tfAdam, variables, adam, weights, 6, 10)
+    expect(maxRelativeDifference(variables, weights)).toBeLessThan(1e-5)
+    expect(maxRelativeDifference(resumedVariables, weights)).toBeLessThan(1e-5)
+    expect(maxRelativeDifference(variables, fromTfWeights)).toBeLessThan(1e-5)
+    for (const o of [tfAdam, resumedTf]) o.dispose()
+    tf.dispose([...variables, ...resumedVariables])
+  })
+})
 
 describe('data-parallel training on 2 worker threads', () => {
   it('the held-out loss falls well below the untrained model\'s, on wasm, with flat tensor memory here', async () => {
@@ -179,6 +257,22 @@ describe('data-parallel training on 2 worker threads', () => {
     expect(performance.now() - pausedAt).toBeGreaterThanOrEqual(290)
     expect(trainer.position).toEqual({ epoch: 0, stepInEpoch: 5, globalStep: 5 })
     expect(maxDifference(flattenWeights(model.parameters), initial)).toBeGreaterThan(0)
+    trainer.dispose()
+    model.dispose()
+  })
+
+  it('fails the run, naming the exit, when a worker dies mid-step', async () => {
+    const model = modelFor('vae', 13)
+    // The second worker is ready like any other, then exits on its first step: the first one, its
+    // gradient written, is waiting at the barrier for the second one's.
+    const dying = `const { parentPort } = require('node:worker_threads')
+      parentPort.on('message', (m) => m.type === 'init' ? parentPort.postMessage({ type: 'ready', backend: 'wasm' }) : process.exit(3))`
+    let spawned = 0
+    const trainer = new ParallelTrainer(model, data, options({ epochs: 1 }), { workers: 2, spawn: () => (spawned++ === 1 ? new Worker(dying, { eval: true }) : spawn()) })
+    const error = await trainer.run().catch((e: unknown) => e)
+    expect(error).toBeInstanceOf(Error)
+    expect((error as Error).message).toMatch(/training worker (stopped \(exit code 3\)|: another training worker failed)/)
+    expect(trainer.position.globalStep).toBe(0)
     trainer.dispose()
     model.dispose()
   })
