@@ -10,13 +10,18 @@
 //   per query row at n = 60k (measured: ~28 s for 60k, the matMul alone ~5 GFLOP/s because the
 //   inner dimension is only 17), so there it is only used for small n.
 // - `nnDescentKnn`: approximate, random-projection-tree initialisation + NN-descent (the
-//   pynndescent algorithm that umap-learn uses), all in typed arrays. Recall against the exact
-//   graph is typically > 0.97 on 16-d latents, and it is what makes 60k points fast here.
+//   pynndescent algorithm that umap-learn uses), all in typed arrays, on this thread plus any
+//   extra threads the caller lends it (projection-nndescent.ts; the graph is the same either
+//   way). Recall against the exact graph is typically > 0.97 on 16-d latents, and it is what
+//   makes 60k points fast here.
 //
 // Every long loop goes through a `Ticker` so that the caller's event loop keeps running
 // (progress events, cancellation through an AbortSignal).
 
 import * as tf from '@tensorflow/tfjs'
+import { heapPush, nnDescent, type NNDescentHelper, type NNDescentOptions } from './projection-nndescent'
+
+export { Rng, localityOrder, type NNDescentHelper, type NNDescentOptions } from './projection-nndescent'
 
 export interface KnnGraph {
   n: number
@@ -32,7 +37,8 @@ export interface KnnGraph {
 export class Ticker {
   private last = performance.now()
   constructor(
-    private readonly signal?: AbortSignal,
+    /** The caller's cancellation, if any. */
+    readonly signal?: AbortSignal,
     private readonly sliceMs = 25
   ) {}
 
@@ -63,129 +69,6 @@ export function abortError(): Error {
   const e = new Error('projection cancelled')
   e.name = 'AbortError'
   return e
-}
-
-/** Small, fast, seedable PRNG (xorshift32). Returns uint32; `float()` in [0, 1). */
-export class Rng {
-  private s: number
-  constructor(seed: number) {
-    // splitmix-style scramble so that seeds 0, 1, 2 ... give unrelated streams; never 0.
-    let z = (seed + 0x9e3779b9) | 0
-    z = Math.imul(z ^ (z >>> 16), 0x85ebca6b)
-    z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35)
-    z ^= z >>> 16
-    this.s = z === 0 ? 0x6d2b79f5 : z
-  }
-  next(): number {
-    let x = this.s
-    x ^= x << 13
-    x ^= x >>> 17
-    x ^= x << 5
-    this.s = x
-    return x >>> 0
-  }
-  float(): number {
-    return this.next() / 4294967296
-  }
-  /** Integer in [0, n). */
-  int(n: number): number {
-    return this.next() % n
-  }
-  gauss(): number {
-    let u = this.float()
-    if (u < 1e-12) u = 1e-12
-    return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * this.float())
-  }
-}
-
-function sqDist(x: Float32Array, a: number, b: number, dim: number): number {
-  const oa = a * dim
-  const ob = b * dim
-  let s0 = 0
-  let s1 = 0
-  let d = 0
-  for (; d + 3 < dim; d += 4) {
-    const t0 = x[oa + d] - x[ob + d]
-    const t1 = x[oa + d + 1] - x[ob + d + 1]
-    const t2 = x[oa + d + 2] - x[ob + d + 2]
-    const t3 = x[oa + d + 3] - x[ob + d + 3]
-    s0 += t0 * t0 + t1 * t1
-    s1 += t2 * t2 + t3 * t3
-  }
-  for (; d < dim; d++) {
-    const t = x[oa + d] - x[ob + d]
-    s0 += t * t
-  }
-  return s0 + s1
-}
-
-// ------------------------------------------------------------------------------------------
-// Bounded max-heaps stored row-wise in flat typed arrays (root = the current worst neighbour).
-
-function heapPush(
-  idx: Int32Array,
-  dist: Float32Array,
-  flag: Uint8Array | null,
-  row: number,
-  k: number,
-  j: number,
-  d: number,
-  isNew: number
-): number {
-  const base = row * k
-  if (d >= dist[base]) return 0
-  for (let t = 0; t < k; t++) if (idx[base + t] === j) return 0
-  // Replace the root and sift down.
-  let pos = 0
-  for (;;) {
-    const l = 2 * pos + 1
-    if (l >= k) break
-    const r = l + 1
-    let c = l
-    if (r < k && dist[base + r] > dist[base + l]) c = r
-    if (dist[base + c] <= d) break
-    idx[base + pos] = idx[base + c]
-    dist[base + pos] = dist[base + c]
-    if (flag) flag[base + pos] = flag[base + c]
-    pos = c
-  }
-  idx[base + pos] = j
-  dist[base + pos] = d
-  if (flag) flag[base + pos] = isNew
-  return 1
-}
-
-/** Sorts each heap row ascending by distance and writes self first, as sqrt distances. */
-function heapsToGraph(n: number, kh: number, idx: Int32Array, dist: Float32Array): KnnGraph {
-  const k = kh + 1
-  const indices = new Int32Array(n * k)
-  const distances = new Float32Array(n * k)
-  const order = new Int32Array(kh)
-  for (let i = 0; i < n; i++) {
-    const base = i * kh
-    for (let t = 0; t < kh; t++) order[t] = t
-    // insertion sort (kh is small)
-    for (let a = 1; a < kh; a++) {
-      const v = order[a]
-      const dv = dist[base + v]
-      let b = a - 1
-      while (b >= 0 && dist[base + order[b]] > dv) {
-        order[b + 1] = order[b]
-        b--
-      }
-      order[b + 1] = v
-    }
-    indices[i * k] = i
-    distances[i * k] = 0
-    for (let t = 0; t < kh; t++) {
-      const s = base + order[t]
-      const j = idx[s]
-      // A row can only stay short when n <= k; fill with self at distance 0 then (never in practice).
-      indices[i * k + 1 + t] = j < 0 ? i : j
-      distances[i * k + 1 + t] = j < 0 ? 0 : Math.sqrt(dist[s])
-    }
-  }
-  return { n, k, indices, distances }
 }
 
 // ------------------------------------------------------------------------------------------
@@ -371,79 +254,9 @@ export async function exactKnnTf(
 // ------------------------------------------------------------------------------------------
 // Approximate: random projection trees + NN-descent.
 
-export interface NNDescentOptions {
-  seed?: number
-  nTrees?: number
-  leafSize?: number
-  maxCandidates?: number
-  nIters?: number
-  /** Stop when fewer than delta * n * k heap updates happen in an iteration (pynndescent: 0.001). */
-  delta?: number
-}
-
-/** Leaves of one random projection tree over all points, as [start, end) ranges of `perm`. */
-function rpTreeLeaves(x: Float32Array, n: number, dim: number, leafSize: number, rng: Rng, perm: Int32Array, leaves: number[]): void {
-  for (let i = 0; i < n; i++) perm[i] = i
-  const hp = new Float64Array(dim)
-  const stack: number[] = [0, n]
-  while (stack.length > 0) {
-    const end = stack.pop() as number
-    const start = stack.pop() as number
-    const size = end - start
-    if (size <= leafSize) {
-      leaves.push(start, end)
-      continue
-    }
-    const ia = rng.int(size)
-    let ib = rng.int(size - 1)
-    if (ib >= ia) ib++
-    const a = perm[start + ia]
-    const b = perm[start + ib]
-    let offset = 0
-    let norm = 0
-    for (let d = 0; d < dim; d++) {
-      const va = x[a * dim + d]
-      const vb = x[b * dim + d]
-      hp[d] = va - vb
-      offset -= (hp[d] * (va + vb)) / 2
-      norm += hp[d] * hp[d]
-    }
-    let lo = start
-    let hi = end - 1
-    if (norm > 0) {
-      // In-place partition: side > 0 goes left.
-      while (lo <= hi) {
-        const p = perm[lo]
-        let s = offset
-        for (let d = 0; d < dim; d++) s += hp[d] * x[p * dim + d]
-        const left = s > 0 || (s === 0 && (rng.next() & 1) === 0)
-        if (left) lo++
-        else {
-          perm[lo] = perm[hi]
-          perm[hi] = p
-          hi--
-        }
-      }
-    }
-    let mid = lo
-    // Degenerate split (duplicates, or all on one side): split the range in half.
-    if (mid - start < 1 || end - mid < 1 || norm === 0) mid = start + (size >> 1)
-    stack.push(start, mid, mid, end)
-  }
-}
-
-/** A permutation that puts points of the same random-projection-tree leaf next to each other
- *  (DFS order of one tree). Relabelling points in this order before the neighbour search and
- *  the layout makes their memory accesses local: NN-descent ~30% and the attractive SGD pass
- *  ~40% faster at 60k points here. order[newIndex] = oldIndex. */
-export function localityOrder(x: Float32Array, n: number, dim: number, seed: number): Int32Array {
-  const perm = new Int32Array(n)
-  const leaves: number[] = []
-  rpTreeLeaves(x, n, dim, 32, new Rng(seed ^ 0x5bd1e995), perm, leaves)
-  return perm
-}
-
-/** Approximate kNN (k includes the point itself) by RP-tree init + NN-descent. */
+/** Approximate kNN (k includes the point itself) by RP-tree init + NN-descent (see
+ *  projection-nndescent.ts), on this thread plus `helpers` (extra threads; the graph is the same
+ *  with or without them). */
 export async function nnDescentKnn(
   x: Float32Array,
   n: number,
@@ -451,133 +264,11 @@ export async function nnDescentKnn(
   k: number,
   opts: NNDescentOptions = {},
   ticker?: Ticker,
-  onProgress?: (fraction: number) => void
+  onProgress?: (fraction: number) => void,
+  helpers: NNDescentHelper[] = []
 ): Promise<KnnGraph> {
-  const kh = Math.min(k, n) - 1 // neighbours excluding self
-  if (kh <= 0) return bruteForceKnn(x, n, dim, k)
-  const rng = new Rng(opts.seed ?? 0)
-  const nTrees = opts.nTrees ?? Math.min(8, 3 + Math.round(Math.pow(n, 0.25) / 3))
-  const leafSize = opts.leafSize ?? Math.max(10, Math.round(1.6 * (kh + 1)))
-  const maxCand = opts.maxCandidates ?? Math.min(60, kh)
-  const nIters = opts.nIters ?? Math.max(5, Math.round(Math.log2(n)))
-  const delta = opts.delta ?? 0.001
-
-  const idx = new Int32Array(n * kh).fill(-1)
-  const dist = new Float32Array(n * kh).fill(Infinity)
-  const flag = new Uint8Array(n * kh)
-
-  // 1. RP-tree forest: every pair inside a leaf is a candidate.
-  const perm = new Int32Array(n)
-  for (let t = 0; t < nTrees; t++) {
-    const leaves: number[] = []
-    rpTreeLeaves(x, n, dim, leafSize, rng, perm, leaves)
-    for (let l = 0; l < leaves.length; l += 2) {
-      const s = leaves[l]
-      const e = leaves[l + 1]
-      for (let a = s; a < e; a++) {
-        const p = perm[a]
-        for (let b = a + 1; b < e; b++) {
-          const q = perm[b]
-          const d = sqDist(x, p, q, dim)
-          if (d < dist[p * kh]) heapPush(idx, dist, flag, p, kh, q, d, 1)
-          if (d < dist[q * kh]) heapPush(idx, dist, flag, q, kh, p, d, 1)
-        }
-      }
-      if ((l & 255) === 0 && ticker) await ticker.tick()
-    }
-    onProgress?.((0.3 * (t + 1)) / nTrees)
-  }
-  // Fill rows that are still short with random points.
-  for (let i = 0; i < n; i++) {
-    let tries = 0
-    while (idx[i * kh] < 0 && tries < 4 * kh) {
-      const j = rng.int(n)
-      tries++
-      if (j !== i) heapPush(idx, dist, flag, i, kh, j, sqDist(x, i, j, dim), 1)
-    }
-  }
-
-  // 2. NN-descent. Candidate lists are uniform samples (reservoir sampling, O(1) per offer) of
-  //    the forward and reverse neighbours, split into "new" (not yet joined) and "old".
-  const newIdx = new Int32Array(n * maxCand)
-  const newSlot = new Int32Array(n * maxCand)
-  const newCnt = new Int32Array(n)
-  const oldIdx = new Int32Array(n * maxCand)
-  const oldCnt = new Int32Array(n)
-  for (let iter = 0; iter < nIters; iter++) {
-    newCnt.fill(0)
-    oldCnt.fill(0)
-    for (let i = 0; i < n; i++) {
-      const base = i * kh
-      for (let t = 0; t < kh; t++) {
-        const j = idx[base + t]
-        if (j < 0) continue
-        if (flag[base + t]) {
-          // forward: i's new candidate j (remember the heap slot, to clear its flag)
-          let c = newCnt[i]++
-          if (c >= maxCand) c = rng.int(c + 1)
-          if (c < maxCand) {
-            newIdx[i * maxCand + c] = j
-            newSlot[i * maxCand + c] = t
-          }
-          // reverse: j's new candidate i
-          c = newCnt[j]++
-          if (c >= maxCand) c = rng.int(c + 1)
-          if (c < maxCand) {
-            newIdx[j * maxCand + c] = i
-            newSlot[j * maxCand + c] = -1
-          }
-        } else {
-          let c = oldCnt[i]++
-          if (c >= maxCand) c = rng.int(c + 1)
-          if (c < maxCand) oldIdx[i * maxCand + c] = j
-          c = oldCnt[j]++
-          if (c >= maxCand) c = rng.int(c + 1)
-          if (c < maxCand) oldIdx[j * maxCand + c] = i
-        }
-      }
-    }
-    // Forward entries that made it into the new candidates are no longer new.
-    for (let i = 0; i < n; i++) {
-      const cb = i * maxCand
-      const cn = Math.min(newCnt[i], maxCand)
-      for (let c = 0; c < cn; c++) {
-        const t = newSlot[cb + c]
-        if (t >= 0) flag[i * kh + t] = 0
-      }
-    }
-    if (ticker) await ticker.tick()
-    // Local join: every new-new and new-old pair among i's candidates is a candidate edge.
-    let updates = 0
-    for (let i = 0; i < n; i++) {
-      const cb = i * maxCand
-      const cn = Math.min(newCnt[i], maxCand)
-      const co = Math.min(oldCnt[i], maxCand)
-      for (let a = 0; a < cn; a++) {
-        const p = newIdx[cb + a]
-        const pk = p * kh
-        for (let b = a + 1; b < cn; b++) {
-          const q = newIdx[cb + b]
-          if (q === p) continue
-          const d = sqDist(x, p, q, dim)
-          if (d < dist[pk]) updates += heapPush(idx, dist, flag, p, kh, q, d, 1)
-          if (d < dist[q * kh]) updates += heapPush(idx, dist, flag, q, kh, p, d, 1)
-        }
-        for (let b = 0; b < co; b++) {
-          const q = oldIdx[cb + b]
-          if (q === p) continue
-          const d = sqDist(x, p, q, dim)
-          if (d < dist[pk]) updates += heapPush(idx, dist, flag, p, kh, q, d, 1)
-          if (d < dist[q * kh]) updates += heapPush(idx, dist, flag, q, kh, p, d, 1)
-        }
-      }
-      if ((i & 255) === 0 && ticker) await ticker.tick()
-    }
-    onProgress?.(0.3 + (0.7 * (iter + 1)) / nIters)
-    if (updates <= delta * kh * n) break
-  }
-  onProgress?.(1)
-  return heapsToGraph(n, kh, idx, dist)
+  if (Math.min(k, n) - 1 <= 0) return bruteForceKnn(x, n, dim, k)
+  return nnDescent(x, n, dim, Math.min(k, n), opts, ticker, onProgress, helpers)
 }
 
 /** Fraction of true neighbours (excluding self) found by an approximate graph. */

@@ -2,9 +2,15 @@
 // layout's embedding and sampling schedule (SharedArrayBuffers) with the driving thread and, each
 // time that thread starts an epoch, claims chunks of that epoch's edges (from the back of the
 // edge list, the driving thread claims from the front) and runs the same SGD
-// update on them (LayoutOptimizer.runClaimed) until none are left. It loads projection-umap.ts
-// only (no tfjs), so it starts in a few tens of milliseconds.
+// update on them (LayoutOptimizer.runClaimed) until none are left.
+//
+// Before the layout, the same thread helps with the neighbour search (projection-nndescent.ts):
+// it is handed the search's shared state once ('knn-start'), then, for each phase the driving
+// thread starts ('knn'), it claims trees or row ranges until none are left and answers
+// 'knn-done'. It loads projection-umap.ts and projection-nndescent.ts only (no tfjs), so it
+// starts in a few tens of milliseconds.
 import { parentPort } from 'node:worker_threads'
+import { runPhaseItems, type NNDescentPhase, type NNDescentState } from './projection-nndescent'
 import { LayoutOptimizer, type LayoutParams, type LayoutSchedule } from './projection-umap'
 
 export type LayoutRequest =
@@ -13,16 +19,35 @@ export type LayoutRequest =
   | { type: 'start'; embedding: Float32Array; dim: number; schedule: LayoutSchedule; params: LayoutParams; claims: Int32Array; chunkEdges: number }
   /** Take part in epoch `epoch`; `seed` starts this thread's negative-sampling stream for it. */
   | { type: 'epoch'; epoch: number; seed: number }
+  /** The neighbour search's state; every typed array in it is backed by a SharedArrayBuffer. */
+  | { type: 'knn-start'; state: NNDescentState }
+  /** Claim items of this phase of the search until none are left. */
+  | { type: 'knn'; phase: NNDescentPhase; ranges: number }
 
-export type LayoutReply = { type: 'ready' } | { type: 'epoch-done'; epoch: number } | { type: 'error'; message: string }
+export type LayoutReply =
+  | { type: 'ready' }
+  | { type: 'epoch-done'; epoch: number }
+  | { type: 'knn-done'; phase: NNDescentPhase }
+  | { type: 'error'; message: string }
 
 const port = parentPort
 if (!port) throw new Error('projection-layout-worker runs as a worker thread')
 
 let run: { optimizer: LayoutOptimizer; claims: Int32Array; chunkEdges: number } | null = null
+let knn: NNDescentState | null = null
 
 port.on('message', (request: LayoutRequest) => {
   try {
+    if (request.type === 'knn-start') {
+      knn = request.state
+      return
+    }
+    if (request.type === 'knn') {
+      if (!knn) throw new Error('knn phase before knn-start')
+      runPhaseItems(knn, request.phase, request.ranges)
+      port.postMessage({ type: 'knn-done', phase: request.phase } satisfies LayoutReply)
+      return
+    }
     if (request.type === 'start') {
       const { schedule, embedding, dim, params, claims, chunkEdges } = request
       // No Rng: each epoch's seed comes with its request, from a stream of this thread's own that
@@ -30,6 +55,7 @@ port.on('message', (request: LayoutRequest) => {
       const optimizer = new LayoutOptimizer(schedule, embedding, dim, params, null)
       optimizer.privateNegativeSamples()
       run = { optimizer, claims, chunkEdges }
+      knn = null // the search is over: let its memory go
       return
     }
     if (!run) throw new Error('epoch before start')

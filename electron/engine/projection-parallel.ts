@@ -29,6 +29,12 @@
 // The consequence: a parallel layout is NOT reproducible bit for bit from the seed (which thread
 // claims which chunk, and how their writes interleave, vary from run to run). The one-thread
 // layout (layoutThreads: 1) is, and it is what runs wherever no worker thread can be started.
+//
+// The same threads run the neighbour search before the layout (LatentProjection.fit starts them
+// before it, and they would sit idle otherwise): LayoutThread is also the NNDescentHelper of
+// projection-nndescent.ts, whose module comment explains that scheme. Unlike the layout, the
+// search IS reproducible: each heap row is written by one thread only, and gets the same offers
+// in the same order on any number of threads, so the graph is the same bit for bit as on one.
 import { existsSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { availableParallelism } from 'node:os'
@@ -37,6 +43,7 @@ import { fileURLToPath } from 'node:url'
 import { Worker } from 'node:worker_threads'
 import { Rng, abortError, type Ticker } from './projection-knn'
 import type { LayoutReply, LayoutRequest } from './projection-layout-worker'
+import type { NNDescentHelper, NNDescentPhase, NNDescentState } from './projection-nndescent'
 import { LayoutOptimizer, layoutSchedule, type LayoutEdges, type LayoutParams, type LayoutSchedule } from './projection-umap'
 import { builtWorkerPath } from './worker-path'
 
@@ -45,8 +52,7 @@ import { builtWorkerPath } from './worker-path'
 export const PARALLEL_LAYOUT_MIN_WORK = 300_000
 
 /** Layout threads when the caller does not say: two where there are two cores and enough work.
- *  Not more by default: the neighbour search before the layout is single-threaded anyway, and
- *  the engine may be training on other threads at the same time. */
+ *  Not more by default: the engine may be training on other threads at the same time. */
 export function defaultLayoutThreads(n: number, nEpochs: number): number {
   if (n * nEpochs < PARALLEL_LAYOUT_MIN_WORK) return 1
   return Math.max(1, Math.min(2, availableParallelism()))
@@ -78,8 +84,9 @@ function spawnLayoutWorker(): Worker {
   return new Worker(`require(${JSON.stringify(tsx)}); require(${JSON.stringify(source)})`, { eval: true })
 }
 
-/** One extra layout thread; requests are answered in order, one outstanding at a time. */
-export class LayoutThread {
+/** One extra layout thread; requests are answered in order, one outstanding at a time. It also
+ *  serves the neighbour search before the layout (NNDescentHelper). */
+export class LayoutThread implements NNDescentHelper {
   private failure: Error | null = null
   private ready = false
   private waiter: { type: LayoutReply['type']; resolve(): void; reject(error: Error): void } | null = null
@@ -126,6 +133,22 @@ export class LayoutThread {
       () => true,
       () => false
     )
+  }
+
+  /** True once the worker has loaded (and has not failed since). */
+  get loaded(): boolean {
+    return this.ready && !this.failure
+  }
+
+  /** `state`'s arrays are shared memory, which the worker uses in place. */
+  shareKnn(state: NNDescentState): void {
+    if (!this.failure) this.worker.postMessage({ type: 'knn-start', state } satisfies LayoutRequest)
+  }
+
+  runKnnPhase(phase: NNDescentPhase, ranges: number): Promise<void> {
+    const done = this.wait('knn-done')
+    if (!this.failure) this.worker.postMessage({ type: 'knn', phase, ranges } satisfies LayoutRequest)
+    return done
   }
 
   /** Everything but `params` is shared memory, which the worker uses in place. */
