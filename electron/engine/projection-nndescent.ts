@@ -28,7 +28,8 @@
 //
 // A thread that dies mid-search (its reply is an error, or it exits) costs nothing but time: the
 // driving thread redoes whatever tree or range the thread had claimed and not finished, and
-// finishes the search alone. Redoing a range is harmless: offering a heap the same pairs again
+// finishes the search alone. (Heap changes the dead thread made in a range it did not finish
+// are not counted towards the convergence test.) Redoing a range is harmless: offering a heap the same pairs again
 // changes nothing (a pair already in the heap is refused, and one that was pushed out is no
 // closer than the heap's current worst).
 
@@ -413,8 +414,6 @@ function joinRange(state: NNDescentState, lo: number, hi: number, from: number, 
 
 /** An extra thread that takes part in the search (projection-parallel.ts's LayoutThread). */
 export interface NNDescentHelper {
-  /** False while the thread is still loading: it sits out the phases that start meanwhile. */
-  readonly loaded: boolean
   /** Hands the thread the search's shared state. */
   shareKnn(state: NNDescentState): void
   /** Asks the thread to claim items of `phase` until none are left; resolves when it has, rejects
@@ -493,12 +492,14 @@ export async function nnDescent(
   for (const h of live) h.shareKnn(state)
   const due = ticker ? () => ticker.due() : () => false
 
-  /** One phase on this thread and the loaded helpers; a helper that fails is dropped and the
-   *  items it left unfinished are done here. */
+  /** One phase on this thread and the helpers; a helper that fails is dropped and the items it
+   *  left unfinished are done here. */
   const runPhase = async (phase: NNDescentPhase): Promise<void> => {
     const items = phaseItems(state, phase, ranges)
     control.fill(0) // every helper is idle between phases
-    const working = live.filter((h) => h.loaded)
+    // Every live helper is asked, even one still loading: it claims what is left once it is up
+    // (a thread's start-up is tens of milliseconds, far less than a phase at sizes that matter).
+    const working = live.slice()
     // Resolves, once every working helper is done or dead, to which of them failed.
     const pending =
       working.length > 0
@@ -519,6 +520,7 @@ export async function nnDescent(
         if (ticker) await ticker.yieldNow()
       }
       Atomics.store(control, ITEM_STATE + item, ItemState.DoneHere)
+      if (ticker?.due()) await ticker.yieldNow() // between trees (an item that does not slice)
     }
     for (;;) {
       const item = claim(state)

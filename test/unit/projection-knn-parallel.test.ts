@@ -38,9 +38,6 @@ class Watched implements NNDescentHelper {
   phases: NNDescentPhase[] = []
   itemsDone = 0
   constructor(readonly thread: LayoutThread) {}
-  get loaded(): boolean {
-    return this.thread.loaded
-  }
   shareKnn(state: NNDescentState): void {
     this.state = state
     this.thread.shareKnn(state)
