@@ -110,11 +110,21 @@ export class ReplicaAdam {
   }
 
   /**
-   * Updates `weights` in place with the gradient sum_k shares[k] * sources[k][from + j] (j over the
-   * weights), with the moments at `position` (made as zeros for `variable` on first use).
+   * Writes into `updated` the `weights` after one step with the gradient
+   * sum_k shares[k] * sources[k][from + j] (j over the weights), with the moments at `position`
+   * (made as zeros for `variable` on first use). `updated` may be `weights`.
    */
-  update(position: number, variable: { name: string; shape: number[] }, weights: Float32Array, sources: Float32Array[], shares: number[], from: number): void {
+  update(
+    position: number,
+    variable: { name: string; shape: number[] },
+    weights: Float32Array,
+    updated: Float32Array,
+    sources: Float32Array[],
+    shares: number[],
+    from: number
+  ): void {
     const size = weights.length
+    if (updated.length !== size) throw new Error(`${variable.name}: ${updated.length} values to write for ${size} weights`)
     const name = variable.name
     if (!this.first[position]) {
       this.first[position] = new Float32Array(size)
@@ -138,7 +148,7 @@ export class ReplicaAdam {
       const vj = beta2 * v[j] + (1 - beta2) * g * g
       m[j] = mj
       v[j] = vj
-      weights[j] -= (rate * (mj * correction1)) / (Math.sqrt(vj * correction2) + epsilon)
+      updated[j] = weights[j] - (rate * (mj * correction1)) / (Math.sqrt(vj * correction2) + epsilon)
     }
   }
 

@@ -197,11 +197,11 @@ function applyAverage(): void {
   for (let i = 0; i < count; i++) {
     if (!present(contributing[0], i)) continue
     const v = variables[i]
-    const weights = (values(v) as Float32Array).slice()
-    optimizer.update(position++, v, weights, rows, shares, offsets[i])
-    // A new tensor rather than writing the heap in place: the wasm backend caches XNNPACK operators
+    // Into a new tensor rather than the heap in place: the wasm backend caches XNNPACK operators
     // (with the weights packed inside) by tensor id, so weights changed in place would go unseen.
-    const updated = tf.tensor(weights, v.shape, 'float32')
+    const next = new Float32Array(v.size)
+    optimizer.update(position++, v, values(v), next, rows, shares, offsets[i])
+    const updated = tf.tensor(next, v.shape, 'float32')
     v.assign(updated)
     updated.dispose()
   }

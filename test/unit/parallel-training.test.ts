@@ -58,7 +58,10 @@ describe("the workers' Adam (ReplicaAdam)", () => {
       adam.beginStep()
       offset = 0
       weights.forEach((w, i) => {
-        adam.update(i, { name: tfVariables[i].name, shape: shapes[i] }, w, [a, b], shares, offset)
+        // As the workers do it: read the weights, write the step's result elsewhere.
+        const next = new Float32Array(w.length)
+        adam.update(i, { name: tfVariables[i].name, shape: shapes[i] }, w, next, [a, b], shares, offset)
+        w.set(next)
         offset += sizes[i]
       })
       adam.endStep()
