@@ -113,6 +113,9 @@ async function throughput(data: TrainingData): Promise<void> {
   const one: number[] = []
   const two: number[] = []
   const peer: number[] = []
+  // PyTorch on one thread too: how far two threads get beyond one on this machine, for PyTorch's
+  // own kernels, says what the data-parallel trainer can be asked to do here.
+  const peerOne: number[] = []
   for (let round = 0; round < rounds; round++) {
     let started = performance.now()
     for (let i = 0; i < steps; i++) trainer.step(batch(i), i)
@@ -124,7 +127,12 @@ async function throughput(data: TrainingData): Promise<void> {
     two.push((steps * 128) / ((performance.now() - started) / 1000))
     const result = runPeer(['throughput', '--steps', quick ? '10' : '40'])
     if (result) peer.push(result.images_per_second)
-    console.log(`throughput round ${round + 1}/${rounds}: 1 thread ${one[round].toFixed(0)}, ${parallel.description} ${two[round].toFixed(0)}, PyTorch ${result?.images_per_second ?? '-'} img/s`)
+    const resultOne = runPeer(['throughput', '--steps', quick ? '10' : '30', '--threads', '1'])
+    if (resultOne) peerOne.push(resultOne.images_per_second)
+    console.log(
+      `throughput round ${round + 1}/${rounds}: 1 thread ${one[round].toFixed(0)}, ${parallel.description} ${two[round].toFixed(0)}, ` +
+        `PyTorch ${resultOne?.images_per_second ?? '-'} (1 thread) / ${result?.images_per_second ?? '-'} (2 threads) img/s`
+    )
   }
   record('train_reference_images_per_second', median(one), `reference VAE training, ${tf.getBackend()}, 1 thread, batch 128, median of ${rounds} rounds (img/s)`)
   record('train_reference_parallel_images_per_second', median(two), `reference VAE training, ${parallel.description} (data-parallel), batch 128 (img/s)`)
@@ -139,6 +147,12 @@ async function throughput(data: TrainingData): Promise<void> {
     record('train_reference_ratio_to_pytorch', median(one) / median(peer), 'ratio to PyTorch, 1 thread')
     record('train_reference_parallel_ratio_to_pytorch', median(two) / median(peer), 'ratio to PyTorch, data-parallel', 'goal >= 0.5')
     record('train_reference_parallel_ratio_to_pytorch_range', `${Math.min(...ratios).toFixed(2)}-${Math.max(...ratios).toFixed(2)}`, 'the same ratio, lowest and highest round')
+  }
+  if (peerOne.length > 0) {
+    record('pytorch_reference_one_thread_images_per_second', median(peerOne), `PyTorch, same model, 1 thread, median of ${peerOne.length} rounds (img/s)`)
+    record('train_reference_one_thread_ratio_to_pytorch_one_thread', median(one) / median(peerOne), 'ratio to PyTorch, both on 1 thread (kernel speed per core)')
+    record('train_reference_two_thread_speedup', median(two) / median(one), 'wasm: 2 threads / 1 thread', peer.length > 0 ? `PyTorch: ${(median(peer) / median(peerOne)).toFixed(2)}` : undefined)
+    if (peer.length > 0) record('pytorch_reference_two_thread_speedup', median(peer) / median(peerOne), 'PyTorch: 2 threads / 1 thread')
   }
 }
 
