@@ -113,6 +113,17 @@ describe('NN-descent on two threads', () => {
     expect(knnRecall(other, exact)).toBeGreaterThan(knnRecall(single, exact) - 0.01)
   })
 
+  it('copes with sets barely larger than k, with duplicates', async () => {
+    for (const m of [15, 16, 40]) {
+      const x = data.x.slice(0, m * dim)
+      x.set(x.subarray(0, dim), dim) // point 1 duplicates point 0
+      const here = await nnDescentKnn(x, m, dim, k, { seed: 1 })
+      const both = await nnDescentKnn(x, m, dim, k, { seed: 1 }, undefined, undefined, [thread])
+      sameGraph(both, here)
+      expect(knnRecall(both, bruteForceKnn(x, m, dim, k))).toBeGreaterThan(0.9)
+    }
+  })
+
   it('completes the graph on this thread when the helper dies mid-search', async () => {
     // A worker that speaks the protocol: it sits out the forest, then claims a row range of the
     // first join and exits without doing it.
