@@ -12,7 +12,7 @@
 //      backend, or n <= EXACT_KNN_MAX_N_WASM on wasm), otherwise random-projection trees +
 //      NN-descent (what umap-learn uses through pynndescent; recall ~0.98-0.99 here). On the
 //      single-threaded wasm backend exact 60k x 60k costs ~30 s, NN-descent ~4-6 s on one thread.
-//      NN-descent runs on the layout threads too (projection-nndescent.ts): ~1.5x faster on two,
+//      NN-descent runs on the layout threads too (projection-nndescent.ts): ~1.3-1.45x faster on two,
 //      and the graph is the same bit for bit as on one thread.
 //   3. fuzzy simplicial set (smooth kNN distances, memberships, fuzzy union) as a COO edge list.
 //   4. SGD layout (umap-learn's optimize_layout_euclidean: per-edge sampling schedule,
