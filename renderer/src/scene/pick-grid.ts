@@ -20,9 +20,6 @@ export class PickGrid {
   private readonly cells = [1, 1, 1]
   private cellStart = new Int32Array(2)
   private cellItems = new Int32Array(0)
-  /** Per cell: the query that last visited it (each query visits a cell once). */
-  private visitedBy = new Int32Array(1)
-  private query = 0
 
   /** Buckets `count` points (positions count*3) by cell: O(n), two passes (counting sort). */
   constructor(positions: Float32Array, count = positions.length / 3) {
@@ -42,28 +39,40 @@ export class PickGrid {
     const largest = Math.max(...extent, 1e-9)
     const present = extent.filter((e) => e > largest * 1e-6)
     const volume = present.reduce((p, e) => p * e, 1)
-    let side = Math.pow(volume / Math.max(1, count / POINTS_PER_CELL), 1 / Math.max(1, present.length))
-    side = Math.max(side, largest / MAX_CELLS_PER_AXIS)
-    for (let a = 0; a < 3; a++) {
-      this.min[a] = min[a]
-      this.cells[a] = Math.max(1, Math.min(MAX_CELLS_PER_AXIS, Math.ceil(extent[a] / side) || 1))
-      this.cellSize[a] = Math.max(extent[a] / this.cells[a], side)
+    const dimensions = Math.max(1, present.length)
+    let side = Math.pow(volume / Math.max(1, count / POINTS_PER_CELL), 1 / dimensions)
+    const cellOf = new Int32Array(count)
+    let start = new Int32Array(0)
+    // UMAP maps are clusters with empty space between them: cells sized for the whole box would hold
+    // hundreds of points inside a cluster, and a pick through a cluster's core would test thousands
+    // (5 ms at 200k points). So the cells shrink until those that hold points hold about
+    // POINTS_PER_CELL on average (at most a few passes; the axis cap bounds the memory).
+    for (let pass = 0; ; pass++) {
+      side = Math.max(side, largest / MAX_CELLS_PER_AXIS)
+      for (let a = 0; a < 3; a++) {
+        this.min[a] = min[a]
+        this.cells[a] = Math.max(1, Math.min(MAX_CELLS_PER_AXIS, Math.ceil(extent[a] / side) || 1))
+        this.cellSize[a] = Math.max(extent[a] / this.cells[a], side)
+      }
+      const total = this.cells[0] * this.cells[1] * this.cells[2]
+      start = new Int32Array(total + 1)
+      let occupied = 0
+      for (let i = 0; i < count; i++) {
+        const c = this.cellIndex(positions[i * 3], positions[i * 3 + 1], positions[i * 3 + 2])
+        cellOf[i] = c
+        if (start[c + 1]++ === 0) occupied++
+      }
+      const perOccupiedCell = count / occupied
+      if (pass === 3 || perOccupiedCell <= 2 * POINTS_PER_CELL || side <= largest / MAX_CELLS_PER_AXIS) break
+      side *= Math.pow(POINTS_PER_CELL / perOccupiedCell, 1 / dimensions)
     }
     const total = this.cells[0] * this.cells[1] * this.cells[2]
-    const cellOf = new Int32Array(count)
-    const start = new Int32Array(total + 1)
-    for (let i = 0; i < count; i++) {
-      const c = this.cellIndex(positions[i * 3], positions[i * 3 + 1], positions[i * 3 + 2])
-      cellOf[i] = c
-      start[c + 1]++
-    }
     for (let c = 0; c < total; c++) start[c + 1] += start[c]
     const fill = start.slice(0, total)
     const items = new Int32Array(count)
     for (let i = 0; i < count; i++) items[fill[cellOf[i]]++] = i
     this.cellStart = start
     this.cellItems = items
-    this.visitedBy = new Int32Array(total)
   }
 
   private axisCell(a: number, v: number): number {
@@ -86,7 +95,6 @@ export class PickGrid {
     if (this.cellItems.length === 0) return
     const o = ray.origin
     const d = ray.direction
-    const [ox, oy, oz] = o
     const [dx, dy, dz] = d
     const size = this.cellSize
     const max = [0, 1, 2].map((a) => this.min[a] + this.cells[a] * size[a])
@@ -109,46 +117,46 @@ export class PickGrid {
       t1 = Math.min(t1, tb)
     }
     if (!(t0 <= t1)) return
-    this.query = (this.query + 1) | 0
-    if (this.query === 0) {
-      this.visitedBy.fill(0)
-      this.query = 1
-    }
-    const stamp = this.query
-    // Samples along the ray, each with a box of half-width radiusAt(t) + (distance from the
-    // previous sample): a point within radiusAt(t') of the ray at t' in (previous, t] is within
-    // that of the sample at t (radiusAt does not decrease), so the boxes cover the whole cone.
-    // Steps of half a cell, or of the cone's radius where it is wider (zoomed far out), so that a
-    // box is not rescanned cell by cell a hundred times.
-    const minStep = Math.min(size[0], size[1], size[2]) / 2
-    const [nx, ny] = this.cells
-    let previous = t0
-    for (let t = t0; ; ) {
-      const tc = Math.min(t, t1)
-      const r = radiusAt(tc) + (tc - previous)
-      const px = ox + dx * tc
-      const py = oy + dy * tc
-      const pz = oz + dz * tc
-      const x0 = this.axisCell(0, px - r)
-      const x1 = this.axisCell(0, px + r)
-      const y0 = this.axisCell(1, py - r)
-      const y1 = this.axisCell(1, py + r)
-      const z0 = this.axisCell(2, pz - r)
-      const z1 = this.axisCell(2, pz + r)
-      for (let cz = z0; cz <= z1; cz++) {
-        for (let cy = y0; cy <= y1; cy++) {
-          const row = (cz * ny + cy) * nx
-          for (let cx = x0; cx <= x1; cx++) {
-            const cell = row + cx
-            if (this.visitedBy[cell] === stamp) continue
-            this.visitedBy[cell] = stamp
-            for (let k = this.cellStart[cell]; k < this.cellStart[cell + 1]; k++) visit(this.cellItems[k])
-          }
+    // The cells are walked slab by slab across the axis the ray runs most along (m), each cell at
+    // most once. A point within radiusAt(t) of the ray at t lies within R of it along every axis
+    // (R = the radius at the far end of the span), so for a slab the ray's parameter range is
+    // where its m coordinate is within R of the slab, and the slab's candidate cells are the
+    // rectangle the ray crosses over that range, grown by the radius there. (Sampling the ray and
+    // scanning a box of cells around each sample, as before, checked each cell up to ~20 times.)
+    const m = Math.abs(dx) >= Math.abs(dy) && Math.abs(dx) >= Math.abs(dz) ? 0 : Math.abs(dy) >= Math.abs(dz) ? 1 : 2
+    const p = m === 0 ? 1 : 0
+    const q = m === 2 ? 1 : 2
+    const stride = [1, this.cells[0], this.cells[0] * this.cells[1]]
+    const widest = radiusAt(t1)
+    const dm = d[m]
+    const mNear = o[m] + dm * t0
+    const mFar = o[m] + dm * t1
+    const firstSlab = this.axisCell(m, Math.min(mNear, mFar) - widest)
+    const lastSlab = this.axisCell(m, Math.max(mNear, mFar) + widest)
+    for (let slab = firstSlab; slab <= lastSlab; slab++) {
+      const lo = this.min[m] + slab * size[m]
+      let tA = (lo - widest - o[m]) / dm
+      let tB = (lo + size[m] + widest - o[m]) / dm
+      if (tA > tB) [tA, tB] = [tB, tA]
+      tA = Math.max(tA, t0)
+      tB = Math.min(tB, t1)
+      if (!(tA <= tB)) continue
+      const r = radiusAt(tB)
+      const pNear = o[p] + d[p] * tA
+      const pFar = o[p] + d[p] * tB
+      const qNear = o[q] + d[q] * tA
+      const qFar = o[q] + d[q] * tB
+      const p0 = this.axisCell(p, Math.min(pNear, pFar) - r)
+      const p1 = this.axisCell(p, Math.max(pNear, pFar) + r)
+      const q0 = this.axisCell(q, Math.min(qNear, qFar) - r)
+      const q1 = this.axisCell(q, Math.max(qNear, qFar) + r)
+      for (let cq = q0; cq <= q1; cq++) {
+        const row = slab * stride[m] + cq * stride[q]
+        for (let cp = p0; cp <= p1; cp++) {
+          const cell = row + cp * stride[p]
+          for (let k = this.cellStart[cell]; k < this.cellStart[cell + 1]; k++) visit(this.cellItems[k])
         }
       }
-      if (tc >= t1) break
-      previous = tc
-      t = tc + Math.max(minStep, radiusAt(tc))
     }
   }
 
