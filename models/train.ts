@@ -73,7 +73,7 @@ const nextTick = (): Promise<void> => new Promise((resolve) => setTimeout(resolv
 /**
  * The gradient of the model's loss on one batch, keyed by variable name (as tf.variableGrads gives
  * it and optimizers look it up), and the batch means of every term. The caller disposes `grads`.
- * Trainer.step applies it; a data-parallel worker sends it to be averaged first.
+ * Trainer.step applies it; a data-parallel worker writes it to the workers' shared exchange first.
  */
 export function lossGradients(model: VaeFamilyModel, data: TrainingData, indices: ArrayLike<number>, seed: number): { grads: tf.NamedTensorMap; values: Record<string, number> } {
   const batch = makeBatch(data, indices)

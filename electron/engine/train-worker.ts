@@ -181,8 +181,17 @@ function applyAverage(): void {
   if (contributing.length === 0) return
   const total = contributing.reduce((sum, k) => sum + shareCount(exchange, k), 0)
   const size = exchange.gradients.length / exchange.workers
-  const rows = contributing.map((k) => exchange.gradients.subarray(k * size, (k + 1) * size))
-  const shares = contributing.map((k) => shareCount(exchange, k) / total)
+  let rows = contributing.map((k) => exchange.gradients.subarray(k * size, (k + 1) * size))
+  let shares = contributing.map((k) => shareCount(exchange, k) / total)
+  if (rows.length > 2) {
+    // ReplicaAdam folds in two rows; with more workers (CARTOGRAPHER_TRAIN_WORKERS) sum them first.
+    const sum = new Float32Array(size)
+    rows.forEach((row, r) => {
+      for (let j = 0; j < size; j++) sum[j] += row[j] * shares[r]
+    })
+    rows = [sum]
+    shares = [1]
+  }
   const count = variables.length
   const present = (k: number, i: number): boolean => exchange.present[k * count + i] === 1
   for (let i = 0; i < count; i++) {

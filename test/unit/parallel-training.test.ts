@@ -177,6 +177,24 @@ describe('data-parallel training on 2 worker threads', () => {
     model.dispose()
   })
 
+  it('three workers (CARTOGRAPHER_TRAIN_WORKERS=3) keep identical replicas and lower the loss', async () => {
+    const model = modelFor('vae', 14)
+    const before = await evaluate(model, data, data.heldOutIndices)
+    const trainer = new ParallelTrainer(model, data, options({ epochs: 2 }), { workers: 3, spawn })
+    let heldOut = Infinity
+    await trainer.run({
+      onEpoch: async (summary) => {
+        heldOut = summary.heldOut.total
+        const [a, b, c] = await trainer.replicaWeights()
+        expect(maxDifference(a, b)).toBe(0)
+        expect(maxDifference(a, c)).toBe(0)
+      }
+    })
+    expect(heldOut).toBeLessThan(before.total * 0.9)
+    trainer.dispose()
+    model.dispose()
+  })
+
   it('a last batch of one item (one worker idle) still updates every replica alike', async () => {
     const model = modelFor('vae', 12)
     const trainer = trainerFor(model, { epochs: 1, batchSize: data.trainIndices.length - 1 })
