@@ -57,7 +57,7 @@ async function buildModule() {
   const ts = (await import('typescript')).default
   mkdirSync(cacheDir, { recursive: true })
   // projection-parallel starts projection-layout-worker.mjs from beside itself for the layout threads.
-  for (const name of ['projection', 'projection-knn', 'projection-nndescent', 'projection-umap', 'projection-parallel', 'projection-layout-worker', 'worker-path']) {
+  for (const name of ['projection', 'projection-cancel', 'projection-knn', 'projection-nndescent', 'projection-umap', 'projection-parallel', 'projection-layout-worker', 'worker-path']) {
     const src = readFileSync(join(root, 'electron', 'engine', `${name}.ts`), 'utf8')
     let out = ts.transpileModule(src, {
       compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022, verbatimModuleSyntax: false }

@@ -19,8 +19,10 @@
 // (progress events, cancellation through an AbortSignal).
 
 import * as tf from '@tensorflow/tfjs'
+import { abortReason } from './projection-cancel'
 import { heapPush, nnDescent, type NNDescentHelper, type NNDescentOptions } from './projection-nndescent'
 
+export { abortError } from './projection-cancel'
 export { Rng, localityOrder, type NNDescentHelper, type NNDescentOptions } from './projection-nndescent'
 
 export interface KnnGraph {
@@ -58,17 +60,8 @@ export class Ticker {
   }
 
   throwIfAborted(): void {
-    if (this.signal?.aborted) {
-      const reason: unknown = this.signal.reason
-      throw reason instanceof Error ? reason : abortError()
-    }
+    if (this.signal?.aborted) throw abortReason(this.signal)
   }
-}
-
-export function abortError(): Error {
-  const e = new Error('projection cancelled')
-  e.name = 'AbortError'
-  return e
 }
 
 // ------------------------------------------------------------------------------------------

@@ -33,6 +33,7 @@
 // changes nothing (a pair already in the heap is refused, and one that was pushed out is no
 // closer than the heap's current worst).
 
+import { abortable } from './projection-cancel'
 import type { KnnGraph, Ticker } from './projection-knn'
 
 /** Small, fast, seedable PRNG (xorshift32). Returns uint32; `float()` in [0, 1). */
@@ -290,8 +291,7 @@ export function phaseItems(state: NNDescentState, phase: NNDescentPhase, ranges:
 
 /** Claims the next item of the current phase (shared counter). */
 function claim(state: NNDescentState): number {
-  const item = Atomics.add(state.control, 0, 1)
-  return item
+  return Atomics.add(state.control, 0, 1)
 }
 
 /** Runs (part of) one item from `cursor` (0 at the start) until done or until `due()`; returns
@@ -529,7 +529,7 @@ export async function nnDescent(
       await runHere(item)
     }
     if (!pending) return
-    const failures = await untilSettledOrAborted(pending, ticker)
+    const failures = await abortable(pending, ticker?.signal)
     const failed = working.filter((_, i) => failures[i])
     if (failed.length === 0) return
     // A helper failed or died: stop it for good, and redo here what it left unfinished (from
@@ -660,29 +660,3 @@ function splitRows(work: Float64Array, ranges: number, bounds: Int32Array): void
   bounds[ranges] = n
 }
 
-/** `promise`, or the Ticker's abort error as soon as its signal aborts. */
-function untilSettledOrAborted<T>(promise: Promise<T>, ticker?: TickerLike): Promise<T> {
-  const signal = ticker?.signal
-  if (!signal) return promise
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => {
-      try {
-        ticker.throwIfAborted()
-      } catch (error) {
-        reject(error instanceof Error ? error : new Error(String(error)))
-      }
-    }
-    if (signal.aborted) return onAbort()
-    signal.addEventListener('abort', onAbort, { once: true })
-    promise.then(
-      (value) => {
-        signal.removeEventListener('abort', onAbort)
-        resolve(value)
-      },
-      (error: unknown) => {
-        signal.removeEventListener('abort', onAbort)
-        reject(error)
-      }
-    )
-  })
-}

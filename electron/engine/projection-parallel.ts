@@ -41,7 +41,8 @@ import { availableParallelism } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Worker } from 'node:worker_threads'
-import { Rng, abortError, type Ticker } from './projection-knn'
+import { abortable } from './projection-cancel'
+import { Rng, type Ticker } from './projection-knn'
 import type { LayoutReply, LayoutRequest } from './projection-layout-worker'
 import type { NNDescentHelper, NNDescentPhase, NNDescentState } from './projection-nndescent'
 import { LayoutOptimizer, layoutSchedule, type LayoutEdges, type LayoutParams, type LayoutSchedule } from './projection-umap'
@@ -306,27 +307,4 @@ export class Layout {
     }
     this.parallelEpoch++
   }
-}
-
-/** `promise`, or a rejection as soon as `signal` aborts (with the reason Ticker would throw). */
-function abortable<T>(promise: Promise<T>, signal?: AbortSignal): Promise<T> {
-  if (!signal) return promise
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => {
-      const reason: unknown = signal.reason
-      reject(reason instanceof Error ? reason : abortError())
-    }
-    if (signal.aborted) return onAbort()
-    signal.addEventListener('abort', onAbort, { once: true })
-    promise.then(
-      (value) => {
-        signal.removeEventListener('abort', onAbort)
-        resolve(value)
-      },
-      (error: unknown) => {
-        signal.removeEventListener('abort', onAbort)
-        reject(error)
-      }
-    )
-  })
 }

@@ -1,6 +1,7 @@
 // Runs a projection in its own worker thread (see projection-worker.ts), or in-process where the
 // built worker is not there (unit tests run the TypeScript sources directly).
 import { Worker } from 'node:worker_threads'
+import { abortReason } from './projection-cancel'
 import { LatentProjection, type ProjectionOptions, type ProjectionProgress } from './projection'
 import type { WorkerReply, WorkerRequest } from './projection-worker'
 import { builtWorkerPath } from './worker-path'
@@ -30,7 +31,7 @@ export async function runProjection(
     return await new Promise<LatentProjection>((resolve, reject) => {
       const onAbort = () => {
         worker.postMessage({ type: 'abort' } satisfies WorkerRequest)
-        reject(signal.reason instanceof Error ? signal.reason : new Error('cancelled'))
+        reject(abortReason(signal))
       }
       if (signal.aborted) return onAbort()
       signal.addEventListener('abort', onAbort, { once: true })
