@@ -13,7 +13,7 @@ import * as tf from '@tensorflow/tfjs'
 import type { TrainingData } from '../../models/data'
 import { combineEvaluation, evaluationChunks, Trainer, type ChunkEvaluation, type TrainingCallbacks, type TrainOptions } from '../../models/train'
 import type { VaeFamilyModel } from '../../models/types'
-import { assignFlatWeights, createGradientExchange, failExchange, flattenWeights, getOptimizerState, setOptimizerState, type GradientExchange } from './train-replica'
+import { assignFlatWeights, createGradientExchange, failExchange, flattenWeights, getOptimizerState, setOptimizerState } from './train-replica'
 import type { SharedTrainingData, TrainWorkerReply, TrainWorkerRequest } from './train-worker'
 import { builtWorkerPath } from './worker-path'
 
@@ -147,7 +147,7 @@ export class ParallelTrainer extends Trainer {
     }
     const weights = flattenWeights(this.model.parameters)
     const state = await getOptimizerState(this.optimizer)
-    const exchange: GradientExchange = createGradientExchange(this.workerCount, weights.length, this.model.parameters.list().length)
+    const exchange = createGradientExchange(this.workerCount, weights.length, this.model.parameters.list().length)
     // A worker that dies releases the others from the step's barrier (they then fail too).
     const threads = Array.from({ length: this.workerCount }, () => new ReplicaThread(this.spawn(), () => failExchange(exchange)))
     try {

@@ -72,8 +72,7 @@ export async function setOptimizerState(optimizer: tf.Optimizer, state: Optimize
 
 /**
  * tf.train.adam's update on plain arrays, for the training workers: one loop per variable instead
- * of a dozen tfjs ops (which cost a data-parallel step ~7-10 ms on wasm), and the gradient averaged
- * in the same loop. The maths and the state are tf.train.adam's (beta1 0.9, beta2 0.999, epsilon
+ * of a dozen tfjs ops (which cost a data-parallel step ~7-10 ms on wasm). The maths and the state are tf.train.adam's (beta1 0.9, beta2 0.999, epsilon
  * 1e-7: the backend epsilon of wasm and cpu), including its quirk that moments belong to a
  * gradient's position in the step's gradient list, not to a variable's name: state() and load()
  * read and write OptimizerState as tf.train.adam's getWeights/setWeights do, so a checkpoint is the
@@ -110,19 +109,11 @@ export class ReplicaAdam {
   }
 
   /**
-   * Writes into `updated` the `weights` after one step with the gradient
-   * sum_k shares[k] * sources[k][from + j] (j over the weights), with the moments at `position`
-   * (made as zeros for `variable` on first use). `updated` may be `weights`.
+   * Writes into `updated` the `weights` after one step with the gradient gradient[from + j] (j over
+   * the weights), with the moments at `position` (made as zeros for `variable` on first use).
+   * `updated` may be `weights`.
    */
-  update(
-    position: number,
-    variable: { name: string; shape: number[] },
-    weights: Float32Array,
-    updated: Float32Array,
-    sources: Float32Array[],
-    shares: number[],
-    from: number
-  ): void {
+  update(position: number, variable: { name: string; shape: number[] }, weights: Float32Array, updated: Float32Array, gradient: Float32Array, from: number): void {
     const size = weights.length
     if (updated.length !== size) throw new Error(`${variable.name}: ${updated.length} values to write for ${size} weights`)
     const name = variable.name
@@ -137,13 +128,8 @@ export class ReplicaAdam {
     if (m.length !== size) throw new Error(`Adam's moments at ${position} hold ${m.length} values where ${name} has ${size}`)
     const { beta1, beta2, epsilon, correction1, correction2 } = this
     const rate = this.learningRate
-    const a = sources[0]
-    const b = sources.length > 1 ? sources[1] : sources[0]
-    const wa = shares[0]
-    const wb = sources.length > 1 ? shares[1] : 0
-    if (sources.length > 2) throw new Error('ReplicaAdam averages at most two gradients')
     for (let j = 0; j < size; j++) {
-      const g = a[from + j] * wa + b[from + j] * wb
+      const g = gradient[from + j]
       const mj = beta1 * m[j] + (1 - beta1) * g
       const vj = beta2 * v[j] + (1 - beta2) * g * g
       m[j] = mj

@@ -74,6 +74,8 @@ interface Replica {
   variables: tf.Variable[]
   /** Each variable's offset in an exchange row. */
   offsets: number[]
+  /** The batch's mean gradient, laid out as an exchange row (rewritten every step). */
+  mean: Float32Array
   optimizer: ReplicaAdam
   data: TrainingData
   exchange: GradientExchange
@@ -117,7 +119,7 @@ async function init(request: Extract<TrainWorkerRequest, { type: 'init' }>): Pro
   if (exchange.gradients.length !== exchange.workers * size || exchange.present.length !== exchange.workers * variables.length) {
     throw new Error(`the gradient exchange is sized for another model (${exchange.gradients.length} values for ${exchange.workers} workers of ${size})`)
   }
-  replica = { model, variables, offsets, optimizer, data, exchange, rank }
+  replica = { model, variables, offsets, mean: new Float32Array(size), optimizer, data, exchange, rank }
   return { type: 'ready', backend: tf.getBackend() }
 }
 
@@ -174,24 +176,18 @@ function writeGradient(indices: Int32Array, seed: number): Extract<TrainWorkerRe
  * is not applied, so the replicas keep the last good weights (the engine then stops the run).
  */
 function applyAverage(): void {
-  const { variables, offsets, optimizer, exchange } = requireReplica()
+  const { variables, offsets, optimizer, exchange, mean } = requireReplica()
   const ranks = Array.from({ length: exchange.workers }, (_, k) => k)
   if (ranks.some((k) => shareStatus(exchange, k) === STATUS_NON_FINITE)) return
   const contributing = ranks.filter((k) => shareStatus(exchange, k) === STATUS_READY)
   if (contributing.length === 0) return
   const total = contributing.reduce((sum, k) => sum + shareCount(exchange, k), 0)
   const size = exchange.gradients.length / exchange.workers
-  let rows = contributing.map((k) => exchange.gradients.subarray(k * size, (k + 1) * size))
-  let shares = contributing.map((k) => shareCount(exchange, k) / total)
-  if (rows.length > 2) {
-    // ReplicaAdam folds in two rows; with more workers (CARTOGRAPHER_TRAIN_WORKERS) sum them first.
-    const sum = new Float32Array(size)
-    rows.forEach((row, r) => {
-      for (let j = 0; j < size; j++) sum[j] += row[j] * shares[r]
-    })
-    rows = [sum]
-    shares = [1]
-  }
+  meanInto(
+    mean,
+    contributing.map((k) => exchange.gradients.subarray(k * size, (k + 1) * size)),
+    contributing.map((k) => shareCount(exchange, k) / total)
+  )
   const count = variables.length
   const present = (k: number, i: number): boolean => exchange.present[k * count + i] === 1
   for (let i = 0; i < count; i++) {
@@ -209,12 +205,27 @@ function applyAverage(): void {
     // Into a new tensor rather than the heap in place: the wasm backend caches XNNPACK operators
     // (with the weights packed inside) by tensor id, so weights changed in place would go unseen.
     const next = new Float32Array(v.size)
-    optimizer.update(position++, v, values(v), next, rows, shares, offsets[i])
+    optimizer.update(position++, v, values(v), next, mean, offsets[i])
     const updated = tf.tensor(next, v.shape, 'float32')
     v.assign(updated)
     updated.dispose()
   }
   optimizer.endStep()
+}
+
+/** mean = sum_k rows[k] * shares[k]; a function of its own so that V8 optimises the loop alone. */
+function meanInto(mean: Float32Array, rows: Float32Array[], shares: number[]): void {
+  const length = mean.length
+  if (rows.length === 2) {
+    const [a, b] = rows
+    const [wa, wb] = shares
+    for (let j = 0; j < length; j++) mean[j] = a[j] * wa + b[j] * wb
+    return
+  }
+  mean.fill(0)
+  rows.forEach((row, k) => {
+    for (let j = 0; j < length; j++) mean[j] += row[j] * shares[k]
+  })
 }
 
 function state(withOptimizer: boolean): TrainWorkerReply {

@@ -42,15 +42,15 @@ describe("the workers' Adam (ReplicaAdam)", () => {
     [0, 1].map((k) => Float32Array.from({ length: sizes[0] + sizes[1] }, (_, j) => Math.sin(1.7 * j + 3.1 * t + 5.3 * k) * (k + 1)))
   const shares = [0.75, 0.25]
 
-  /** Steps `from` to `to` on tf.train.adam with the averaged gradient, and on ReplicaAdam with the rows. */
+  /** Steps `from` to `to` with the two rows' weighted mean, on tf.train.adam and on ReplicaAdam. */
   function run(tfAdam: tf.AdamOptimizer, tfVariables: tf.Variable[], adam: ReplicaAdam, weights: Float32Array[], from: number, to: number): void {
     for (let t = from; t < to; t++) {
       const [a, b] = rows(t)
       let offset = 0
       const named: Record<string, tf.Tensor> = {}
+      const mean = Float32Array.from(a, (x, j) => x * shares[0] + b[j] * shares[1])
       tfVariables.forEach((v, i) => {
-        const mean = Float32Array.from({ length: sizes[i] }, (_, j) => a[offset + j] * shares[0] + b[offset + j] * shares[1])
-        named[v.name] = tf.tensor(mean, shapes[i])
+        named[v.name] = tf.tensor(mean.subarray(offset, offset + sizes[i]), shapes[i])
         offset += sizes[i]
       })
       tfAdam.applyGradients(named as tf.NamedTensorMap as Parameters<tf.AdamOptimizer['applyGradients']>[0])
@@ -60,7 +60,7 @@ describe("the workers' Adam (ReplicaAdam)", () => {
       weights.forEach((w, i) => {
         // As the workers do it: read the weights, write the step's result elsewhere.
         const next = new Float32Array(w.length)
-        adam.update(i, { name: tfVariables[i].name, shape: shapes[i] }, w, next, [a, b], shares, offset)
+        adam.update(i, { name: tfVariables[i].name, shape: shapes[i] }, w, next, mean, offset)
         w.set(next)
         offset += sizes[i]
       })
