@@ -47,10 +47,10 @@ export class PickGrid {
     // hundreds of points inside a cluster, and a pick through a cluster's core would test thousands
     // (5 ms at 200k points). So the cells shrink until those that hold points hold about
     // POINTS_PER_CELL on average (at most a few passes; the axis cap bounds the memory).
+    for (let a = 0; a < 3; a++) this.min[a] = min[a]
     for (let pass = 0; ; pass++) {
       side = Math.max(side, largest / MAX_CELLS_PER_AXIS)
       for (let a = 0; a < 3; a++) {
-        this.min[a] = min[a]
         this.cells[a] = Math.max(1, Math.min(MAX_CELLS_PER_AXIS, Math.ceil(extent[a] / side) || 1))
         this.cellSize[a] = Math.max(extent[a] / this.cells[a], side)
       }
