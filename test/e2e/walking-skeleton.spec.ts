@@ -74,6 +74,32 @@ test('open a folder, train, see the map, click a point to decode it', async ({ p
   // Esc clears the selection.
   await page.keyboard.press('Escape')
   await expect(panel).toHaveCount(0)
+
+  // Hovering the point drawn nearest the map's right edge: the tooltip turns to stay inside the map.
+  const rightmost = await page.evaluate(() => {
+    const map = (window as unknown as { cartographerMaps: Record<string, { screenPosition(i: number): { x: number; y: number } | null; count: number; canvas: HTMLCanvasElement }> }).cartographerMaps.z
+    let best = 0
+    let bestX = -Infinity
+    for (let i = 0; i < map.count; i++) {
+      const p = map.screenPosition(i)
+      if (p && p.x < map.canvas.clientWidth - 2 && p.y > 2 && p.y < map.canvas.clientHeight - 2 && p.x > bestX) {
+        best = i
+        bestX = p.x
+      }
+    }
+    return best
+  })
+  const edge = await pointOnPage(page, 'z', rightmost)
+  await page.mouse.move(edge.x, edge.y)
+  const tip = page.getByTestId('hover-tip')
+  await expect(tip).toBeVisible()
+  const tipBox = await tip.boundingBox()
+  const mapBox = await page.getByTestId('map-z').boundingBox()
+  expect(tipBox && mapBox).toBeTruthy()
+  expect(tipBox!.x).toBeGreaterThanOrEqual(mapBox!.x)
+  expect(tipBox!.x + tipBox!.width).toBeLessThanOrEqual(mapBox!.x + mapBox!.width)
+  expect(tipBox!.y + tipBox!.height).toBeLessThanOrEqual(mapBox!.y + mapBox!.height)
+  await page.screenshot({ path: testInfo.outputPath('4-hover-at-the-edge.png') })
 })
 
 test('the engine socket refuses a wrong token and a foreign origin, and listens on loopback only', async () => {
