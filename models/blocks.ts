@@ -29,13 +29,21 @@ export class ParameterStore {
     return this.add(name, init)
   }
 
-  constant(name: string, shape: number[], value: number): tf.Variable {
-    return this.add(name, tf.fill(shape, value))
+  constant(name: string, shape: number[], value: number, trainable = true): tf.Variable {
+    return this.add(name, tf.fill(shape, value), trainable)
   }
 
-  private add(name: string, init: tf.Tensor): tf.Variable {
+  /**
+   * A variable with the values `make` computes from the store's next seed (a layout, say). A
+   * variable that is not `trainable` is saved and restored with the rest but never gets a gradient.
+   */
+  seeded(name: string, shape: number[], make: (seed: number) => Float32Array, trainable = true): tf.Variable {
+    return this.add(name, tf.tensor(make(this.seedCounter++), shape, 'float32'), trainable)
+  }
+
+  private add(name: string, init: tf.Tensor, trainable = true): tf.Variable {
     if (this.variables.has(name)) throw new Error(`duplicate parameter name ${name}`)
-    const variable = tf.variable(init, true, this.prefix + name)
+    const variable = tf.variable(init, trainable, this.prefix + name)
     init.dispose()
     this.variables.set(name, variable)
     return variable
@@ -47,6 +55,11 @@ export class ParameterStore {
 
   list(): tf.Variable[] {
     return [...this.variables.values()]
+  }
+
+  /** The variables training differentiates, in list() order. */
+  trainable(): tf.Variable[] {
+    return this.list().filter((v) => v.trainable)
   }
 
   count(): number {

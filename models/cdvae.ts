@@ -5,8 +5,9 @@
 // Loss = -E_q[log p(x | z_l, z_u)] + KL(q(z_l|x) || p(z_l|c)) + KL(q(z_u|x) || N(0, I)).
 import * as tf from '@tensorflow/tfjs'
 import { GaussianHead, ImageDecoder, ImageTrunk, ParameterStore } from './blocks'
-import { klStandardNormal, reparameterize } from './distributions'
-import { ClassPrior, ImageLikelihood, batchMeans, standardNoise } from './priors'
+import { klStandardNormalPerDim, reparameterize } from './distributions'
+import { assembleLoss, classConditionalMmd } from './objective'
+import { ClassPrior, ImageLikelihood, standardNoise } from './priors'
 import type { DecodedImages, LatentSpaceInfo, LossResult, ModelConfig, SampleOptions, VaeFamilyModel } from './types'
 import { requireLabels } from './vae'
 
@@ -36,7 +37,7 @@ export class Cdvae implements VaeFamilyModel {
     this.uHead = new GaussianHead(store, 'encoder/z_u', this.trunk.featureDim, this.uDim)
     this.decoder = new ImageDecoder(store, 'decoder', this.lDim + this.uDim, config.image)
     this.likelihood = new ImageLikelihood(store, 'x', config.likelihood, config.gamma)
-    this.prior = new ClassPrior(store, 'prior/z_l', config.numClasses, this.lDim)
+    this.prior = new ClassPrior(store, 'prior/z_l', config.numClasses, this.lDim, config.classPriorRadius, config.classPriorLearned)
     this.spaces = [
       { name: 'z_l', dim: this.lDim, description: 'class-informed latent, prior p(z_l|c)', isImage: false },
       { name: 'z_u', dim: this.uDim, description: 'free latent, prior N(0, I)', isImage: false }
@@ -57,15 +58,21 @@ export class Cdvae implements VaeFamilyModel {
     return { x: this.likelihood.mean(this.decoder.apply(tf.concat([zl, zu], 1))) }
   }
 
-  loss(x: tf.Tensor4D, labels: tf.Tensor1D | null, seed: number): LossResult {
+  loss(x: tf.Tensor4D, labels: tf.Tensor1D | null, seed: number, step?: number): LossResult {
     const { l, u } = this.heads(x)
     const zl = reparameterize(l.mu, l.logvar, seed * 2)
     const zu = reparameterize(u.mu, u.logvar, seed * 2 + 1)
-    return batchMeans({
-      ...this.likelihood.negLogLik(this.decoder.apply(tf.concat([zl, zu], 1)), x),
-      kl_z_l: this.prior.kl(l.mu, l.logvar, requireLabels(labels)),
-      kl_z_u: klStandardNormal(u.mu, u.logvar)
-    })
+    const known = requireLabels(labels)
+    // The independence term compares z_u's draws with prior draws of a stream of their own (the
+    // negative seeds, which no reparameterisation uses).
+    const independence = this.config.objective.freeSpaceIndependence
+    return assembleLoss(
+      this.likelihood.negLogLik(this.decoder.apply(tf.concat([zl, zu], 1)), x),
+      { z_l: this.prior.klPerDim(l.mu, l.logvar, known), z_u: klStandardNormalPerDim(u.mu, u.logvar) },
+      this.config.objective,
+      step,
+      independence > 0 ? classConditionalMmd(zu, known, this.config.numClasses, standardNoise(x.shape[0], this.uDim, -(seed + 1))).mul(independence) : undefined
+    )
   }
 
   encode(x: tf.Tensor4D): Record<string, tf.Tensor2D> {

@@ -2,6 +2,7 @@
 // All functions take batched tensors and return one value per item ([batch]), in nats, so that the
 // models can report each named term separately and average over the batch themselves.
 import * as tf from '@tensorflow/tfjs'
+import { tfSeed } from './random'
 
 export const LOG_2PI = Math.log(2 * Math.PI)
 
@@ -13,13 +14,18 @@ export function sumPerItem(t: tf.Tensor): tf.Tensor1D {
 
 /** z = mu + exp(logvar / 2) * eps. `eps` defaults to a standard-normal draw with `seed`. */
 export function reparameterize(mu: tf.Tensor2D, logvar: tf.Tensor2D, seed?: number, eps?: tf.Tensor2D): tf.Tensor2D {
-  const noise = eps ?? tf.randomNormal(mu.shape, 0, 1, 'float32', seed)
+  const noise = eps ?? tf.randomNormal(mu.shape, 0, 1, 'float32', seed === undefined ? undefined : tfSeed(seed))
   return mu.add(logvar.mul(0.5).exp().mul(noise))
+}
+
+/** KL(N(mu, exp(logvar)) || N(0, I)) per item and dimension: 1/2 (mu^2 + s2 - 1 - log s2), [b, d]. */
+export function klStandardNormalPerDim(mu: tf.Tensor2D, logvar: tf.Tensor2D): tf.Tensor2D {
+  return mu.square().add(logvar.exp()).sub(1).sub(logvar).mul(0.5)
 }
 
 /** KL(N(mu, exp(logvar)) || N(0, I)) = 1/2 sum(mu^2 + s2 - 1 - log s2), per item. */
 export function klStandardNormal(mu: tf.Tensor2D, logvar: tf.Tensor2D): tf.Tensor1D {
-  return sumPerItem(mu.square().add(logvar.exp()).sub(1).sub(logvar)).mul(0.5)
+  return sumPerItem(klStandardNormalPerDim(mu, logvar))
 }
 
 /**
@@ -32,9 +38,14 @@ export function klDiagonalGaussians(
   mu2: tf.Tensor2D,
   logvar2: tf.Tensor2D
 ): tf.Tensor1D {
+  return sumPerItem(klDiagonalGaussiansPerDim(mu1, logvar1, mu2, logvar2))
+}
+
+/** The same KL per item and dimension, [b, d]: what "KL per dimension" and free bits are made of. */
+export function klDiagonalGaussiansPerDim(mu1: tf.Tensor2D, logvar1: tf.Tensor2D, mu2: tf.Tensor2D, logvar2: tf.Tensor2D): tf.Tensor2D {
   const inverseVar2 = logvar2.neg().exp()
   const ratio = logvar1.exp().add(mu1.sub(mu2).square()).mul(inverseVar2)
-  return sumPerItem(logvar2.sub(logvar1).add(ratio).sub(1)).mul(0.5)
+  return logvar2.sub(logvar1).add(ratio).sub(1).mul(0.5)
 }
 
 /** log N(x; mu, exp(logvar)) summed over dimensions, per item (includes the 2*pi constant). */
@@ -72,11 +83,18 @@ export function gaussianNegLogLikTerms(
 }
 
 /**
+ * x's value with no gradient through it: tfjs has no tf.stopGradient, and reading the value back to
+ * make a fresh tensor would need a synchronous read, which the webgpu backend cannot do in Node.
+ */
+export const stopGradient = tf.customGrad((...inputs: (tf.Tensor | tf.GradSaveFunc)[]) => {
+  const x = inputs[0] as tf.Tensor
+  return { value: x.clone(), gradFunc: (dy: tf.Tensor) => tf.zerosLike(dy) }
+}) as <T extends tf.Tensor>(x: T) => T
+
+/**
  * The closed-form optimal scale for a batch: gamma^2 = mean squared error (returned as log gamma).
- * It is a constant for the gradient (tfjs has no stopGradient: the value is read back and made a
- * fresh scalar, which no tape connects to the decoder).
+ * It is a constant for the gradient.
  */
 export function optimalLogGamma(mean: tf.Tensor, v: tf.Tensor): tf.Scalar {
-  const mse = tf.tidy(() => v.sub(mean).square().mean().dataSync()[0])
-  return tf.scalar(0.5 * Math.log(mse + 1e-6))
+  return tf.tidy(() => stopGradient(v.sub(mean).square().mean().add(1e-6).log().mul(0.5) as tf.Scalar))
 }

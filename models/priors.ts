@@ -1,8 +1,9 @@
 // Likelihoods of images and the learned class-conditional prior, shared by every family.
 import * as tf from '@tensorflow/tfjs'
-import { bernoulliNegLogLik, gaussianNegLogLikTerms, klDiagonalGaussians, logNormalDiagonal, optimalLogGamma } from './distributions'
+import { bernoulliNegLogLik, gaussianNegLogLikTerms, klDiagonalGaussiansPerDim, logNormalDiagonal, optimalLogGamma } from './distributions'
+import { seededRandom, tfSeed } from './random'
 import type { ParameterStore } from './blocks'
-import type { GammaMode, Likelihood } from './types'
+import type { ClassPriorLearning, GammaMode, Likelihood } from './types'
 
 /**
  * p(v | decoder output) for an image-shaped variable v: Bernoulli on logits, or a Gaussian with
@@ -35,11 +36,6 @@ export class ImageLikelihood {
     const { squaredError, logGammaTerm } = gaussianNegLogLikTerms(mean, v, logGamma)
     return { [`reconstruction_${this.variable}`]: squaredError, [`log_gamma_${this.variable}`]: logGammaTerm }
   }
-
-  /** Current gamma (learned models), for display. */
-  gamma(): number | null {
-    return this.logGamma ? Math.exp(this.logGamma.dataSync()[0]) : null
-  }
 }
 
 /**
@@ -51,10 +47,24 @@ export class ClassPrior {
   readonly means: tf.Variable
   readonly logvars: tf.Variable
 
-  constructor(store: ParameterStore, name: string, readonly numClasses: number, readonly dim: number) {
-    // Means start spread out (uniform in +-1) so that classes do not begin on top of each other.
-    this.means = store.uniform(`${name}/class_means`, [numClasses, dim], 1)
-    this.logvars = store.constant(`${name}/class_logvars`, [numClasses, dim], 0)
+  /**
+   * `radius`: the class means start on a sphere of this radius, as far apart as they can be, with
+   * unit variances; `learned` says which of the two training moves.
+   */
+  constructor(
+    store: ParameterStore,
+    name: string,
+    readonly numClasses: number,
+    readonly dim: number,
+    radius: number,
+    learned: ClassPriorLearning = 'means-and-variances'
+  ) {
+    // The means are learned, but nothing in the ELBO pulls overlapping classes apart: classes that
+    // start on top of each other (within a prior standard deviation) stay there, the free space
+    // takes the class instead, and a class's draws look like any class (issue 15). So they start
+    // apart, with unit variances, and training moves them from there.
+    this.means = store.seeded(`${name}/class_means`, [numClasses, dim], (seed) => separatedPoints(numClasses, dim, radius, seededRandom(seed)), learned === 'means-and-variances')
+    this.logvars = store.constant(`${name}/class_logvars`, [numClasses, dim], 0, learned !== 'nothing')
   }
 
   params(labels: tf.Tensor1D): { mu: tf.Tensor2D; logvar: tf.Tensor2D } {
@@ -62,9 +72,10 @@ export class ClassPrior {
     return { mu: oneHot.matMul(this.means as tf.Tensor2D) as tf.Tensor2D, logvar: oneHot.matMul(this.logvars as tf.Tensor2D) as tf.Tensor2D }
   }
 
-  kl(mu: tf.Tensor2D, logvar: tf.Tensor2D, labels: tf.Tensor1D): tf.Tensor1D {
+  /** KL(q || p(. | c)) per item and dimension, [n, dim]. */
+  klPerDim(mu: tf.Tensor2D, logvar: tf.Tensor2D, labels: tf.Tensor1D): tf.Tensor2D {
     const prior = this.params(labels)
-    return klDiagonalGaussians(mu, logvar, prior.mu, prior.logvar)
+    return klDiagonalGaussiansPerDim(mu, logvar, prior.mu, prior.logvar)
   }
 
   /** log p(v | c) for every class: [n, C]. */
@@ -91,24 +102,51 @@ export class ClassPrior {
   }
 }
 
-/** Mean over the batch of every per-item term, and their sum. */
-export function batchMeans(perItem: Record<string, tf.Tensor1D>): { total: tf.Scalar; terms: Record<string, tf.Scalar> } {
-  const terms: Record<string, tf.Scalar> = {}
-  let total: tf.Scalar | null = null
-  for (const [name, values] of Object.entries(perItem)) {
-    const mean = values.mean() as tf.Scalar
-    terms[name] = mean
-    total = total ? total.add(mean) : mean
-  }
-  if (!total) throw new Error('a loss needs at least one term')
-  return { total, terms }
-}
-
 /** A standard-normal draw of [n, dim], or the caller's shared noise. */
 export function standardNoise(n: number, dim: number, seed: number | undefined, given?: tf.Tensor2D): tf.Tensor2D {
   if (given) {
     if (given.shape[0] !== n || given.shape[1] !== dim) throw new Error(`noise must be [${n}, ${dim}], got [${given.shape}]`)
     return given
   }
-  return tf.randomNormal([n, dim], 0, 1, 'float32', seed)
+  return tf.randomNormal([n, dim], 0, 1, 'float32', seed === undefined ? undefined : tfSeed(seed))
+}
+
+/**
+ * `count` points on the sphere of `radius` in `dim` dimensions, spread as evenly as a few hundred
+ * steps of Coulomb repulsion from random directions get them (Thomson's problem): with count <= dim
+ * + 1 they end near a regular simplex, every pair the same distance apart. Row-major [count, dim].
+ */
+export function separatedPoints(count: number, dim: number, radius: number, random: () => number): Float32Array {
+  const out = new Float32Array(count * dim)
+  if (dim === 1) {
+    // A line: evenly from -radius to radius.
+    for (let i = 0; i < count; i++) out[i] = count === 1 ? 0 : radius * (-1 + (2 * i) / (count - 1))
+    return out
+  }
+  const gaussian = () => Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random())
+  const points = Array.from({ length: count }, () => normalise(Array.from({ length: dim }, gaussian)))
+  for (let iteration = 0; iteration < 500; iteration++) {
+    const forces = points.map(() => new Array<number>(dim).fill(0))
+    for (let i = 0; i < count; i++) {
+      for (let j = i + 1; j < count; j++) {
+        let squared = 0
+        for (let d = 0; d < dim; d++) squared += (points[i][d] - points[j][d]) ** 2
+        const scale = 1 / Math.max(squared, 1e-6) ** 1.5
+        for (let d = 0; d < dim; d++) {
+          const push = (points[i][d] - points[j][d]) * scale
+          forces[i][d] += push
+          forces[j][d] -= push
+        }
+      }
+    }
+    const step = 0.5 / count
+    for (let i = 0; i < count; i++) points[i] = normalise(points[i].map((v, d) => v + step * forces[i][d]))
+  }
+  points.forEach((p, i) => p.forEach((v, d) => (out[i * dim + d] = v * radius)))
+  return out
+}
+
+function normalise(v: number[]): number[] {
+  const norm = Math.hypot(...v) || 1
+  return v.map((x) => x / norm)
 }

@@ -23,3 +23,10 @@ export function shuffleInPlace<A extends { length: number; [index: number]: unkn
   }
   return items
 }
+
+/**
+ * A seed as TensorFlow.js takes it. tfjs treats 0 as "no seed" (tf.randomNormal(shape, 0, 1,
+ * 'float32', 0) draws fresh values on every call), so 0 and the positive seeds move up by one:
+ * every integer still maps to its own stream, and no seed the project passes is ever 0.
+ */
+export const tfSeed = (seed: number): number => (seed >= 0 ? seed + 1 : seed)

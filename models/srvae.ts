@@ -8,8 +8,9 @@
 // with u ~ q(u|y), z ~ q(z|x), and the x-decoder fed the true y during training.
 import * as tf from '@tensorflow/tfjs'
 import { GaussianHead, ImageDecoder, ImageTrunk, Mlp, ParameterStore, pixelCount, type ImageShape } from './blocks'
-import { klDiagonalGaussians, klStandardNormal, reparameterize } from './distributions'
-import { ClassPrior, ImageLikelihood, batchMeans, standardNoise } from './priors'
+import { klDiagonalGaussiansPerDim, klStandardNormalPerDim, reparameterize } from './distributions'
+import { assembleLoss } from './objective'
+import { ClassPrior, ImageLikelihood, standardNoise } from './priors'
 import type { DecodedImages, LatentSpaceInfo, LossResult, ModelConfig, SampleOptions, VaeFamilyModel } from './types'
 import { requireLabels } from './vae'
 
@@ -56,7 +57,7 @@ export class Srvae implements VaeFamilyModel {
     this.xDecoder = new ImageDecoder(store, 'decoder_x', this.yDim + this.zDim, image)
     this.xLikelihood = new ImageLikelihood(store, 'x', config.likelihood, config.gamma)
     const conditional = config.conditionalPrior && config.numClasses > 1
-    this.uPrior = conditional ? new ClassPrior(store, 'prior/u', config.numClasses, this.uDim) : null
+    this.uPrior = conditional ? new ClassPrior(store, 'prior/u', config.numClasses, this.uDim, config.classPriorRadius, config.classPriorLearned) : null
     this.conditionalSpace = conditional ? 'u' : null
     this.spaces = [
       { name: 'u', dim: this.uDim, description: 'latent of the low-resolution y', isImage: false },
@@ -101,19 +102,22 @@ export class Srvae implements VaeFamilyModel {
     return this.yLikelihood.mean(this.yDecoder.apply(u)).reshape([u.shape[0], this.yDim])
   }
 
-  loss(x: tf.Tensor4D, labels: tf.Tensor1D | null, seed: number): LossResult {
+  loss(x: tf.Tensor4D, labels: tf.Tensor1D | null, seed: number, step?: number): LossResult {
     const y = this.downscale(x)
     const qu = this.qU(y)
     const u = reparameterize(qu.mu, qu.logvar, seed * 2)
     const qz = this.qZ(x)
     const z = reparameterize(qz.mu, qz.logvar, seed * 2 + 1)
     const pz = this.priorZ(y, u)
-    return batchMeans({
-      ...this.xLikelihood.negLogLik(this.xPre(y, z), x),
-      ...this.yLikelihood.negLogLik(this.yDecoder.apply(u), this.yImage(y)),
-      kl_u: this.uPrior ? this.uPrior.kl(qu.mu, qu.logvar, requireLabels(labels)) : klStandardNormal(qu.mu, qu.logvar),
-      kl_z: klDiagonalGaussians(qz.mu, qz.logvar, pz.mu, pz.logvar)
-    })
+    return assembleLoss(
+      { ...this.xLikelihood.negLogLik(this.xPre(y, z), x), ...this.yLikelihood.negLogLik(this.yDecoder.apply(u), this.yImage(y)) },
+      {
+        u: this.uPrior ? this.uPrior.klPerDim(qu.mu, qu.logvar, requireLabels(labels)) : klStandardNormalPerDim(qu.mu, qu.logvar),
+        z: klDiagonalGaussiansPerDim(qz.mu, qz.logvar, pz.mu, pz.logvar)
+      },
+      this.config.objective,
+      step
+    )
   }
 
   encode(x: tf.Tensor4D): Record<string, tf.Tensor2D> {

@@ -2,11 +2,14 @@
 // against it: adding a family adds a file in models/ and an entry in models/index.ts, nothing else.
 import type * as tf from '@tensorflow/tfjs'
 import type { ImageShape, ParameterStore } from './blocks'
+import type { ObjectiveConfig } from './objective'
 
 export type ModelFamily = 'vae' | 'srvae' | 'cdvae'
 export type Likelihood = 'bernoulli' | 'gaussian'
 /** Gaussian decoders: a trainable scale, or the closed-form optimum gamma^2 = MSE of the batch. */
 export type GammaMode = 'learned' | 'optimal'
+/** What of a class prior N(mu_c, s2_c) training learns: models.md's both, the variances only, or nothing. */
+export type ClassPriorLearning = 'means-and-variances' | 'variances' | 'nothing'
 
 export interface ModelConfig {
   family: ModelFamily
@@ -22,6 +25,12 @@ export interface ModelConfig {
   /** SRVAE: y = average-pool(x) by this factor. */
   downscale: number
   seed: number
+  /** Class-conditional priors: the class means start this far from 0 (in prior standard deviations), spread evenly. */
+  classPriorRadius: number
+  /** Class-conditional priors: what training learns of them; the rest stays where it starts. */
+  classPriorLearned: ClassPriorLearning
+  /** What training minimises; the reported loss is the ELBO whatever this says. */
+  objective: ObjectiveConfig
 }
 
 export interface LatentSpaceInfo {
@@ -41,6 +50,10 @@ export interface GaussianParams {
 export interface LossResult {
   total: tf.Scalar
   terms: Record<string, tf.Scalar>
+  /** What training differentiates: `total` itself unless the config's objective says otherwise. */
+  objective: tf.Scalar
+  /** Batch-mean KL of each latent space per dimension, [dim]. */
+  klPerDim: Record<string, tf.Tensor1D>
 }
 
 /** Named images in [0, 1], [n, h, w, c]; `x` is always present (the data-space image). */
@@ -66,8 +79,11 @@ export interface VaeFamilyModel {
   readonly conditionalSpace: string | null
   /** The space whose standard-normal draw rows of a class grid share (CDVAE: z_u). */
   readonly freeSpace: string | null
-  /** Negative ELBO with its named terms for a batch in [0, 1]; labels are int32 class indices. */
-  loss(x: tf.Tensor4D, labels: tf.Tensor1D | null, seed: number): LossResult
+  /**
+   * Negative ELBO with its named terms for a batch in [0, 1]; labels are int32 class indices.
+   * `step` (training only) is the global step, for the objective's KL warm-up.
+   */
+  loss(x: tf.Tensor4D, labels: tf.Tensor1D | null, seed: number, step?: number): LossResult
   /** q(. | x) per latent space (not the SRVAE's deterministic y), for KL per dimension and tests. */
   posteriors(x: tf.Tensor4D): Record<string, GaussianParams>
   /** Posterior means per space: the embeddings the maps show. */

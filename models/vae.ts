@@ -3,8 +3,9 @@
 // Loss = -E_q[log p(x | z)] (one reparameterised sample) + KL(q(z|x) || p(z)) (closed form).
 import * as tf from '@tensorflow/tfjs'
 import { GaussianHead, ImageDecoder, ImageTrunk, ParameterStore } from './blocks'
-import { klStandardNormal, reparameterize } from './distributions'
-import { ClassPrior, ImageLikelihood, batchMeans, standardNoise } from './priors'
+import { klStandardNormalPerDim, reparameterize } from './distributions'
+import { assembleLoss } from './objective'
+import { ClassPrior, ImageLikelihood, standardNoise } from './priors'
 import type { DecodedImages, LatentSpaceInfo, LossResult, ModelConfig, SampleOptions, VaeFamilyModel } from './types'
 
 export class Vae implements VaeFamilyModel {
@@ -27,7 +28,7 @@ export class Vae implements VaeFamilyModel {
     this.decoder = new ImageDecoder(this.parameters, 'decoder', this.zDim, config.image)
     this.likelihood = new ImageLikelihood(this.parameters, 'x', config.likelihood, config.gamma)
     const conditional = config.conditionalPrior && config.numClasses > 1
-    this.prior = conditional ? new ClassPrior(this.parameters, 'prior/z', config.numClasses, this.zDim) : null
+    this.prior = conditional ? new ClassPrior(this.parameters, 'prior/z', config.numClasses, this.zDim, config.classPriorRadius, config.classPriorLearned) : null
     this.conditionalSpace = conditional ? 'z' : null
     this.spaces = [
       { name: 'z', dim: this.zDim, description: conditional ? 'latent z, prior p(z|c)' : 'latent z, prior N(0, I)', isImage: false }
@@ -42,11 +43,11 @@ export class Vae implements VaeFamilyModel {
     return { z: this.posterior(x) }
   }
 
-  loss(x: tf.Tensor4D, labels: tf.Tensor1D | null, seed: number): LossResult {
+  loss(x: tf.Tensor4D, labels: tf.Tensor1D | null, seed: number, step?: number): LossResult {
     const { mu, logvar } = this.posterior(x)
     const z = reparameterize(mu, logvar, seed)
-    const kl = this.prior ? this.prior.kl(mu, logvar, requireLabels(labels)) : klStandardNormal(mu, logvar)
-    return batchMeans({ ...this.likelihood.negLogLik(this.decoder.apply(z), x), kl_z: kl })
+    const kl = this.prior ? this.prior.klPerDim(mu, logvar, requireLabels(labels)) : klStandardNormalPerDim(mu, logvar)
+    return assembleLoss(this.likelihood.negLogLik(this.decoder.apply(z), x), { z: kl }, this.config.objective, step)
   }
 
   encode(x: tf.Tensor4D): Record<string, tf.Tensor2D> {

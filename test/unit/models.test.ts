@@ -12,6 +12,7 @@ import {
 import { createModel, defaultModelConfig, type ModelConfig, type VaeFamilyModel } from '../../models/index'
 import type { Srvae } from '../../models/srvae'
 import type { Cdvae } from '../../models/cdvae'
+import { tfSeed } from '../../models/random'
 
 beforeAll(async () => {
   await tf.setBackend('cpu')
@@ -124,7 +125,7 @@ describe('each model loss equals the formula of models.md', () => {
     const seed = 77
     const { total, terms } = model.loss(x, null, seed)
     const { mu, logvar } = model.posteriors(x).z
-    const eps = rows(tf.randomNormal(mu.shape, 0, 1, 'float32', seed))
+    const eps = rows(tf.randomNormal(mu.shape, 0, 1, 'float32', tfSeed(seed)))
     const z = rows(mu).map((m, i) => reparam(m, rows(logvar)[i], eps[i]))
     const probs = rows(model.decode('z', tf.tensor2d(z)).x.reshape([4, 64]))
     const xs = rows(x.reshape([4, 64]))
@@ -156,8 +157,8 @@ describe('each model loss equals the formula of models.md', () => {
       return y
     })
     const post = model.posteriors(x)
-    const epsU = rows(tf.randomNormal([n, 2], 0, 1, 'float32', seed * 2))
-    const epsZ = rows(tf.randomNormal([n, 3], 0, 1, 'float32', seed * 2 + 1))
+    const epsU = rows(tf.randomNormal([n, 2], 0, 1, 'float32', tfSeed(seed * 2)))
+    const epsZ = rows(tf.randomNormal([n, 3], 0, 1, 'float32', tfSeed(seed * 2 + 1)))
     const u = rows(post.u.mu).map((m, i) => reparam(m, rows(post.u.logvar)[i], epsU[i]))
     const z = rows(post.z.mu).map((m, i) => reparam(m, rows(post.z.logvar)[i], epsZ[i]))
     const yTensor = tf.tensor2d(ys)
@@ -190,8 +191,8 @@ describe('each model loss equals the formula of models.md', () => {
     const seed = 9
     const { total, terms } = model.loss(x, tf.tensor1d(labels, 'int32'), seed)
     const post = model.posteriors(x)
-    const epsL = rows(tf.randomNormal([n, 2], 0, 1, 'float32', seed * 2))
-    const epsU = rows(tf.randomNormal([n, 2], 0, 1, 'float32', seed * 2 + 1))
+    const epsL = rows(tf.randomNormal([n, 2], 0, 1, 'float32', tfSeed(seed * 2)))
+    const epsU = rows(tf.randomNormal([n, 2], 0, 1, 'float32', tfSeed(seed * 2 + 1)))
     const zl = rows(post.z_l.mu).map((m, i) => reparam(m, rows(post.z_l.logvar)[i], epsL[i]))
     const zu = rows(post.z_u.mu).map((m, i) => reparam(m, rows(post.z_u.logvar)[i], epsU[i]))
     const probs = rows(model.decode('z_l', tf.tensor2d(zl), { z_u: tf.tensor2d(zu) }).x.reshape([n, 64]))

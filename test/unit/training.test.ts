@@ -79,6 +79,27 @@ describe('training', () => {
     model.dispose()
   })
 
+  it('reproduces the first steps from seed 0 too (tfjs takes a seed of 0 as "no seed")', async () => {
+    const firstSteps: number[][] = []
+    for (let run = 0; run < 2; run++) {
+      const model = modelFor('cdvae', 0)
+      const trainer = new Trainer(model, data, options({ epochs: 1, seed: 0 }))
+      const losses: number[] = []
+      for (const i of [0, 1, 2]) losses.push((await trainer.step(data.trainIndices.subarray(i * 32, (i + 1) * 32), i, i)).total)
+      firstSteps.push(losses)
+      trainer.optimizer.dispose()
+      model.dispose()
+    }
+    expect(firstSteps[0]).toEqual(firstSteps[1])
+    const held = await Promise.all([0, 1].map(async () => {
+      const model = modelFor('vae', 0)
+      const values = await evaluate(model, data, data.heldOutIndices, 500, 0)
+      model.dispose()
+      return values.total
+    }))
+    expect(held[0]).toBe(held[1])
+  })
+
   it('reproduces a run exactly from its seed on the same backend', async () => {
     const losses: number[][] = []
     for (let run = 0; run < 2; run++) {
@@ -136,7 +157,7 @@ describe('training', () => {
   it('stops on NaN, names the term that blew up, and leaves the last good checkpoint usable', async () => {
     const model = modelFor('vae', 11)
     const trainer = new Trainer(model, data, options({ epochs: 1 }))
-    trainer.step(Int32Array.from([0, 1, 2, 3]), 1)
+    await trainer.step(Int32Array.from([0, 1, 2, 3]), 1)
     const good = await serializeCheckpoint(model, trainer.optimizer, trainer.position)
     const logvarBias = model.parameters.entries().find(([name]) => name === 'encoder/z/logvar/bias')![1]
     logvarBias.assign(tf.fill(logvarBias.shape, Number.POSITIVE_INFINITY))

@@ -1,0 +1,122 @@
+// What training minimises, as distinct from what is reported. The reported loss is always
+// models.md's negative ELBO with every weight 1 (`total`); the training objective may weigh each
+// space's KL (beta), ramp the KL weights up from 0 over the first steps (KL warm-up) and spare each
+// dimension's first nats (free bits). With the defaults below the two are the same thing.
+import * as tf from '@tensorflow/tfjs'
+import { sumPerItem } from './distributions'
+import type { LossResult } from './types'
+
+export interface ObjectiveConfig {
+  /** Weight of each latent space's KL in the training objective (a missing space: 1). */
+  klWeights: Record<string, number>
+  /** Nats per dimension of batch-mean KL that cost nothing (Kingma et al. 2016); 0 = off. */
+  freeBits: number
+  /** Steps over which the KL weights rise linearly from 0 to their value; 0 = off. */
+  warmupSteps: number
+  /**
+   * Weight of the class-independence term on a model's free space (the CDVAE's z_u): the MMD
+   * between each class's aggregate posterior q(z_u | c) and the prior N(0, I); 0 = off.
+   */
+  freeSpaceIndependence: number
+}
+
+/** The plain ELBO: every KL weight 1, no free bits, no warm-up. */
+export const ELBO_OBJECTIVE: ObjectiveConfig = Object.freeze({ klWeights: Object.freeze({}) as Record<string, number>, freeBits: 0, warmupSteps: 0, freeSpaceIndependence: 0 })
+
+export const klWeightOf = (objective: ObjectiveConfig, space: string): number => objective.klWeights[space] ?? 1
+
+/** The KL weights' warm-up factor at a training step (1 outside training: `step` undefined). */
+export function warmupFactor(objective: ObjectiveConfig, step: number | undefined): number {
+  if (step === undefined || objective.warmupSteps <= 0) return 1
+  return Math.min(1, (step + 1) / objective.warmupSteps)
+}
+
+/**
+ * A model's loss from its per-item likelihood terms and its per-item, per-dimension KL of every
+ * latent space: the reported terms (batch means; `kl_<space>` summed over dimensions), their sum
+ * `total` (the negative ELBO), the KL per dimension, and the training objective.
+ */
+export function assembleLoss(
+  likelihood: Record<string, tf.Tensor1D>,
+  klPerDim: Record<string, tf.Tensor2D>,
+  objective: ObjectiveConfig,
+  step?: number,
+  /** Terms of the training objective only, already weighted (the free-space independence term). */
+  regularizer?: tf.Scalar
+): LossResult {
+  const terms: Record<string, tf.Scalar> = {}
+  const klMeans: Record<string, tf.Tensor1D> = {}
+  let total: tf.Scalar | null = null
+  let surrogate: tf.Scalar | null = null
+  const add = (sum: tf.Scalar | null, value: tf.Scalar): tf.Scalar => (sum ? sum.add(value) : value)
+  for (const [name, values] of Object.entries(likelihood)) {
+    const mean = values.mean() as tf.Scalar
+    terms[name] = mean
+    total = add(total, mean)
+    surrogate = add(surrogate, mean)
+  }
+  const warmup = warmupFactor(objective, step)
+  for (const [space, perDim] of Object.entries(klPerDim)) {
+    const meanPerDim = perDim.mean(0) as tf.Tensor1D
+    klMeans[space] = meanPerDim
+    const kl = sumPerItem(perDim).mean() as tf.Scalar
+    terms[`kl_${space}`] = kl
+    total = add(total, kl)
+    const weight = klWeightOf(objective, space) * warmup
+    if (weight === 0) continue
+    // Free bits clamp the batch mean of each dimension, not each item's, so that a dimension is
+    // spared only while the whole batch uses it little.
+    const charged = objective.freeBits > 0 ? (tf.maximum(meanPerDim, objective.freeBits).sum() as tf.Scalar) : kl
+    surrogate = add(surrogate, weight === 1 ? charged : charged.mul(weight))
+  }
+  if (regularizer) surrogate = add(surrogate, regularizer)
+  if (!total || !surrogate) throw new Error('a loss needs at least one term')
+  return { total, terms, objective: surrogate, klPerDim: klMeans }
+}
+
+/** Whether training minimises the ELBO itself. */
+export const isPlainElbo = (objective: ObjectiveConfig): boolean =>
+  objective.freeBits === 0 &&
+  objective.warmupSteps === 0 &&
+  objective.freeSpaceIndependence === 0 &&
+  Object.values(objective.klWeights).every((w) => w === 1)
+
+/** In words, for logs: "the ELBO" or "KL(z_l) x4, z_u class-independence 10". */
+export function describeObjective(objective: ObjectiveConfig): string {
+  const parts = Object.entries(objective.klWeights)
+    .filter(([, w]) => w !== 1)
+    .map(([space, w]) => `KL(${space}) x${w}`)
+  if (objective.freeBits > 0) parts.push(`free bits ${objective.freeBits} nats/dim`)
+  if (objective.warmupSteps > 0) parts.push(`KL warm-up over ${objective.warmupSteps} steps`)
+  if (objective.freeSpaceIndependence > 0) parts.push(`z_u class-independence ${objective.freeSpaceIndependence}`)
+  return parts.length ? `${parts.join(', ')} (the reported loss stays the ELBO)` : 'the ELBO'
+}
+
+/**
+ * The squared maximum mean discrepancy (Gretton et al. 2012; unbiased in the within-sample
+ * terms, inverse multiquadratic kernel of scale 2 * dim as WAE-MMD uses) between each class's
+ * samples of a space and samples of its prior N(0, I), averaged over the batch's items. Its
+ * expectation is 0 exactly when every class's aggregate posterior q(z | c) is the prior, which the
+ * CDVAE's generative model assumes of z_u (grids draw z_u ~ N(0, I) for every class). Classes with
+ * fewer than two items in the batch are left out. `samples` [b, d]: reparameterised draws;
+ * `prior` [m, d]: draws from N(0, I).
+ */
+export function classConditionalMmd(samples: tf.Tensor2D, labels: tf.Tensor1D, numClasses: number, prior: tf.Tensor2D): tf.Scalar {
+  return tf.tidy(() => {
+    const scale = 2 * samples.shape[1]
+    const kernel = (a: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor2D => {
+      const squared = tf.relu(a.square().sum(1, true).add(b.square().sum(1, true).transpose()).sub(a.matMul(b.transpose()).mul(2)))
+      return tf.scalar(scale).div(squared.add(scale)) as tf.Tensor2D
+    }
+    const members = tf.oneHot(labels.toInt(), numClasses).toFloat().transpose() as tf.Tensor2D
+    const counts = members.sum(1)
+    const m = prior.shape[0]
+    // Unbiased within-sample terms: the kernel's diagonal is exactly 1.
+    const within = members.matMul(kernel(samples, samples)).mul(members).sum(1).sub(counts).div(tf.maximum(counts.mul(counts.sub(1)), 1))
+    const across = members.matMul(kernel(samples, prior)).sum(1).div(tf.maximum(counts.mul(m), 1))
+    const priorWithin = kernel(prior, prior).sum().sub(m).div(m * (m - 1))
+    const perClass = within.sub(across.mul(2)).add(priorWithin)
+    const weights = counts.mul(tf.greaterEqual(counts, 2).toFloat())
+    return perClass.mul(weights).sum().div(tf.maximum(weights.sum(), 1)) as tf.Scalar
+  })
+}

@@ -1,0 +1,175 @@
+// The training objective against the ELBO it stands in for: weights, free bits and warm-up change
+// what is differentiated and never what is reported; the class-independence term against its
+// closed form; class prior layouts; seeds that tfjs would ignore.
+import * as tf from '@tensorflow/tfjs'
+import { beforeAll, describe, expect, it } from 'vitest'
+import { createModel, defaultModelConfig, type ModelConfig } from '../../models/index'
+import { assembleLoss, classConditionalMmd, ELBO_OBJECTIVE, isPlainElbo, warmupFactor, type ObjectiveConfig } from '../../models/objective'
+import { separatedPoints } from '../../models/priors'
+import { seededRandom, tfSeed } from '../../models/random'
+import { reparameterize } from '../../models/distributions'
+
+beforeAll(async () => {
+  await tf.setBackend('cpu')
+})
+
+const image8 = { height: 8, width: 8, channels: 1 }
+const batchOf = (n: number) => tf.tensor4d(Array.from({ length: n * 64 }, (_, i) => ((i * 37) % 101) / 100), [n, 8, 8, 1])
+const value = (t: tf.Tensor): number => t.dataSync()[0]
+const objective = (overrides: Partial<ObjectiveConfig>): ObjectiveConfig => ({ ...ELBO_OBJECTIVE, ...overrides })
+
+describe('assembleLoss', () => {
+  const likelihood = { reconstruction_x: tf.tensor1d([10, 20]) }
+  // Two items, two spaces: per-dimension KL [item, dim].
+  const klPerDim = { a: tf.tensor2d([[0.1, 2], [0.3, 4]]), b: tf.tensor2d([[1, 1], [3, 1]]) }
+
+  it('reports the ELBO terms and, with the default objective, differentiates exactly them', () => {
+    const loss = assembleLoss(likelihood, klPerDim, ELBO_OBJECTIVE)
+    expect(value(loss.terms.reconstruction_x)).toBeCloseTo(15, 6)
+    expect(value(loss.terms.kl_a)).toBeCloseTo((2.1 + 4.3) / 2, 6)
+    expect(value(loss.terms.kl_b)).toBeCloseTo(3, 6)
+    expect(value(loss.total)).toBeCloseTo(15 + 3.2 + 3, 5)
+    expect(value(loss.objective)).toBeCloseTo(value(loss.total), 5)
+    expect(Array.from(loss.klPerDim.a.dataSync())).toEqual([expect.closeTo(0.2, 6), expect.closeTo(3, 6)])
+    expect(isPlainElbo(ELBO_OBJECTIVE)).toBe(true)
+  })
+
+  it('weighs each space, spares free bits per dimension of the batch mean, and leaves total alone', () => {
+    const weighted = assembleLoss(likelihood, klPerDim, objective({ klWeights: { a: 4 } }))
+    expect(value(weighted.total)).toBeCloseTo(21.2, 5)
+    expect(value(weighted.objective)).toBeCloseTo(15 + 4 * 3.2 + 3, 4)
+    // Free bits 0.5: dimension means a = [0.2, 3], b = [2, 1]: a's first is charged 0.5.
+    const freeBits = assembleLoss(likelihood, klPerDim, objective({ freeBits: 0.5 }))
+    expect(value(freeBits.objective)).toBeCloseTo(15 + 0.5 + 3 + 2 + 1, 4)
+    expect(value(freeBits.total)).toBeCloseTo(21.2, 5)
+    expect(isPlainElbo(objective({ freeBits: 0.5 }))).toBe(false)
+  })
+
+  it('ramps the KL weights up linearly over the warm-up, and not at all outside training', () => {
+    const warm = objective({ warmupSteps: 10 })
+    expect(warmupFactor(warm, 0)).toBeCloseTo(0.1)
+    expect(warmupFactor(warm, 4)).toBeCloseTo(0.5)
+    expect(warmupFactor(warm, 50)).toBe(1)
+    expect(warmupFactor(warm, undefined)).toBe(1)
+    const loss = assembleLoss(likelihood, klPerDim, warm, 4)
+    expect(value(loss.objective)).toBeCloseTo(15 + 0.5 * 6.2, 4)
+    expect(value(loss.total)).toBeCloseTo(21.2, 5)
+  })
+})
+
+describe('the class-independence term (class-conditional MMD to the prior)', () => {
+  /** The estimator written out in float64: per class, unbiased within terms, then item-weighted. */
+  function mmdByHand(points: number[][], labels: number[], prior: number[][]): number {
+    const d = points[0].length
+    const k = (a: number[], b: number[]) => (2 * d) / (2 * d + a.reduce((s, v, i) => s + (v - b[i]) ** 2, 0))
+    const m = prior.length
+    let priorWithin = 0
+    for (let i = 0; i < m; i++) for (let j = 0; j < m; j++) if (i !== j) priorWithin += k(prior[i], prior[j])
+    priorWithin /= m * (m - 1)
+    let weighted = 0
+    let weights = 0
+    for (const c of new Set(labels)) {
+      const members = points.filter((_, i) => labels[i] === c)
+      const n = members.length
+      if (n < 2) continue
+      let within = 0
+      for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) if (i !== j) within += k(members[i], members[j])
+      let across = 0
+      for (const a of members) for (const b of prior) across += k(a, b)
+      weighted += n * (within / (n * (n - 1)) - (2 * across) / (n * m) + priorWithin)
+      weights += n
+    }
+    return weighted / weights
+  }
+
+  it('is the unbiased per-class MMD estimate, written out by hand', () => {
+    const random = seededRandom(7)
+    const points = Array.from({ length: 9 }, () => [random() * 3 - 1, random() * 2])
+    const labels = [0, 0, 0, 1, 1, 2, 2, 2, 3]
+    const prior = Array.from({ length: 6 }, () => [random() * 2 - 1, random() * 2 - 1])
+    const value = classConditionalMmd(tf.tensor2d(points), tf.tensor1d(labels, 'int32'), 4, tf.tensor2d(prior)).dataSync()[0]
+    expect(value).toBeCloseTo(mmdByHand(points, labels, prior), 5)
+  })
+
+  it('averages to 0 when every class is drawn from the prior, and grows as the classes part', () => {
+    const labels = tf.tensor1d(Array.from({ length: 128 }, (_, i) => i % 8), 'int32')
+    const estimate = (shift: number, seed: number) =>
+      tf.tidy(() => {
+        // Class c moves by shift * (c - 3.5) / 3.5 along every dimension.
+        const offsets = labels.toFloat().sub(3.5).div(3.5).mul(shift).reshape([128, 1])
+        const z = tf.randomNormal([128, 4], 0, 1, 'float32', seed).add(offsets) as tf.Tensor2D
+        return classConditionalMmd(z, labels, 8, tf.randomNormal([128, 4], 0, 1, 'float32', seed + 1000) as tf.Tensor2D).dataSync()[0]
+      })
+    const same = Array.from({ length: 20 }, (_, i) => estimate(0, i + 1))
+    const mean = same.reduce((a, b) => a + b, 0) / same.length
+    expect(Math.abs(mean)).toBeLessThan(0.01)
+    expect(estimate(1, 3)).toBeGreaterThan(10 * Math.abs(mean))
+    expect(estimate(2, 3)).toBeGreaterThan(estimate(1, 3))
+  })
+
+  it('moves the CDVAE training objective only: total and terms stay the ELBO', () => {
+    const base = defaultModelConfig('cdvae', image8, 2, { latentDims: { z_l: 2, z_u: 2 }, seed: 3, objective: ELBO_OBJECTIVE })
+    const plain = createModel(base)
+    const regularised = createModel({ ...base, objective: objective({ freeSpaceIndependence: 50 }) })
+    const x = batchOf(6)
+    const labels = tf.tensor1d([0, 1, 0, 1, 0, 1], 'int32')
+    const a = plain.loss(x, labels, 9, 0)
+    const b = regularised.loss(x, labels, 9, 0)
+    expect(value(b.total)).toBeCloseTo(value(a.total), 4)
+    expect(value(a.objective)).toBeCloseTo(value(a.total), 4)
+    expect(value(b.objective)).not.toBeCloseTo(value(b.total), 2)
+    plain.dispose()
+    regularised.dispose()
+  })
+})
+
+describe('class prior layouts', () => {
+  const distances = (points: Float32Array, count: number, dim: number): number[] => {
+    const out: number[] = []
+    for (let i = 0; i < count; i++) {
+      for (let j = i + 1; j < count; j++) {
+        let s = 0
+        for (let d = 0; d < dim; d++) s += (points[i * dim + d] - points[j * dim + d]) ** 2
+        out.push(Math.sqrt(s))
+      }
+    }
+    return out
+  }
+
+  it('puts up to dim + 1 classes near a regular simplex on the sphere of the radius', () => {
+    // A regular simplex of n points on a sphere of radius r has edge r * sqrt(2n / (n - 1)).
+    for (const [count, dim] of [[3, 2], [4, 3], [10, 16]]) {
+      const points = separatedPoints(count, dim, 4, seededRandom(1))
+      const edge = 4 * Math.sqrt((2 * count) / (count - 1))
+      for (const d of distances(points, count, dim)) expect(Math.abs(d - edge) / edge).toBeLessThan(0.05)
+      for (let i = 0; i < count; i++) expect(Math.hypot(...points.subarray(i * dim, (i + 1) * dim))).toBeCloseTo(4, 4)
+    }
+  })
+
+  it('keeps more classes than dimensions far apart (10 classes in 8 dimensions)', () => {
+    const points = separatedPoints(10, 8, 4, seededRandom(2))
+    expect(Math.min(...distances(points, 10, 8))).toBeGreaterThan(5)
+    // Uniform draws in a cube of the same size come much closer: the layout is what separates.
+    const uniform = Float32Array.from({ length: 80 }, seededRandom(2)).map((v) => (v * 2 - 1) * 4 / Math.sqrt(8 / 3))
+    expect(Math.min(...distances(uniform, 10, 8))).toBeLessThan(Math.min(...distances(points, 10, 8)))
+  })
+
+  it('starts a model class means at the configured radius', () => {
+    const config: ModelConfig = defaultModelConfig('vae', image8, 5, { latentDims: { z: 6 }, conditionalPrior: true, classPriorRadius: 3 })
+    const model = createModel(config)
+    const means = (model as unknown as { prior: { means: tf.Variable } }).prior.means.arraySync() as number[][]
+    for (const row of means) expect(Math.hypot(...row)).toBeCloseTo(3, 4)
+    model.dispose()
+  })
+})
+
+describe('seeds', () => {
+  it('seed 0 repeats like any other (tfjs takes 0 as "no seed")', () => {
+    const mu = tf.zeros([3, 4]) as tf.Tensor2D
+    const draw = (seed: number) => Array.from(reparameterize(mu, mu, seed).dataSync())
+    expect(draw(0)).toEqual(draw(0))
+    expect(draw(0)).not.toEqual(draw(1))
+    expect(new Set([-2, -1, 0, 1, 2].map(tfSeed)).size).toBe(5)
+    expect([-2, -1, 0, 1, 2].map(tfSeed)).not.toContain(0)
+  })
+})
