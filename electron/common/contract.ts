@@ -5,12 +5,72 @@
 // Every message is plain JSON (binary arrays travel as base64) so that the same messages cross
 // Electron IPC, a child-process channel and a WebSocket unchanged.
 
-import type { LoadReport } from '../engine/datasets/types'
-import type { EpochSummary, StepProgress } from '../../models/train'
+import type { EpochSummary, LatentHealth, StepProgress } from '../../models/train'
+import type { ModelMetrics } from '../../models/metrics'
 
-export type { LoadReport }
+export type { LatentHealth, ModelMetrics }
+
 
 export type ModelFamilyName = 'vae' | 'srvae' | 'cdvae'
+
+/** What loading a dataset found: its layout, classes, resolution, and every file skipped with why. */
+export interface SkippedFile {
+  /** Path of the file (or folder) that was skipped, as given to the loader. */
+  path: string
+  /** Why it was skipped, in words a user can act on ("not an image: ...", "zero bytes"). */
+  reason: string
+}
+
+export interface LoadReport {
+  /** What kind of source this was: class subfolders, flat folder, IDX files, generated. */
+  layout: 'class-folders' | 'flat-folder' | 'idx' | 'generated'
+  source: string
+  itemCount: number
+  /** Items per class, in class order; empty for unlabelled data. */
+  classCounts: number[]
+  /** Size the items were decoded from, when they differed (e.g. "mixed: 20x20 .. 64x48"). */
+  sourceSizes: string
+  /** Resolution and channels chosen for training. */
+  width: number
+  height: number
+  channels: 1 | 3
+  skipped: SkippedFile[]
+  /** Plain-language remarks: imbalance, nested folders ignored, what alpha became... */
+  notes: string[]
+  seconds: number
+}
+
+/** A WebGPU adapter as Dawn describes it. */
+export interface AdapterReport {
+  vendor: string
+  architecture: string
+  device: string
+  description: string
+  /** A CPU implementation of WebGPU: right answers, no speed. */
+  software: boolean
+  limits: Record<string, number>
+  features: string[]
+}
+
+export interface CudaLibrary {
+  /** The soname tfjs-node-gpu 4.22 loads. */
+  name: string
+  /** Where it was found, or null. */
+  path: string | null
+  /** Other versions of the same library that are present (a CUDA 12 install, say). */
+  others: string[]
+}
+
+export interface DoctorReport {
+  platform: string
+  cores: number
+  chosen: { backend: string; adapter: AdapterReport | null }
+  backends: { name: string; status: string }[]
+  cuda: { gpus: string[]; driver: string | null; libraries: CudaLibrary[]; advice: string }
+  webgpu: { adapter: AdapterReport | null; failure: string | null }
+  /** Reference VAE training (batch 128) for about `seconds` per backend. */
+  benchmark: { backend: string; imagesPerSecond: number | null; note: string }[]
+}
 
 /** An image as bytes: HWC uint8, base64. */
 export interface ImagePayload {
@@ -31,6 +91,19 @@ export interface EngineInfo {
   backends: BackendChoice[]
   version: string
   defaultDatasetDescription: string
+  /** The model families with their latent spaces and default training objective. */
+  families: FamilyInfo[]
+  /** The WebGPU adapter training runs on ("vendor (architecture, device)"), when the backend is webgpu. */
+  adapter: string | null
+}
+
+export interface FamilyInfo {
+  family: ModelFamilyName
+  title: string
+  needsLabels: boolean
+  /** Latent spaces with a KL term (the SRVAE's y has none). */
+  klSpaces: string[]
+  objective: Required<ObjectiveArgs>
 }
 
 export interface DatasetSummary {
@@ -43,6 +116,8 @@ export interface DatasetSummary {
   channels: number
   classNames: string[]
   report: LoadReport
+  /** Epochs each family trains for by default on this many items. */
+  defaultEpochs: Record<ModelFamilyName, number>
 }
 
 export interface SpaceSummary {
@@ -63,6 +138,19 @@ export interface TrainArgs {
   seed?: number
   /** Cap on training items (for quick looks at big sets); all items are still encoded and mapped. */
   maxTrainItems?: number
+  /** Training objective (what is reported stays the ELBO); each left out takes the family's default. */
+  objective?: ObjectiveArgs
+}
+
+export interface ObjectiveArgs {
+  /** Weight of each space's KL in what training minimises, e.g. {z_l: 4}. */
+  klWeights?: Record<string, number>
+  /** Nats per dimension that cost nothing (free bits). */
+  freeBits?: number
+  /** KL warm-up: steps over which the KL weights rise from 0. */
+  warmupSteps?: number
+  /** The CDVAE: weight of the term that keeps the class out of z_u. */
+  freeSpaceIndependence?: number
 }
 
 export interface ModelSummary {
@@ -125,6 +213,13 @@ export interface RunListing {
   dataset: string
   savedAt: string
   step: number
+  /** finished: every planned epoch; interrupted: stopped early (cancelled or killed), resumable; failed: diverged. */
+  state: 'finished' | 'interrupted' | 'failed' | 'training'
+  epochsDone: number
+  epochsPlanned: number
+  latentDims: Record<string, number>
+  /** Held-out negative ELBO (nats) of the last evaluated epoch, when known. */
+  heldOutNegElbo: number | null
 }
 
 /** One end of an interpolation: a dataset item, or a point pinned on a map. */
@@ -214,6 +309,8 @@ export interface Requests {
   'dataset.thumbnails': { args: Record<string, never>; result: ThumbnailAtlas }
   /** Reopens a trained model's folder (the app's or the CLI's --out): weights, latents, maps. */
   'run.open': { args: { path: string }; result: ModelSummary }
+  /** Continues an interrupted run from its last checkpoint, with the options it was started with. */
+  'run.resume': { args: { path: string }; result: ModelSummary }
   'decode.point': { args: { space: string; position: [number, number, number] }; result: PinnedPoint }
   interpolate: {
     args: { space: string; from: PathEnd; to: PathEnd; steps: number; mode: 'linear' | 'spherical' }
@@ -224,6 +321,10 @@ export interface Requests {
   traverse: { args: { index: number; space: string; dimensions: number; span: number; steps: number }; result: TraversalResult }
   /** Electron only (answered by the main process): the native folder chooser. */
   'dialog.chooseFolder': { args: Record<string, never>; result: { path: string | null } }
+  /** Everything a (re)loaded window needs to show what the engine holds. */
+  'engine.state': { args: Record<string, never>; result: EngineState }
+  /** Which backends load and why not, the WebGPU adapter, CUDA libraries, and a short benchmark of each. */
+  'engine.doctor': { args: { benchSeconds: number }; result: DoctorReport }
 }
 
 export interface Events {
@@ -235,6 +336,10 @@ export interface Events {
   'train.step': TrainStepEvent
   'train.epoch': TrainEpochEvent
   'train.finished': { runId: string; outcome: 'completed' | 'cancelled' | 'failed'; message: string }
+  /** The engine process died and a new one runs: what the window held must be opened again. */
+  'engine.restarted': { reason: string }
+  /** What the trained (or reopened) model learned: health per space, 5-NN class accuracy, warnings. */
+  'model.metrics': ModelMetrics
   'map.update': MapData
 }
 
@@ -256,17 +361,36 @@ export const REQUEST_NAMES: RequestName[] = [
   'runs.list',
   'maps.errors',
   'run.open',
+  'run.resume',
   'dataset.thumbnails',
   'decode.point',
   'interpolate',
   'generate.grid',
   'generate.samples',
   'traverse',
-  'dialog.chooseFolder'
+  'dialog.chooseFolder',
+  'engine.state',
+  'engine.doctor'
 ]
 
 /** Requests the Electron main process answers itself instead of forwarding to the engine. */
 export const MAIN_PROCESS_REQUESTS: RequestName[] = ['dialog.chooseFolder']
+
+/** What the engine holds, for a window that opens (or reloads) while it runs. */
+export interface EngineState {
+  dataset: DatasetSummary | null
+  model: ModelSummary | null
+  training: 'idle' | 'running' | 'paused'
+  /** Loss terms of every step so far (the curves), and each finished epoch with the step it ended on. */
+  steps: { step: number; terms: Record<string, number> }[]
+  epochs: (TrainEpochEvent & { step: number })[]
+  lastStep: TrainStepEvent | null
+  metrics: ModelMetrics | null
+  /** Spaces whose maps exist (fetch each with map.get). */
+  mapSpaces: string[]
+  projection: ProjectionSettings
+  status: EngineStatus
+}
 
 // Wire messages, the same on every transport.
 export interface RequestMessage<N extends RequestName = RequestName> {
@@ -304,6 +428,16 @@ type Check = (value: unknown, path: string) => void
 
 const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v)
 
+/**
+ * An untrusted value named in an error message: strings cut to 40 characters, anything else by its
+ * type. Never String(v): a 100k-deep array overflows the stack and a long name would be echoed whole.
+ */
+function describeValue(v: unknown): string {
+  if (typeof v === 'string') return JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v)
+  if (typeof v === 'number' || typeof v === 'boolean' || v === null || v === undefined) return String(v)
+  return Array.isArray(v) ? 'an array' : `a${typeof v === 'object' ? 'n object' : ` ${typeof v}`}`
+}
+
 const optional =
   (check: Check): Check =>
   (v, p) => {
@@ -340,6 +474,13 @@ const oneOf =
     if (typeof v !== 'string' || !values.includes(v)) throw new ContractError(`${p} must be one of ${values.join(', ')}`)
   }
 
+/** One of a few numbers, as a number (not "3", not [3]). */
+const oneOfNumbers =
+  (...values: number[]): Check =>
+  (v, p) => {
+    if (typeof v !== 'number' || !values.includes(v)) throw new ContractError(`${p} must be one of ${values.join(', ')}`)
+  }
+
 const boolean: Check = (v, p) => {
   if (typeof v !== 'boolean') throw new ContractError(`${p} must be true or false`)
 }
@@ -350,10 +491,24 @@ const nullable =
     if (v !== null) check(v, p)
   }
 
+/** An object of a few named numbers: names as `key` allows, values as `value` does. */
+const numberRecord =
+  (key: Check, value: Check, maxEntries: number): Check =>
+  (v, p) => {
+    if (!isRecord(v)) throw new ContractError(`${p} must be an object`)
+    const entries = Object.entries(v)
+    if (entries.length > maxEntries) throw new ContractError(`${p} has more than ${maxEntries} entries`)
+    for (const [k, x] of entries) {
+      key(k, `${p} key ${describeValue(k)}`)
+      value(x, `${p}.${k}`)
+    }
+  }
+
 function shape(fields: Record<string, Check>): Check {
   return (v, p) => {
     if (!isRecord(v)) throw new ContractError(`${p} must be an object`)
-    for (const key of Object.keys(v)) if (!(key in fields)) throw new ContractError(`${p} has an unknown field "${key}"`)
+    // Own keys only: "toString" or "__proto__" are not fields because Object.prototype has them.
+    for (const key of Object.keys(v)) if (!Object.hasOwn(fields, key)) throw new ContractError(`${p} has an unknown field ${describeValue(key)}`)
     for (const [key, check] of Object.entries(fields)) check(v[key], `${p}.${key}`)
   }
 }
@@ -383,7 +538,15 @@ const ARG_CHECKS: Record<RequestName, Check> = {
     latentDim: optional(integer(2, 512)),
     seed: optional(integer(0, 2 ** 31 - 1)),
     conditionalPrior: optional(boolean),
-    maxTrainItems: optional(integer(16, 10_000_000))
+    maxTrainItems: optional(integer(16, 10_000_000)),
+    objective: optional(
+      shape({
+        klWeights: optional(numberRecord(shortString(32), finite(0, 100), 8)),
+        freeBits: optional(finite(0, 10)),
+        warmupSteps: optional(integer(0, 10_000_000)),
+        freeSpaceIndependence: optional(finite(0, 1000))
+      })
+    )
   }),
   'train.pause': noArgs,
   'train.resume': noArgs,
@@ -392,13 +555,14 @@ const ARG_CHECKS: Record<RequestName, Check> = {
   'item.inspect': shape({ index: integer(0, 100_000_000) }),
   'maps.refresh': shape({
     projection: optional(
-      shape({ nNeighbors: integer(2, 200), minDist: finite(0, 1), seed: integer(0, 2 ** 31 - 1), nComponents: (v, p) => oneOf('2', '3')(String(v), p) })
+      shape({ nNeighbors: integer(2, 200), minDist: finite(0, 1), seed: integer(0, 2 ** 31 - 1), nComponents: oneOfNumbers(2, 3) })
     )
   }),
   'runs.list': noArgs,
   'maps.errors': noArgs,
   'dataset.thumbnails': noArgs,
   'run.open': shape({ path: shortString(4096) }),
+  'run.resume': shape({ path: shortString(4096) }),
   'decode.point': shape({ space: shortString(32), position: vector3 }),
   interpolate: shape({
     space: shortString(32),
@@ -421,7 +585,26 @@ const ARG_CHECKS: Record<RequestName, Check> = {
     span: finite(0.1, 10),
     steps: integer(2, 21)
   }),
-  'dialog.chooseFolder': noArgs
+  'dialog.chooseFolder': noArgs,
+  'engine.state': noArgs,
+  'engine.doctor': shape({ benchSeconds: integer(0, 60) })
+}
+
+/** A request's id where it has a usable one, else -1 (for the error reply to anything else). */
+export function requestIdOf(message: unknown): number {
+  const id = isRecord(message) ? message.id : undefined
+  return typeof id === 'number' && Number.isSafeInteger(id) && id >= 0 ? id : -1
+}
+
+/**
+ * What an error reply to an untrusted message says: the contract's or the parser's own words, and
+ * nothing of an unexpected error's internals (a stack overflow on a 100k-deep array, say).
+ */
+export function describeRequestError(error: unknown): string {
+  if (error instanceof ContractError) return error.message
+  if (error instanceof SyntaxError) return `not a JSON request: ${error.message.slice(0, 120)}`
+  if (error instanceof RangeError) return 'the request is nested too deeply or too large'
+  return 'the request could not be handled'
 }
 
 /** Throws ContractError unless `message` is a well-formed request with valid arguments. */
@@ -431,7 +614,7 @@ export function validateRequest(message: unknown): RequestMessage {
   if (type !== 'request') throw new ContractError('not a request message')
   integer(0, Number.MAX_SAFE_INTEGER)(id, 'id')
   if (typeof name !== 'string' || !(REQUEST_NAMES as string[]).includes(name)) {
-    throw new ContractError(`unknown request "${String(name)}"`)
+    throw new ContractError(`unknown request ${describeValue(name)}`)
   }
   ARG_CHECKS[name as RequestName](args ?? {}, name)
   return { type: 'request', id: id as number, name: name as RequestName, args: (args ?? {}) as RequestArgs<RequestName> }

@@ -3,6 +3,7 @@
 import { mkdir, open, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { SerializedCheckpoint } from '../../models/checkpoint'
+import { readRegularFile } from './datasets/errors'
 
 export async function writeFileAtomic(path: string, data: Uint8Array | string): Promise<void> {
   const temporary = `${path}.tmp-${process.pid}-${Date.now()}`
@@ -17,7 +18,26 @@ export async function writeFileAtomic(path: string, data: Uint8Array | string): 
   await rename(temporary, path)
 }
 
+/**
+ * Removes what writes cut short left behind (`<name>.tmp-<pid>-<time>`, here and in checkpoint
+ * folders): none of it is ever read, and a resumed run should not carry it along.
+ */
+export async function removeStaleTemporaries(runDir: string): Promise<void> {
+  const temporary = /\.tmp-\d+-\d+$/
+  for (const entry of await readdir(runDir, { withFileTypes: true })) {
+    if (entry.isFile() && temporary.test(entry.name)) await rm(join(runDir, entry.name), { force: true })
+    if (entry.isDirectory() && entry.name.startsWith('ckpt-')) {
+      for (const inner of await readdir(join(runDir, entry.name))) {
+        if (temporary.test(inner)) await rm(join(runDir, entry.name, inner), { force: true })
+      }
+    }
+  }
+}
+
 const LATEST = 'latest.json'
+const CHECKPOINT_FOLDER = /^ckpt-\d{8,}$/
+/** Largest checkpoint file read: far above any model here (the reference VAE's weights are 1 MB). */
+const CHECKPOINT_FILE_MAX_BYTES = 2 ** 31 - 1
 
 /**
  * A checkpoint is three files (checkpoint.json, weights.bin, optimizer.bin). Each is written into a
@@ -45,12 +65,15 @@ export async function loadLatestCheckpoint(runDir: string): Promise<SerializedCh
   } catch {
     return null
   }
-  const folder = join(runDir, pointer.checkpoint)
-  const document = JSON.parse(await readFile(join(folder, 'checkpoint.json'), 'utf8'))
-  const weights = new Uint8Array(await readFile(join(folder, 'weights.bin')))
+  // The pointer names a checkpoint folder of this run, nothing else ("../../etc" is not one).
+  const name = typeof pointer?.checkpoint === 'string' ? pointer.checkpoint : ''
+  if (!CHECKPOINT_FOLDER.test(name)) throw new Error(`${join(runDir, LATEST)} does not name a checkpoint folder of this run (it says ${JSON.stringify(name.slice(0, 80))})`)
+  const folder = join(runDir, name)
+  const document = JSON.parse((await readRegularFile(join(folder, 'checkpoint.json'), CHECKPOINT_FILE_MAX_BYTES)).toString('utf8'))
+  const weights = new Uint8Array(await readRegularFile(join(folder, 'weights.bin'), CHECKPOINT_FILE_MAX_BYTES))
   let optimizer: Uint8Array | null = null
   try {
-    optimizer = new Uint8Array(await readFile(join(folder, 'optimizer.bin')))
+    optimizer = new Uint8Array(await readRegularFile(join(folder, 'optimizer.bin'), CHECKPOINT_FILE_MAX_BYTES))
   } catch {
     optimizer = null
   }

@@ -7,7 +7,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import { readFile } from 'node:fs/promises'
 import { extname, join, normalize, sep } from 'node:path'
 import { WebSocketServer, type WebSocket } from 'ws'
-import { ContractError, validateRequest, type EventMessage, type ResponseMessage } from '../common/contract'
+import { describeRequestError, requestIdOf, validateRequest, type EventMessage, type ResponseMessage } from '../common/contract'
 import { EngineChild } from './engine-child'
 
 const HOST = '127.0.0.1'
@@ -42,27 +42,50 @@ export interface RunningHost {
   url: string
   port: number
   token: string
+  /** The engine process's id (tests kill it to check the host survives). */
+  enginePid(): number | undefined
   close(): Promise<void>
 }
+
+/**
+ * The path and query of a request target, or null when it is not a well-formed one ("%", "//x"
+ * and the like: new URL and decodeURIComponent throw on them, which must never reach the server).
+ */
+function parseTarget(target: string | undefined): { pathname: string; token: string | null } | null {
+  try {
+    if (!target || !target.startsWith('/') || target.startsWith('//')) return null
+    const url = new URL(target, `http://${HOST}`)
+    return { pathname: decodeURIComponent(url.pathname), token: url.searchParams.get('token') }
+  } catch {
+    return null
+  }
+}
+
+/** Largest request body the host reads (a WebSocket frame): beyond it the socket is closed with 1009. */
+const MAX_FRAME_BYTES = 1 << 20
 
 export async function startHost(options: HostOptions = {}): Promise<RunningHost> {
   const token = options.token ?? randomBytes(24).toString('hex')
   const engine = new EngineChild(options.env)
   let port = 0
 
-  const server = createServer(async (req: IncomingMessage, res: ServerResponse) => {
-    const url = new URL(req.url ?? '/', `http://${HOST}`)
+  const serveFile = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const headers = { 'Content-Security-Policy': contentSecurityPolicy(port), 'X-Content-Type-Options': 'nosniff', 'Cache-Control': 'no-store' }
-    if (url.pathname === '/' || url.pathname === '/index.html') {
-      if (!sameToken(url.searchParams.get('token'), token)) {
+    const target = parseTarget(req.url)
+    if (!target) {
+      res.writeHead(400, { ...headers, 'Content-Type': 'text/plain; charset=utf-8' }).end('bad request\n')
+      return
+    }
+    if (target.pathname === '/' || target.pathname === '/index.html') {
+      if (!sameToken(target.token, token)) {
         res.writeHead(403, { ...headers, 'Content-Type': 'text/plain; charset=utf-8' })
         res.end('Latent Cartographer: open the address printed in the terminal; it carries this run\'s token.\n')
         return
       }
     }
-    const relative = url.pathname === '/' ? 'index.html' : decodeURIComponent(url.pathname).replace(/^\/+/, '')
+    const relative = target.pathname === '/' ? 'index.html' : target.pathname.replace(/^\/+/, '')
     const path = normalize(join(RENDERER_DIR, relative))
-    if (!path.startsWith(RENDERER_DIR + sep)) {
+    if (!path.startsWith(RENDERER_DIR + sep) || relative.includes('\0')) {
       res.writeHead(404, headers).end()
       return
     }
@@ -73,44 +96,66 @@ export async function startHost(options: HostOptions = {}): Promise<RunningHost>
     } catch {
       res.writeHead(404, { ...headers, 'Content-Type': 'text/plain' }).end('not found')
     }
+  }
+
+  const server = createServer((req, res) => {
+    // Whatever a request holds, it gets an answer and the host stays up.
+    serveFile(req, res).catch(() => {
+      if (!res.headersSent) res.writeHead(500)
+      res.end()
+    })
+  })
+  // Malformed HTTP (bad headers, oversized requests): answered 400 by the socket, never thrown.
+  server.on('clientError', (_error, socket) => {
+    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n')
+    else socket.destroy()
   })
 
   const sockets = new Set<WebSocket>()
-  const wss = new WebSocketServer({ noServer: true, maxPayload: 1 << 20 })
+  const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME_BYTES })
   server.on('upgrade', (req, socket, head) => {
-    const url = new URL(req.url ?? '/', `http://${HOST}`)
+    socket.on('error', () => socket.destroy())
+    const target = parseTarget(req.url)
     const originOk = req.headers.origin === `http://${HOST}:${port}`
-    if (url.pathname !== '/engine' || !sameToken(url.searchParams.get('token'), token) || !originOk) {
-      socket.write('HTTP/1.1 403 Forbidden\r\n\r\n')
-      socket.destroy()
+    if (!target || target.pathname !== '/engine' || !sameToken(target.token, token) || !originOk) {
+      socket.end('HTTP/1.1 403 Forbidden\r\nConnection: close\r\n\r\n')
       return
     }
     wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws))
   })
 
+  const send = (ws: WebSocket, text: string) => {
+    if (ws.readyState === ws.OPEN) ws.send(text, () => undefined)
+  }
+
   wss.on('connection', (ws: WebSocket) => {
     sockets.add(ws)
     ws.on('close', () => sockets.delete(ws))
-    ws.on('message', async (data) => {
-      let parsed: unknown
+    // An oversized frame (1009) or a text frame that is not UTF-8 (1007): ws closes the socket
+    // and reports it here; the page reconnects.
+    ws.on('error', () => ws.terminate())
+    ws.on('message', async (data, isBinary) => {
       let id = -1
       try {
-        parsed = JSON.parse(String(data))
-        id = typeof (parsed as { id?: unknown }).id === 'number' ? (parsed as { id: number }).id : -1
-        const request = validateRequest(parsed)
-        const response = await engine.request(request)
-        ws.send(JSON.stringify(response))
+        if (isBinary) throw new SyntaxError('requests are JSON text frames')
+        const parsed: unknown = JSON.parse(String(data))
+        id = requestIdOf(parsed)
+        const response = await engine.request(validateRequest(parsed))
+        send(ws, JSON.stringify(response))
       } catch (error) {
-        const message = error instanceof ContractError || error instanceof SyntaxError ? error.message : String(error)
-        const response: ResponseMessage = { type: 'response', id, ok: false, error: message }
-        ws.send(JSON.stringify(response))
+        const response: ResponseMessage = { type: 'response', id, ok: false, error: describeRequestError(error) }
+        send(ws, JSON.stringify(response))
       }
     })
   })
 
   engine.onEvent((event: EventMessage) => {
     const text = JSON.stringify(event)
-    for (const ws of sockets) ws.send(text)
+    for (const ws of sockets) send(ws, text)
+  })
+  engine.onRestart((reason) => {
+    const text = JSON.stringify({ type: 'event', name: 'engine.restarted', payload: { reason } } satisfies EventMessage<'engine.restarted'>)
+    for (const ws of sockets) send(ws, text)
   })
 
   await new Promise<void>((resolve, reject) => {
@@ -123,6 +168,7 @@ export async function startHost(options: HostOptions = {}): Promise<RunningHost>
     url: `http://${HOST}:${port}/?token=${token}`,
     port,
     token,
+    enginePid: () => engine.pid,
     close: async () => {
       for (const ws of sockets) ws.close()
       wss.close()

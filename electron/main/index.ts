@@ -8,18 +8,25 @@ import {
   IPC_EVENT_CHANNEL,
   IPC_REQUEST_CHANNEL,
   MAIN_PROCESS_REQUESTS,
+  describeRequestError,
+  requestIdOf,
   validateRequest,
   type EventMessage,
   type ResponseMessage
 } from '../common/contract'
+import { PendingReplies } from '../common/replies'
 
-const RENDERER_URL = process.env.ELECTRON_RENDERER_URL
+// The dev server's address, in development only: a packaged app never loads a page from elsewhere,
+// whatever the environment says.
+const RENDERER_URL = app.isPackaged ? undefined : process.env.ELECTRON_RENDERER_URL
 const RENDERER_FILE = join(__dirname, '../renderer/index.html')
+/** The only pages the app opens in the user's browser (documentation links). */
+const EXTERNAL_ALLOW_LIST = ['https://github.com/', 'https://www.tensorflow.org/', 'https://js.tensorflow.org/']
 
 let window: BrowserWindow | null = null
 let engine: UtilityProcess | null = null
-let nextEngineId = 1
-const pending = new Map<number, (response: ResponseMessage) => void>()
+let quitting = false
+const replies = new PendingReplies<ResponseMessage>()
 
 function startEngine(): UtilityProcess {
   const child = utilityProcess.fork(join(__dirname, 'engine.js'), [], {
@@ -27,26 +34,27 @@ function startEngine(): UtilityProcess {
     env: { ...process.env, CARTOGRAPHER_DATA_DIR: join(app.getPath('userData'), 'data') }
   })
   child.on('message', (message: ResponseMessage | EventMessage) => {
-    if (message.type === 'response') {
-      pending.get(message.id)?.(message)
-      pending.delete(message.id)
-    } else window?.webContents.send(IPC_EVENT_CHANNEL, message)
+    if (message?.type === 'response') replies.settle(message.id, message)
+    else if (message?.type === 'event') window?.webContents.send(IPC_EVENT_CHANNEL, message)
   })
   child.on('exit', (code) => {
-    for (const [id, resolve] of pending) resolve({ type: 'response', id, ok: false, error: `the engine stopped (exit code ${code})` })
-    pending.clear()
-    engine = null
+    const reason = `the engine stopped (exit code ${code})`
+    replies.failAll((id) => ({ type: 'response', id, ok: false, error: reason }))
+    if (engine === child) engine = null
+    if (quitting) return
+    // A new engine at once, and the window told, so that it re-attaches to what it can.
+    engine = startEngine()
+    const event: EventMessage<'engine.restarted'> = { type: 'event', name: 'engine.restarted', payload: { reason: `${reason} and was restarted: open the dataset or model again` } }
+    window?.webContents.send(IPC_EVENT_CHANNEL, event)
   })
   return child
 }
 
 function askEngine(message: object): Promise<ResponseMessage> {
   engine ??= startEngine()
-  const id = nextEngineId++
-  return new Promise((resolve) => {
-    pending.set(id, resolve)
-    engine?.postMessage({ ...message, id })
-  })
+  const { id, reply } = replies.issue()
+  engine.postMessage({ ...message, id })
+  return reply
 }
 
 /** Only our own page may talk to the engine (not a frame that navigated elsewhere). */
@@ -57,7 +65,7 @@ function trustedSender(url: string | undefined): boolean {
 }
 
 ipcMain.handle(IPC_REQUEST_CHANNEL, async (event, raw: unknown): Promise<ResponseMessage> => {
-  const id = typeof (raw as { id?: unknown })?.id === 'number' ? (raw as { id: number }).id : -1
+  const id = requestIdOf(raw)
   try {
     if (!trustedSender(event.senderFrame?.url)) throw new ContractError('request from an unexpected page')
     const request = validateRequest(raw)
@@ -71,7 +79,7 @@ ipcMain.handle(IPC_REQUEST_CHANNEL, async (event, raw: unknown): Promise<Respons
     const response = await askEngine(request)
     return { ...response, id }
   } catch (error) {
-    return { type: 'response', id, ok: false, error: error instanceof Error ? error.message : String(error) }
+    return { type: 'response', id, ok: false, error: describeRequestError(error) }
   }
 })
 
@@ -92,10 +100,12 @@ function createWindow(): void {
       spellcheck: false
     }
   })
-  // No navigation away from the app and no new windows; links open in the user's browser.
+  // No navigation or redirect away from the app and no new windows; allow-listed documentation
+  // links open in the user's browser.
   window.webContents.on('will-navigate', (event) => event.preventDefault())
+  window.webContents.on('will-redirect', (event) => event.preventDefault())
   window.webContents.setWindowOpenHandler(({ url }) => {
-    if (url.startsWith('https://')) void shell.openExternal(url)
+    if (EXTERNAL_ALLOW_LIST.some((prefix) => url.startsWith(prefix))) void shell.openExternal(url)
     return { action: 'deny' }
   })
   if (RENDERER_URL) void window.loadURL(RENDERER_URL)
@@ -106,6 +116,7 @@ function createWindow(): void {
 app.whenReady().then(() => {
   // Deny every permission request (camera, notifications...): the app needs none.
   session.defaultSession.setPermissionRequestHandler((_wc, _permission, callback) => callback(false))
+  session.defaultSession.setPermissionCheckHandler(() => false)
   engine = startEngine()
   createWindow()
   app.on('activate', () => {
@@ -114,6 +125,7 @@ app.whenReady().then(() => {
 })
 
 app.on('window-all-closed', () => {
+  quitting = true
   engine?.kill()
   if (process.platform !== 'darwin') app.quit()
 })

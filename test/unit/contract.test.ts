@@ -1,12 +1,15 @@
 // The contract's validation: what the main process and the engine accept from a renderer.
+import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import {
   base64ToFloat32,
   base64ToInt32,
   ContractError,
+  describeRequestError,
   float32ToBase64,
   int32ToBase64,
   REQUEST_NAMES,
+  requestIdOf,
   validateRequest
 } from '../../electron/common/contract'
 
@@ -33,10 +36,56 @@ describe('validateRequest', () => {
     [request('item.inspect', { index: -1 }), /index must be a whole number from 0/],
     [request('engine.info', {}, 'one'), /id must be a whole number/],
     [{ type: 'event', name: 'status' }, /not a request/],
-    ['a string', /must be an object/]
+    ['a string', /must be an object/],
+    [null, /must be an object/],
+    // Keys Object.prototype has are not fields.
+    [request('dataset.open', { path: '/x', toString: 1 }), /unknown field "toString"/],
+    [JSON.parse('{"type":"request","id":1,"name":"dataset.open","args":{"path":"/x","__proto__":{"a":1}}}'), /unknown field "__proto__"/],
+    [request('engine.info', {}, -1), /id must be a whole number/],
+    // Numbers are numbers: not "3", not [3].
+    [request('maps.refresh', { projection: { nNeighbors: 15, minDist: 0.1, seed: 0, nComponents: '3' } }), /nComponents must be one of 2, 3/],
+    [request('maps.refresh', { projection: { nNeighbors: 15, minDist: 0.1, seed: 0, nComponents: [3] } }), /nComponents must be one of 2, 3/],
+    [request('train.start', { family: 'cdvae', objective: { klWeights: { z_l: -1 } } }), /klWeights.z_l must be a number from 0 to 100/],
+    [request('train.start', { family: 'cdvae', objective: { klWeights: [4] } }), /klWeights must be an object/],
+    [request('train.start', { family: 'cdvae', objective: { warmup: 3 } }), /unknown field "warmup"/]
   ])('rejects %j', (message, reason) => {
     expect(() => validateRequest(message)).toThrow(ContractError)
     expect(() => validateRequest(message)).toThrow(reason)
+  })
+})
+
+describe('validateRequest under fuzzing', () => {
+  const names = fc.oneof(fc.constantFrom(...REQUEST_NAMES), fc.string({ maxLength: 50 }), fc.constantFrom('__proto__', 'constructor', 'toString'))
+  const message = fc.oneof(
+    fc.jsonValue(),
+    fc.record({ type: fc.constantFrom('request', 'event', 'response'), id: fc.oneof(fc.integer(), fc.double(), fc.string()), name: names, args: fc.jsonValue() }),
+    fc.record({ type: fc.constant('request'), id: fc.nat(), name: fc.constantFrom(...REQUEST_NAMES), args: fc.dictionary(fc.string({ maxLength: 12 }), fc.jsonValue()) })
+  )
+
+  it('either accepts a message or throws a ContractError whose text stays short', () => {
+    fc.assert(
+      fc.property(message, (value) => {
+        try {
+          const accepted = validateRequest(value)
+          // What passes is a request of a known name with a whole-number id.
+          return REQUEST_NAMES.includes(accepted.name) && Number.isInteger(accepted.id)
+        } catch (error) {
+          return error instanceof ContractError && error.message.length < 300
+        }
+      }),
+      { numRuns: 3000 }
+    )
+  })
+
+  it('never echoes a long or deep value back whole', () => {
+    const deep = JSON.parse(`${'['.repeat(50_000)}${']'.repeat(50_000)}`)
+    expect(() => validateRequest({ type: 'request', id: 1, name: deep })).toThrow(/unknown request an array/)
+    expect(() => validateRequest({ type: 'request', id: 1, name: 'x'.repeat(900_000) })).toThrow(/^unknown request "x{40}…"$/)
+    expect(requestIdOf(null)).toBe(-1)
+    expect(requestIdOf({ id: 7 })).toBe(7)
+    expect(requestIdOf({ id: 1.5 })).toBe(-1)
+    expect(describeRequestError(new RangeError('Maximum call stack size exceeded'))).toBe('the request is nested too deeply or too large')
+    expect(describeRequestError(new TypeError("Cannot read properties of null (reading 'id')"))).not.toContain('properties of null')
   })
 })
 

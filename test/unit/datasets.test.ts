@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process'
 import { existsSync, unlinkSync } from 'node:fs'
 import { chmod, mkdir, mkdtemp, rm, symlink, unlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -289,6 +290,16 @@ describe('loadDataset: flat folders', () => {
     expect(reasonFor(d, 'unlisted.png')).toMatch(/not listed in labels.csv/)
   })
 
+  it('leaves out labels.csv lines whose label has control characters or runs over 100 characters', async () => {
+    for (const name of ['a.png', 'b.png', 'c.png', 'd.png']) await writeGrey(join(dir, name), 8, 10)
+    await writeFile(join(dir, 'labels.csv'), `file,label\na.png,cat\nb.png,dog\nc.png,bad\u0000label\nd.png,${'x'.repeat(5000)}\n`)
+    const d = await loadDataset(dir)
+    expect(d.classNames).toEqual(['cat', 'dog'])
+    expect(d.itemNames).toEqual(['a.png', 'b.png'])
+    expect(reasonFor(d, 'c.png')).toMatch(/line 4: the label contains control characters/)
+    expect(reasonFor(d, 'd.png')).toMatch(/line 5: the label is 5000 characters long \(at most 100\)/)
+  })
+
   it('reads labels.csv without a header', async () => {
     await writeGrey(join(dir, '1.png'), 8, 1)
     await writeGrey(join(dir, '2.png'), 8, 2)
@@ -455,15 +466,21 @@ describe('loadDataset: bad files are skipped with a reason', () => {
     expect(reasonFor(d, 'self')).toMatch(/symbolic link loop/)
   })
 
-  it('follows a symlink to a folder outside the dataset once', async () => {
+  it('reads nothing outside the folder it was given: links out of it are listed and not followed', async () => {
     const outside = await mkdtemp(join(tmpdir(), 'lc-datasets-outside-'))
     try {
       await writeGrey(join(outside, 'x.png'), 8, 9)
       await writeGrey(join(dir, 'a', '1.png'), 8, 1)
+      await writeGrey(join(dir, 'a', '2.png'), 8, 2)
       await symlink(outside, join(dir, 'b'))
+      await symlink(join(outside, 'x.png'), join(dir, 'a', 'linked.png'))
+      // An in-folder link is fine.
+      await symlink(join(dir, 'a', '1.png'), join(dir, 'a', 'again.png'))
       const d = await loadDataset(dir)
-      expect(d.itemNames).toEqual(['a/1.png', 'b/x.png'])
-      expect(d.classNames).toEqual(['a', 'b'])
+      expect(d.itemNames).toEqual(['a/1.png', 'a/2.png', 'a/again.png'])
+      expect(d.classNames).toEqual(['a'])
+      expect(reasonFor(d, join(dir, 'b'))).toMatch(/outside the dataset folder; not followed/)
+      expect(reasonFor(d, 'linked.png')).toMatch(/outside the dataset folder; not followed/)
     } finally {
       await rm(outside, { recursive: true, force: true })
     }
@@ -688,6 +705,27 @@ describe('IDX files', () => {
     const error = await expectDatasetError(loadDataset(dir))
     expect(error.path).toBe(join(dir, 'train-labels-idx1-ubyte'))
     expect(error.message).toContain('train-labels-idx1-ubyte holds 3 labels but train-images-idx3-ubyte holds 5 images')
+  })
+
+  it('rejects a label far beyond the others (a corrupt byte), naming the file and the item', async () => {
+    await writeIdxSet(dir, { train: [0, 1, 2, 3, 200, 4, 5, 6, 7, 8, 9], test: null })
+    const error = await expectDatasetError(loadDataset(dir))
+    expect(error.path).toBe(join(dir, 'train-labels-idx1-ubyte'))
+    expect(error.message).toMatch(/item 4 has label 200, which would make 201 classes of which 190 are empty/)
+  })
+
+  it('refuses IDX files that are not regular files (a FIFO, /dev/zero) at once, naming them', async () => {
+    await writeIdxSet(dir, { test: null })
+    await unlink(join(dir, 'train-images-idx3-ubyte'))
+    await symlink('/dev/zero', join(dir, 'train-images-idx3-ubyte'))
+    const started = Date.now()
+    const zero = await expectDatasetError(loadDataset(dir))
+    expect(zero.message).toMatch(/train-images-idx3-ubyte: not a regular file/)
+    await unlink(join(dir, 'train-images-idx3-ubyte'))
+    execFileSync('mkfifo', [join(dir, 'train-images-idx3-ubyte')])
+    const fifo = await expectDatasetError(loadDataset(dir))
+    expect(fifo.message).toMatch(/not a regular file/)
+    expect(Date.now() - started).toBeLessThan(10_000)
   })
 
   it('rejects non-byte IDX types and bad dimension counts (parseIdx)', () => {

@@ -1,3 +1,6 @@
+import { constants } from 'node:fs'
+import { open } from 'node:fs/promises'
+
 // One error type for every loader failure that the user can fix (wrong folder, broken download,
 // unreadable file), so the UI can show `message` as is and point at `path`.
 
@@ -36,6 +39,12 @@ export function describeFsError(error: unknown, what: 'file' | 'folder' = 'file'
       return 'is a file, not a folder'
     case 'ELOOP':
       return 'too many levels of symbolic links'
+    case 'ENOTREG':
+      return 'not a regular file (a device, FIFO or socket); not read'
+    case 'EFBIG':
+      return error instanceof FileTooLargeError
+        ? `${what} too large: ${error.size.toLocaleString('en')} bytes, more than the ${error.limit.toLocaleString('en')} it may have`
+        : `${what} too large`
     case 'EMFILE':
     case 'ENFILE':
       return 'too many files open at once; close other programs and try again'
@@ -45,5 +54,47 @@ export function describeFsError(error: unknown, what: 'file' | 'folder' = 'file'
       const message = error instanceof Error ? error.message : String(error)
       return `cannot read ${what}: ${message}`
     }
+  }
+}
+
+/**
+ * Reads a whole file the user named, refusing what is not a regular file (a FIFO would hold the
+ * read for ever, /dev/zero would fill memory) and anything larger than `maxBytes`. The file is
+ * opened non-blocking, so even opening a FIFO returns at once; fstat then tells what it is.
+ */
+export async function readRegularFile(path: string, maxBytes: number): Promise<Buffer> {
+  const handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK)
+  try {
+    const info = await handle.stat()
+    if (!info.isFile()) throw new NotRegularFileError(path)
+    if (info.size > maxBytes) throw new FileTooLargeError(path, info.size, maxBytes)
+    const buffer = Buffer.alloc(info.size)
+    let read = 0
+    while (read < info.size) {
+      const { bytesRead } = await handle.read(buffer, read, info.size - read, read)
+      if (bytesRead === 0) break
+      read += bytesRead
+    }
+    return read === info.size ? buffer : buffer.subarray(0, read)
+  } finally {
+    await handle.close()
+  }
+}
+
+export class NotRegularFileError extends Error {
+  readonly code = 'ENOTREG'
+  constructor(readonly path: string) {
+    super(`${path} is not a regular file (a device, FIFO or socket); not read`)
+  }
+}
+
+export class FileTooLargeError extends Error {
+  readonly code = 'EFBIG'
+  constructor(
+    readonly path: string,
+    readonly size: number,
+    readonly limit: number
+  ) {
+    super(`${path} is ${size.toLocaleString('en')} bytes, more than the ${limit.toLocaleString('en')} this reader takes`)
   }
 }

@@ -13,7 +13,7 @@
 // and, when nothing changed since its last load with the same options, read back from the load
 // cache (cache.ts) instead: a 60k-image folder reopens in well under a second.
 
-import { open, readdir, readFile, realpath, stat } from 'node:fs/promises'
+import { open, readdir, realpath, stat } from 'node:fs/promises'
 import { basename, extname, join, relative, resolve, sep } from 'node:path'
 import sharp from 'sharp'
 import {
@@ -30,7 +30,7 @@ import {
   splitNote
 } from './common'
 import { cacheKey, fingerprintFiles, pruneCache, readCache, touchCacheEntry, writeCache } from './cache'
-import { DatasetError, describeFsError, errnoCode } from './errors'
+import { DatasetError, describeFsError, errnoCode, readRegularFile } from './errors'
 import { ProgressReporter } from './progress'
 import type { ImageDataset, LoadReport, ProgressCallback, SkippedFile } from './types'
 
@@ -56,6 +56,11 @@ const IGNORED_NAMES = new Set([
 
 /** Deeper than this is almost certainly a mistake (or a loop that realpath cannot see). */
 const MAX_DEPTH = 32
+/** Largest image file decoded (a 16k x 16k PNG is well below it) and largest labels.csv read. */
+const IMAGE_MAX_BYTES = 256 * 2 ** 20
+const LABELS_CSV_MAX_BYTES = 64 * 2 ** 20
+/** Longest class name labels.csv may give; longer ones (or ones with control characters) are refused. */
+const MAX_LABEL_LENGTH = 100
 
 /** Sources whose typical shorter side is below this get 32x32 by default, others 64x64. */
 const SMALL_SOURCE_SIDE = 64
@@ -122,11 +127,14 @@ function compareParts(partsA: string[], partsB: string[]): number {
  * Lists the files under `root`. Real folders are walked first and symbolic links to folders only
  * afterwards, so a link never claims a folder that is also present for real (a link "cats/more"
  * to "dogs" must not make the dogs count as cats), and a link to an already scanned folder (a
- * loop) is not followed.
+ * loop) is not followed. Nothing outside the folder the user named is read: a link whose target
+ * lies outside it is listed as skipped.
  */
 async function scanTree(root: string): Promise<Scan> {
   const scan: Scan = { files: [], skipped: [] }
-  const visited = new Set<string>([await realpath(root)])
+  const realRoot = await realpath(root)
+  const visited = new Set<string>([realRoot])
+  const outside = (real: string) => real !== realRoot && !real.startsWith(realRoot.endsWith(sep) ? realRoot : realRoot + sep)
   const linkedFolders: Array<{ absolute: string; relative: string; depth: number }> = []
 
   // Relative paths are built by appending names: path.relative() resolves both paths on every
@@ -184,6 +192,11 @@ async function scanTree(root: string): Promise<Scan> {
                   ? 'symbolic link loop (the link leads back to itself); not followed'
                   : `symbolic link skipped: ${describeFsError(error)}`
           })
+          continue
+        }
+        const real = await realpath(absolute).catch(() => absolute)
+        if (outside(real)) {
+          scan.skipped.push({ path: absolute, reason: `symbolic link to ${real}, outside the dataset folder; not followed` })
           continue
         }
         if (target.isDirectory()) linkedFolders.push({ absolute, relative: relativePath, depth: depth + 1 })
@@ -329,7 +342,7 @@ async function planLabelsCsv(root: string, files: FoundFile[]): Promise<LayoutPl
   const plan: LayoutPlan = { layout: 'flat-folder', candidates: [], classNames: [], skipped: [], notes: [] }
   let text: string
   try {
-    text = await readFile(csvPath, 'utf8')
+    text = (await readRegularFile(csvPath, LABELS_CSV_MAX_BYTES)).toString('utf8')
   } catch (error) {
     throw new DatasetError(csvPath, `${csvPath}: ${describeFsError(error)}.`, { cause: error })
   }
@@ -376,6 +389,15 @@ async function planLabelsCsv(root: string, files: FoundFile[]): Promise<LayoutPl
       return
     }
     firstLineOf.set(normalized, lineNumber)
+    // A class name is shown everywhere (legend, grids, exports): no control characters, no essays.
+    // eslint-disable-next-line no-control-regex
+    if (/[\u0000-\u001f\u007f]/.test(labelField) || labelField.length > MAX_LABEL_LENGTH) {
+      plan.skipped.push({
+        path: file.absolute,
+        reason: `${LABELS_CSV} line ${lineNumber}: the label ${labelField.length > MAX_LABEL_LENGTH ? `is ${labelField.length} characters long (at most ${MAX_LABEL_LENGTH})` : 'contains control characters'}; the file was left out`
+      })
+      return
+    }
     entries.push({ file, label: labelField })
   })
   if (entries.length === 0) {
@@ -555,7 +577,7 @@ function describeSourceSizes(sizes: HeaderInfo[]): string {
 async function decodeImage(file: FoundFile, header: HeaderInfo, target: Target): Promise<Outcome<Uint8Array>> {
   let bytes: Buffer
   try {
-    bytes = await readFile(file.absolute)
+    bytes = await readRegularFile(file.absolute, IMAGE_MAX_BYTES)
   } catch (error) {
     return {
       ok: false,

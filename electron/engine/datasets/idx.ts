@@ -1,7 +1,7 @@
 // Reader for the IDX format of MNIST and Fashion-MNIST (http://yann.lecun.com/exdb/mnist/):
 // a big-endian header (magic, then one uint32 per dimension) followed by the raw values.
 
-import { readFile, stat } from 'node:fs/promises'
+import { stat } from 'node:fs/promises'
 import { basename, join, resolve } from 'node:path'
 import { promisify } from 'node:util'
 import { gunzip } from 'node:zlib'
@@ -14,7 +14,7 @@ import {
   type LoadOptions,
   splitNote
 } from './common'
-import { DatasetError, describeFsError } from './errors'
+import { DatasetError, describeFsError, readRegularFile } from './errors'
 import { ProgressReporter } from './progress'
 import type { ImageDataset, ProgressCallback, SkippedFile } from './types'
 
@@ -160,6 +160,8 @@ export function parseIdx(bytes: Uint8Array, path: string, kind: IdxKind): IdxArr
 }
 
 const MAX_SINGLE_CHUNK = 1 << 30
+/** Largest IDX file read (compressed or not): 2 GiB is 2.7 million 28x28 images. */
+const IDX_MAX_BYTES = 2 ** 31 - 1
 
 /**
  * One output chunk the size of the whole result, read from the gzip trailer (ISIZE: uncompressed
@@ -180,14 +182,14 @@ function gunzipChunkSize(gz: Uint8Array): number {
 export async function readIdxFile(path: string, kind: IdxKind): Promise<IdxArray> {
   let raw: Buffer
   try {
-    raw = await readFile(path)
+    raw = await readRegularFile(path, IDX_MAX_BYTES)
   } catch (error) {
     throw new DatasetError(path, `${basename(path)}: ${describeFsError(error)}.`, { cause: error })
   }
   let bytes: Uint8Array = raw
   if (isGzip(raw)) {
     try {
-      bytes = await gunzipAsync(raw, { chunkSize: gunzipChunkSize(raw) })
+      bytes = await gunzipAsync(raw, { chunkSize: gunzipChunkSize(raw), maxOutputLength: IDX_MAX_BYTES })
     } catch (error) {
       const detail = error instanceof Error ? error.message : String(error)
       throw new DatasetError(
@@ -367,7 +369,32 @@ export async function loadIdxFolder(
   let classCounts: number[] = []
   if (labels) {
     let maxLabel = 0
-    for (let i = 0; i < count; i++) if (labels[i] > maxLabel) maxLabel = labels[i]
+    const present = new Set<number>()
+    for (let i = 0; i < count; i++) {
+      present.add(labels[i])
+      if (labels[i] > maxLabel) maxLabel = labels[i]
+    }
+    // Classes are 0..K-1 with K - 1 the largest label. A few empty classes happen (a subset of a
+    // set), but a label far beyond the others (200 among 0-9) is a corrupt byte: it would make
+    // most classes empty. Name the item that has it.
+    const empty = maxLabel + 1 - present.size
+    if (empty > present.size) {
+      const item = labels.indexOf(maxLabel)
+      let local = item
+      let file = dir
+      for (const part of parts) {
+        if (local < part.images.dims[0]) {
+          file = part.labelsPath ?? dir
+          break
+        }
+        local -= part.images.dims[0]
+      }
+      throw new DatasetError(
+        file,
+        `${basename(file)}: item ${local} has label ${maxLabel}, which would make ${maxLabel + 1} classes of which ${empty} are empty ` +
+          `(the labels present are ${[...present].sort((a, b) => a - b).slice(0, 12).join(', ')}${present.size > 12 ? ', …' : ''}); the file is probably corrupt`
+      )
+    }
     const fashion = looksLikeFashionMnist(dir) && maxLabel < FASHION_MNIST_CLASSES.length
     classNames = fashion
       ? FASHION_MNIST_CLASSES.slice()

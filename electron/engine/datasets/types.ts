@@ -6,31 +6,10 @@
 
 export type Split = 'train' | 'heldout'
 
-export interface SkippedFile {
-  /** Path of the file (or folder) that was skipped, as given to the loader. */
-  path: string
-  /** Why it was skipped, in words a user can act on ("not an image: ...", "zero bytes"). */
-  reason: string
-}
+// What a load found (the report the window and the CLI show) is part of the contract.
+import type { LoadReport, SkippedFile } from '../../common/contract'
 
-export interface LoadReport {
-  /** What kind of source this was: class subfolders, flat folder, IDX files, generated. */
-  layout: 'class-folders' | 'flat-folder' | 'idx' | 'generated'
-  source: string
-  itemCount: number
-  /** Items per class, in class order; empty for unlabelled data. */
-  classCounts: number[]
-  /** Size the items were decoded from, when they differed (e.g. "mixed: 20x20 .. 64x48"). */
-  sourceSizes: string
-  /** Resolution and channels chosen for training. */
-  width: number
-  height: number
-  channels: 1 | 3
-  skipped: SkippedFile[]
-  /** Plain-language remarks: imbalance, nested folders ignored, what alpha became... */
-  notes: string[]
-  seconds: number
-}
+export type { LoadReport, SkippedFile }
 
 export interface ImageDataset {
   name: string
