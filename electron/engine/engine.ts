@@ -4,7 +4,7 @@
 // host, or in-process in tests.
 import { existsSync } from 'node:fs'
 import { mkdir, readFile } from 'node:fs/promises'
-import { basename, join, resolve } from 'node:path'
+import { basename, isAbsolute, join, resolve } from 'node:path'
 import * as tf from '@tensorflow/tfjs'
 import {
   bytesToBase64,
@@ -12,6 +12,8 @@ import {
   int32ToBase64,
   type DatasetSummary,
   type EngineInfo,
+  type EngineState,
+  type EngineStatus,
   type EnginePhase,
   type EventName,
   type Events,
@@ -32,10 +34,13 @@ import {
   type RequestResult,
   type TrainArgs
 } from '../common/contract'
-import { createModel, type ModelConfig, type VaeFamilyModel } from '../../models/index'
-import { restoreCheckpoint, serializeCheckpoint } from '../../models/checkpoint'
-import { defaultTrainOptions, Trainer, TrainingCancelledError, TrainingDivergedError } from '../../models/train'
-import { selectBackend, type BackendPreference, type BackendSelection } from './backend'
+import { createModel, defaultModelConfig, MODEL_FAMILIES, type ModelConfig, type VaeFamilyModel } from '../../models/index'
+import { restoreCheckpoint, restoreOptimizerState, serializeCheckpoint } from '../../models/checkpoint'
+import { defaultEpochs, defaultTrainOptions, Trainer, TrainingCancelledError, TrainingDivergedError, type EpochSummary, type StepProgress } from '../../models/train'
+import type { ModelMetrics } from '../../models/metrics'
+import { isGpuBackend, selectBackend, type BackendPreference, type BackendSelection } from './backend'
+import { runDoctor } from './doctor-process'
+import { adapterName } from './webgpu'
 import { createTrainer, describeTrainer } from './parallel-trainer'
 import { defaultDatasetPath, loadDataset, loadDefaultDataset, type ImageDataset } from './datasets/index'
 import type { LatentProjection } from './projection'
@@ -48,13 +53,13 @@ import {
   klPerDimension,
   latentAtMapPoint,
   nearestNeighbours,
-  reconstructionErrorsAsync,
+  reconstructionErrors,
   toImagePayloads,
   traversalGrid
 } from './explorer'
 import { runProjection } from './projection-runner'
-import { encodeAll, isGeneratedSource, thumbnailAtlas, listRuns, loadStoredProjection, modelConfigFor, projectionFile, trainingData, writeLatents } from './runs'
-import { loadLatestCheckpoint, saveCheckpoint, writeFileAtomic } from './storage'
+import { encodeAll, isGeneratedSource, thumbnailAtlas, listRuns, loadStoredProjection, measureModel, modelConfigFor, projectionFile, readMetrics, readRunRecord, trainingData, writeLatents, writeRunOutcome, checkDatasetFits, type RunRecord } from './runs'
+import { loadLatestCheckpoint, removeStaleTemporaries, saveCheckpoint, writeFileAtomic } from './storage'
 
 export const ENGINE_VERSION = '0.1.0'
 
@@ -83,6 +88,12 @@ interface Session {
   nextPin: number
   projecting: boolean
   projectionSettings: ProjectionSettings
+  /** What the model learned (health, 5-NN class accuracy, warnings), once measured. */
+  metrics: ModelMetrics | null
+  /** The curves so far, for a window that re-attaches: every step's terms and each epoch. */
+  steps: { step: number; terms: Record<string, number> }[]
+  epochs: (EpochSummary & { step: number })[]
+  lastStep: StepProgress | null
   abort: AbortController
 }
 
@@ -96,6 +107,11 @@ export class Engine {
   private backend: BackendSelection | null = null
   private dataset: ImageDataset | null = null
   private session: Session | null = null
+  /** Set while train.start is between its check and the new session: the check holds across awaits. */
+  private startingTraining = false
+  /** Counts dataset.open requests: only the newest may replace the dataset. */
+  private datasetTicket = 0
+  private lastStatus: EngineStatus = { phase: 'idle', message: 'starting', progress: null, etaSeconds: null, backend: 'starting' }
   private phase: EnginePhase = 'idle'
   private lastStatusAt = 0
 
@@ -119,11 +135,18 @@ export class Engine {
     if (!force && phase === this.phase && now - this.lastStatusAt < 100) return
     this.phase = phase
     this.lastStatusAt = now
-    this.emit('status', { phase, message, progress, etaSeconds, backend: this.backend?.backend ?? 'starting' })
+    this.lastStatus = { phase, message, progress, etaSeconds, backend: this.backend?.backend ?? 'starting' }
+    this.emit('status', this.lastStatus)
   }
 
   private readonly handlers: Handlers = {
     'engine.info': async () => this.info(),
+    'engine.state': async () => this.state(),
+    'engine.doctor': async (args) => {
+      // The benchmark would compete with training for the same cores and distort both.
+      if (args.benchSeconds > 0 && this.session?.trainer) throw new Error('the benchmark waits until training finishes (the report without it is ready now)')
+      return runDoctor(args.benchSeconds)
+    },
     'dataset.open': async (args) => this.openDataset(args.path, args.size),
     'train.start': async (args) => this.startTraining(args),
     'train.pause': async () => {
@@ -144,16 +167,17 @@ export class Engine {
     },
     'map.get': async (args) => this.mapData(args.space, true),
     'item.inspect': async (args) => this.inspect(args.index),
-    'runs.list': async () => listRuns(join(this.options.dataDir, 'runs')),
+    'runs.list': async () => listRuns(join(this.options.dataDir, 'runs'), this.session?.trainer ? this.session.runDir : null),
     'dataset.thumbnails': async () => thumbnailAtlas(this.requireDataset()),
     'run.open': async (args) => this.openRun(args.path),
+    'run.resume': async (args) => this.resumeRun(args.path),
     'maps.errors': async () => {
       const session = this.requireModel()
       const dataset = this.requireDataset()
       if (!session.reconstructionErrors) {
         const n = dataset.split.length
         this.status('encoding', 'reconstruction error of every item', 0)
-        session.reconstructionErrors = await reconstructionErrorsAsync(
+        session.reconstructionErrors = await reconstructionErrors(
           session.model,
           dataset.pixels,
           { height: dataset.height, width: dataset.width, channels: dataset.channels },
@@ -177,12 +201,29 @@ export class Engine {
     'generate.grid': async (args) => this.generateGrid(args),
     'generate.samples': async (args) => {
       const session = this.requireModel()
-      const samples = ancestralSamples(session.model, args.count, args.temperature, args.seed)
+      const samples = await ancestralSamples(session.model, args.count, args.temperature, args.seed)
       return { strips: Object.entries(samples).map(([name, images]) => ({ name, images })) }
     },
     traverse: async (args) => this.traverse(args),
     'dialog.chooseFolder': async () => {
       throw new Error('the folder dialog is only available in the desktop app; type a path instead')
+    }
+  }
+
+  private state(): EngineState {
+    const session = this.session
+    const trainer = session?.trainer ?? null
+    return {
+      dataset: this.dataset ? this.summary(this.dataset) : null,
+      model: session ? this.modelSummary(session) : null,
+      training: trainer ? (trainer.isPaused ? 'paused' : 'running') : 'idle',
+      steps: session?.steps ?? [],
+      epochs: session?.epochs ?? [],
+      lastStep: session?.lastStep ?? null,
+      metrics: session?.metrics ?? null,
+      mapSpaces: session ? [...session.maps.keys()] : [],
+      projection: session?.projectionSettings ?? { ...DEFAULT_PROJECTION },
+      status: this.lastStatus
     }
   }
 
@@ -193,7 +234,13 @@ export class Engine {
       backend: backend.backend,
       backends: backend.choices,
       version: ENGINE_VERSION,
-      defaultDatasetDescription: fashion ? `Fashion-MNIST (${fashion})` : 'generated shapes (Fashion-MNIST is not installed)'
+      defaultDatasetDescription: fashion ? `Fashion-MNIST (${fashion})` : 'generated shapes (Fashion-MNIST is not installed)',
+      adapter: backend.adapter ? adapterName(backend.adapter) : null,
+      families: MODEL_FAMILIES.map(({ family, title, needsLabels }) => {
+        const config = defaultModelConfig(family, { height: 28, width: 28, channels: 1 }, 2)
+        const { klWeights, freeBits, warmupSteps, freeSpaceIndependence } = config.objective
+        return { family, title, needsLabels, klSpaces: Object.keys(config.latentDims), objective: { klWeights: { ...klWeights }, freeBits, warmupSteps, freeSpaceIndependence } }
+      })
     }
   }
 
@@ -219,12 +266,21 @@ export class Engine {
       height: dataset.height,
       channels: dataset.channels,
       classNames: dataset.classNames,
-      report: dataset.report
+      report: dataset.report,
+      defaultEpochs: Object.fromEntries(MODEL_FAMILIES.map(({ family }) => [family, defaultEpochs(dataset.split.length - heldOut, family)])) as DatasetSummary['defaultEpochs']
     }
   }
 
   async openDataset(path: string | null, size?: number): Promise<DatasetSummary> {
-    if (this.session?.trainer) throw new Error('stop the training before opening another dataset')
+    if (this.session?.trainer || this.startingTraining) throw new Error('stop the training before opening another dataset')
+    return this.loadDataset(path, size)
+  }
+
+  /** Loads a dataset and makes it the open one; callers check first that no training is going. */
+  private async loadDataset(path: string | null, size?: number): Promise<DatasetSummary> {
+    if (path !== null && !isAbsolute(path)) throw new Error(`give the dataset folder as an absolute path (got "${path.slice(0, 200)}")`)
+    // The newest request wins: one that finishes after a later one started changes nothing.
+    const ticket = ++this.datasetTicket
     this.status('loading', path ? `loading ${path}` : 'loading the built-in dataset', 0)
     const onProgress = (p: { done: number; total: number; etaSeconds: number | null }) => {
       this.emit('dataset.progress', p)
@@ -234,6 +290,7 @@ export class Engine {
       // Decoded image folders are cached in the data folder: reopening a large folder is fast.
       const cacheDir = join(this.options.dataDir, 'cache')
       const dataset = path ? await loadDataset(path, { size, cacheDir }, onProgress) : await loadDefaultDataset(onProgress)
+      if (ticket !== this.datasetTicket) throw new Error(`the dataset ${path ?? '(built-in)'} was replaced by a later request before it finished loading`)
       this.dataset = dataset
       this.disposeSession()
       const summary = this.summary(dataset)
@@ -241,7 +298,7 @@ export class Engine {
       this.status('idle', `${summary.name}: ${summary.itemCount.toLocaleString('en')} items loaded in ${dataset.report.seconds.toFixed(1)} s`)
       return summary
     } catch (error) {
-      this.status('error', (error as Error).message)
+      if (ticket === this.datasetTicket) this.status('error', (error as Error).message)
       throw error
     }
   }
@@ -260,6 +317,10 @@ export class Engine {
       nextPin: 1,
       projecting: false,
       projectionSettings: { ...DEFAULT_PROJECTION },
+      metrics: null,
+      steps: [],
+      epochs: [],
+      lastStep: null,
       abort: new AbortController()
     }
     return this.session
@@ -290,9 +351,19 @@ export class Engine {
 
   async startTraining(args: TrainArgs): Promise<ModelSummary> {
     const dataset = this.requireDataset()
-    if (this.session?.trainer) throw new Error('a training run is already going; cancel it first')
+    // Checked and set before the first await: a double-click must not start two runs.
+    if (this.session?.trainer || this.startingTraining) throw new Error('a training run is already going; cancel it first')
+    this.startingTraining = true
+    try {
+      return await this.beginTraining(dataset, args)
+    } finally {
+      this.startingTraining = false
+    }
+  }
+
+  private async beginTraining(dataset: ImageDataset, args: TrainArgs): Promise<ModelSummary> {
     const data = trainingData(dataset, args.maxTrainItems)
-    const defaults = defaultTrainOptions(data.trainIndices.length)
+    const defaults = defaultTrainOptions(data.trainIndices.length, args.family, isGpuBackend(this.backendName))
     const options = {
       ...defaults,
       epochs: args.epochs ?? defaults.epochs,
@@ -300,7 +371,7 @@ export class Engine {
       learningRate: args.learningRate ?? defaults.learningRate,
       seed: args.seed ?? defaults.seed
     }
-    const config = modelConfigFor(dataset, args.family, { seed: options.seed, latentDim: args.latentDim, conditionalPrior: args.conditionalPrior })
+    const config = modelConfigFor(dataset, args.family, { seed: options.seed, latentDim: args.latentDim, conditionalPrior: args.conditionalPrior, objective: args.objective })
     this.disposeSession()
     const model = createModel(config)
     const runId = `${new Date().toISOString().replace(/[:.]/g, '-')}-${args.family}`
@@ -310,10 +381,61 @@ export class Engine {
     const trainer = createTrainer(model, data, options, this.backendName)
     const session = this.newSession(runId, runDir, model, trainer)
     const summary = this.modelSummary(session)
-    await writeFileAtomic(join(runDir, 'run.json'), JSON.stringify({ runId, config, options, dataset: dataset.report.source }, null, 1))
+    const record: RunRecord = { config, options, dataset: dataset.report.source, ...(args.maxTrainItems ? { maxTrainItems: args.maxTrainItems } : {}) }
+    await writeFileAtomic(join(runDir, 'run.json'), JSON.stringify({ runId, ...record }, null, 1))
     this.emit('train.started', summary)
-    void this.runSession(session, options.epochs)
+    void this.runSession(session, options.epochs, [])
     return summary
+  }
+
+  /** Continues an interrupted run from its last checkpoint, with the options it was started with. */
+  async resumeRun(path: string): Promise<ModelSummary> {
+    if (this.session?.trainer || this.startingTraining) throw new Error('a training run is already going; cancel it first')
+    this.startingTraining = true
+    try {
+      const runDir = resolve(path)
+      const record = await readRunRecord(runDir)
+      const saved = await loadLatestCheckpoint(runDir)
+      if (!saved) throw new Error(`${runDir} has no checkpoint to resume from`)
+      await removeStaleTemporaries(runDir)
+      const position = saved.document.position ?? { epoch: 0, stepInEpoch: 0, globalStep: 0 }
+      const epochs = record.options.epochs
+      if (position.epoch >= epochs) throw new Error(`this run is finished (${position.epoch} of ${epochs} epochs): open it, or train a new one`)
+      const dataset = await this.openRunDataset(record, saved.document.config)
+      const data = trainingData(dataset, record.maxTrainItems)
+      const model = await restoreCheckpoint(saved)
+      const trainer = createTrainer(model, data, record.options, this.backendName)
+      await restoreOptimizerState(saved, trainer.optimizer)
+      trainer.position = { ...position }
+      this.disposeSession()
+      const session = this.newSession(basename(runDir), runDir, model, trainer)
+      const history = (saved.document.meta.history as EpochSummary[] | undefined) ?? []
+      session.epochs = history.map((summary) => ({ ...summary, step: summary.epoch * trainer.stepsPerEpoch - 1 }))
+      const summary = this.modelSummary(session)
+      this.emit('train.started', summary)
+      this.emit('log', { level: 'info', message: `resuming ${basename(runDir)} at epoch ${position.epoch + 1} of ${epochs}, step ${position.stepInEpoch + 1}` })
+      void this.runSession(session, epochs, history)
+      return summary
+    } finally {
+      this.startingTraining = false
+    }
+  }
+
+  /**
+   * The dataset a stored run was trained on, opened unless it is the one open already, and checked
+   * against the model: same image shape, same number of classes.
+   */
+  private async openRunDataset(record: RunRecord, config: ModelConfig): Promise<ImageDataset> {
+    if (!this.dataset || this.dataset.report.source !== record.dataset) {
+      if (isGeneratedSource(record.dataset)) await this.loadDataset(null)
+      else if (!existsSync(record.dataset)) throw new Error(`the dataset this model was trained on is not at ${record.dataset} any more`)
+      else await this.loadDataset(resolve(record.dataset))
+    }
+    const dataset = this.requireDataset()
+    // A reloaded window may not know the dataset the engine already holds: say it again.
+    this.emit('dataset.loaded', this.summary(dataset))
+    checkDatasetFits(config, dataset)
+    return dataset
   }
 
   /** The backend the engine selected (tf's current one before selection). */
@@ -321,12 +443,13 @@ export class Engine {
     return this.backend?.backend ?? tf.getBackend()
   }
 
-  private async runSession(session: Session, epochs: number): Promise<void> {
+  private async runSession(session: Session, epochs: number, history: EpochSummary[]): Promise<void> {
     const trainer = session.trainer as Trainer
-    const history: unknown[] = []
+    let lastCheckpoint: { epoch: number; stepInEpoch: number } | null = null
     const checkpoint = async () => {
       const serialized = await serializeCheckpoint(session.model, trainer.optimizer, { ...trainer.position }, { history })
       await saveCheckpoint(session.runDir, serialized, trainer.position.globalStep)
+      lastCheckpoint = { epoch: trainer.position.epoch, stepInEpoch: trainer.position.stepInEpoch }
     }
     // Asked again on each step: the workers report their backend once they have started.
     const where = () => describeTrainer(trainer, this.backendName)
@@ -334,6 +457,8 @@ export class Engine {
     try {
       await trainer.run({
         onStep: (p) => {
+          session.lastStep = p
+          session.steps.push({ step: p.epoch * p.stepsPerEpoch + p.stepInEpoch, terms: p.terms })
           this.emit('train.step', p)
           const done = (p.epoch * p.stepsPerEpoch + p.stepInEpoch) / (p.epochs * p.stepsPerEpoch)
           const label = trainer.isPaused ? 'training paused' : `training epoch ${p.epoch + 1}/${p.epochs} on ${where()} · loss ${p.loss.toFixed(1)} · ${Math.round(p.itemsPerSecond)} items/s`
@@ -341,17 +466,24 @@ export class Engine {
         },
         onEpoch: (summary) => {
           history.push(summary)
+          session.epochs.push({ ...summary, step: session.steps.at(-1)?.step ?? 0 })
           this.emit('train.epoch', summary)
         },
         onCheckpoint: checkpoint
       })
       session.trainer = null
+      await writeRunOutcome(session.runDir, { state: 'finished', message: `trained ${epochs} epochs` })
       this.emit('train.finished', { runId: session.runId, outcome: 'completed', message: `trained ${epochs} epochs` })
       await this.encodeAndProject(session)
     } catch (error) {
       session.trainer = null
       if (error instanceof TrainingCancelledError) {
-        this.emit('train.finished', { runId: session.runId, outcome: 'cancelled', message: 'training cancelled; the last checkpoint is kept' })
+        const kept = lastCheckpoint as { epoch: number; stepInEpoch: number } | null
+        const message = kept
+          ? `training cancelled; the checkpoint after ${kept.epoch} epoch(s) and ${kept.stepInEpoch} step(s) is kept and can be resumed`
+          : 'training cancelled before its first checkpoint: nothing was saved'
+        if (kept) await writeRunOutcome(session.runDir, { state: 'interrupted', message }).catch(() => undefined)
+        this.emit('train.finished', { runId: session.runId, outcome: 'cancelled', message })
         this.status('idle', 'training cancelled')
         return
       }
@@ -360,6 +492,7 @@ export class Engine {
         const restored = await this.rollBack(session)
         message += restored ? '; the model was rolled back to its last good checkpoint' : '; no earlier checkpoint to roll back to'
       }
+      await writeRunOutcome(session.runDir, { state: 'failed', message }).catch(() => undefined)
       this.emit('train.finished', { runId: session.runId, outcome: 'failed', message })
       this.status('error', message)
     } finally {
@@ -389,6 +522,13 @@ export class Engine {
       // Weights changed: errors are recomputed when the map is next coloured by them.
       session.reconstructionErrors = null
       await writeLatents(session.runDir, session.latents, n)
+      // Metrics stored with the run belong to its weights, which a reopen does not change.
+      const stored = reuse ? await readMetrics(session.runDir) : null
+      if (!stored) this.status('encoding', 'measuring the latent spaces (health, 5-NN class accuracy)', null)
+      session.metrics = stored ?? (await measureModel(session.model, dataset, session.latents))
+      if (!stored) await writeFileAtomic(join(session.runDir, 'metrics.json'), JSON.stringify(session.metrics, null, 1))
+      this.emit('model.metrics', session.metrics)
+      for (const warning of session.metrics.warnings) this.emit('log', { level: 'warn', message: warning })
       for (const [name, { dim, values }] of session.latents) {
         if (session.abort.signal.aborted) return
         // A projection stored with the run is reused when it was made from these very latents.
@@ -427,30 +567,13 @@ export class Engine {
 
   /** Reopens a trained run (the app's or the CLI's): its dataset, weights, latents and maps. */
   async openRun(path: string): Promise<ModelSummary> {
-    if (this.session?.trainer) throw new Error('stop the training before opening another model')
+    if (this.session?.trainer || this.startingTraining) throw new Error('stop the training before opening another model')
     const runDir = resolve(path)
-    let run: { config: ModelConfig; dataset: string }
-    try {
-      run = JSON.parse(await readFile(join(runDir, 'run.json'), 'utf8'))
-    } catch (error) {
-      throw new Error(`${runDir} is not a trained model's folder (no readable run.json: ${(error as Error).message})`)
-    }
+    const record = await readRunRecord(runDir)
     const saved = await loadLatestCheckpoint(runDir)
     if (!saved) throw new Error(`${runDir} has no checkpoint yet`)
-    if (!this.dataset || this.dataset.report.source !== run.dataset) {
-      if (isGeneratedSource(run.dataset)) await this.openDataset(null)
-      else if (!existsSync(run.dataset)) throw new Error(`the dataset this model was trained on is not at ${run.dataset} any more`)
-      else await this.openDataset(run.dataset)
-    }
-    const dataset = this.requireDataset()
-    // A reloaded window may not know the dataset the engine already holds: say it again.
-    this.emit('dataset.loaded', this.summary(dataset))
+    await this.openRunDataset(record, saved.document.config)
     const model = await restoreCheckpoint(saved)
-    const { height, width, channels } = model.config.image
-    if (height !== dataset.height || width !== dataset.width || channels !== dataset.channels) {
-      model.dispose()
-      throw new Error(`the model expects ${width}x${height}x${channels} images but the dataset loads as ${dataset.width}x${dataset.height}x${dataset.channels}`)
-    }
     this.disposeSession()
     const session = this.newSession(basename(runDir), runDir, model, null)
     const summary = this.modelSummary(session)
@@ -485,14 +608,14 @@ export class Engine {
     return values
   }
 
-  private decodePoint(space: string, position: [number, number, number]): PinnedPoint {
+  private async decodePoint(space: string, position: [number, number, number]): Promise<PinnedPoint> {
     const session = this.requireModel()
     const map = session.maps.get(space)
     const latents = this.requireLatents(session, space)
     if (!map) throw new Error(`no map of "${space}" yet`)
     const { latent, neighbours, weights } = latentAtMapPoint(map.positions, latents.values, latents.dim, position, POINT_DECODE_NEIGHBOURS)
     const context = contextFor(session.model, space, neighbours, weights, session.latents)
-    const decoded = decodeInSpace(session.model, space, latent, context)
+    const decoded = await decodeInSpace(session.model, space, latent, context)
     const id = session.nextPin++
     session.pins.set(id, { space, values: { ...context, [space]: latent } })
     return {
@@ -505,7 +628,7 @@ export class Engine {
     }
   }
 
-  private interpolate(args: RequestArgs<'interpolate'>): InterpolationResult {
+  private async interpolate(args: RequestArgs<'interpolate'>): Promise<InterpolationResult> {
     const session = this.requireModel()
     this.requireLatents(session, args.space)
     const a = this.endValues(session, args.from)
@@ -515,7 +638,7 @@ export class Engine {
     // z_u), so that the path's ends decode exactly as its two end items do.
     const context: Record<string, Float32Array> = {}
     for (const name of Object.keys(a)) if (name !== args.space) context[name] = interpolatePath(a[name], b[name], args.steps, 'linear')
-    const decoded = decodeInSpace(session.model, args.space, path, context)
+    const decoded = await decodeInSpace(session.model, args.space, path, context)
     const projection = session.projections.get(args.space)
     const placed = projection ? toThreeD(projection.transform(path), projection.nComponents) : new Float32Array(args.steps * 3)
     return {
@@ -526,12 +649,12 @@ export class Engine {
     }
   }
 
-  private generateGrid(args: RequestArgs<'generate.grid'>): ClassGridResult {
+  private async generateGrid(args: RequestArgs<'generate.grid'>): Promise<ClassGridResult> {
     const session = this.requireModel()
     const model = session.model
     if (!model.conditionalSpace) throw new Error('this model has no class-conditional prior: train a CDVAE, or a VAE/SRVAE with "class prior" ticked, on labelled data')
     const fromItem = args.fromItem === undefined ? undefined : this.endValues(session, { item: args.fromItem })
-    const grid = classGrid(model, { rows: args.rows, temperature: args.temperature, seed: args.seed, fromItem })
+    const grid = await classGrid(model, { rows: args.rows, temperature: args.temperature, seed: args.seed, fromItem })
     return {
       classNames: this.requireDataset().classNames,
       rows: grid.rows,
@@ -542,22 +665,19 @@ export class Engine {
     }
   }
 
-  private traverse(args: RequestArgs<'traverse'>): TraversalResult {
+  private async traverse(args: RequestArgs<'traverse'>): Promise<TraversalResult> {
     const session = this.requireModel()
     const dataset = this.requireDataset()
     const space = session.model.spaces.find((s) => s.name === args.space)
     if (!space) throw new Error(`the model has no space "${args.space}"`)
     if (space.isImage) throw new Error(`"${args.space}" is an image space: traverse u or z instead`)
     const item = this.endValues(session, { item: args.index })
-    // Order dimensions by their mean KL over (up to) 500 training items: informative ones first.
+    // Informative dimensions first: by the model's own KL per dimension (to its prior, p(z_l|c) for
+    // the CDVAE) on the held-out items, once measured; else by the KL to N(0, 1) of (up to) 500
+    // training items.
+    const measured = session.metrics?.health[args.space]?.klPerDim
     const sample = Array.from(dataset.split.keys()).filter((i) => dataset.split[i] === 0).slice(0, 500)
-    const kl = tf.tidy(() => {
-      const { width, height, channels } = dataset
-      const k = width * height * channels
-      const pixels = new Float32Array(sample.length * k)
-      sample.forEach((index, j) => pixels.set(dataset.pixels.subarray(index * k, (index + 1) * k), j * k))
-      return klPerDimension(session.model, tf.tensor4d(pixels, [sample.length, height, width, channels]).div(255) as tf.Tensor4D)[args.space]
-    })
+    const kl = measured ? Float32Array.from(measured) : await this.sampleKlPerDimension(session.model, sample, args.space)
     const dimensions = Array.from(kl, (value, index) => ({ index, kl: value }))
       .sort((p, q) => q.kl - p.kl)
       .slice(0, args.dimensions)
@@ -565,8 +685,25 @@ export class Engine {
     const context = Object.fromEntries(Object.entries(item).filter(([name]) => name !== args.space))
     // Under a class prior a dimension moves around the item's own value; under N(0, I) it is set.
     const mode = args.space === session.model.conditionalSpace ? 'offset' : 'set'
-    const images = traversalGrid(session.model, args.space, item[args.space], context, dimensions.map((d) => d.index), values, { mode })
+    const images = await traversalGrid(session.model, args.space, item[args.space], context, dimensions.map((d) => d.index), values, { mode })
     return { space: args.space, dimensions, values, images }
+  }
+
+  /** KL per dimension of one space (to N(0, 1)) over some items, for a model not yet measured. */
+  private async sampleKlPerDimension(model: VaeFamilyModel, items: number[], space: string): Promise<Float32Array> {
+    const dataset = this.requireDataset()
+    const { width, height, channels } = dataset
+    const k = width * height * channels
+    const pixels = new Float32Array(items.length * k)
+    items.forEach((index, j) => pixels.set(dataset.pixels.subarray(index * k, (index + 1) * k), j * k))
+    const x = tf.tidy(() => tf.tensor4d(pixels, [items.length, height, width, channels]).div(255) as tf.Tensor4D)
+    try {
+      const kl = (await klPerDimension(model, x))[space]
+      if (!kl) throw new Error(`"${space}" has no posterior to measure`)
+      return kl
+    } finally {
+      x.dispose()
+    }
   }
 
   mapData(space: string, final: boolean): MapData {
@@ -600,7 +737,7 @@ export class Engine {
     return { width, height, channels, base64: bytesToBase64(pixels.subarray(index * k, (index + 1) * k)) }
   }
 
-  inspect(index: number): ItemView {
+  async inspect(index: number): Promise<ItemView> {
     const dataset = this.requireDataset()
     if (index >= dataset.split.length) throw new Error(`there is no item ${index}; the dataset has ${dataset.split.length}`)
     const { width, height, channels } = dataset
@@ -609,14 +746,18 @@ export class Engine {
     let predictedLabel: string | null = null
     const model = this.session?.model
     if (model) {
-      tf.tidy(() => {
+      const { decoded, predicted } = tf.tidy(() => {
         const x = this.itemTensor(index)
-        const decoded = model.reconstruct(x)
-        images.push({ name: 'reconstruction', image: toImagePayloads(decoded.x)[0] })
-        for (const [name, t] of Object.entries(decoded)) if (name !== 'x') images.push({ name, image: toImagePayloads(t)[0] })
         const scores = model.classLogLikelihoods(x)
-        if (scores) predictedLabel = dataset.classNames[scores.argMax(1).dataSync()[0]] ?? null
+        return { decoded: model.reconstruct(x) as Record<string, tf.Tensor4D>, predicted: scores ? [scores.argMax(1)] : [] }
       })
+      try {
+        images.push({ name: 'reconstruction', image: (await toImagePayloads(decoded.x))[0] })
+        for (const [name, t] of Object.entries(decoded)) if (name !== 'x') images.push({ name, image: (await toImagePayloads(t))[0] })
+        if (predicted[0]) predictedLabel = dataset.classNames[(await predicted[0].data())[0]] ?? null
+      } finally {
+        tf.dispose([...Object.values(decoded), ...predicted])
+      }
     }
     const neighbours: ItemView['neighbours'] = []
     if (this.session) {

@@ -12,21 +12,12 @@
 //   `x` always, `y` too for the SRVAE.
 // - Every tensor made here is disposed before returning (tf.tidy); the model is never modified.
 import * as tf from '@tensorflow/tfjs'
+import { readAndDispose, readOne } from '../../models/readback'
 import { bytesToBase64, type ImagePayload } from '../common/contract'
 import type { ImageShape, VaeFamilyModel } from '../../models/index'
 
 /** Rows decoded per model call: bounds memory for long paths and large grids. */
 const DECODE_CHUNK = 256
-
-/** Runs fn in a tf scope that disposes every tensor made in it (tf.tidy, for non-tensor results). */
-function scoped<T>(fn: () => T): T {
-  tf.engine().startScope()
-  try {
-    return fn()
-  } finally {
-    tf.engine().endScope()
-  }
-}
 
 /** The latents the engine holds per space: posterior means, n * dim, in item order. */
 export type SpaceLatents = Map<string, { dim: number; values: Float32Array }>
@@ -34,13 +25,13 @@ export type SpaceLatents = Map<string, { dim: number; values: Float32Array }>
 // ---------------------------------------------------------------------------------------------
 // Images
 
-/**
- * [n, h, w, c] in [0, 1] -> one uint8 payload per item (value * 255, rounded, clipped to 0..255).
- * Reads the tensor back once; does not dispose it.
- */
-export function toImagePayloads(images: tf.Tensor4D): ImagePayload[] {
-  const [n, height, width, channels] = images.shape
-  const bytes = tf.tidy(() => images.mul(255).round().clipByValue(0, 255).toInt().dataSync())
+/** [n, h, w, c] in [0, 1] -> the same as integers 0..255 (value * 255, rounded, clipped). */
+function asBytes(images: tf.Tensor4D): tf.Tensor4D {
+  return images.mul(255).round().clipByValue(0, 255).toInt() as tf.Tensor4D
+}
+
+function payloadsOf(bytes: ArrayLike<number> & { subarray(from: number, to: number): ArrayLike<number> }, shape: number[]): ImagePayload[] {
+  const [n, height, width, channels] = shape
   const k = height * width * channels
   const out: ImagePayload[] = []
   for (let i = 0; i < n; i++) {
@@ -49,11 +40,28 @@ export function toImagePayloads(images: tf.Tensor4D): ImagePayload[] {
   return out
 }
 
-/** Payloads of every named image of a decode, {name: [n]}. */
-function payloadsByName(decoded: Record<string, tf.Tensor4D>): Record<string, ImagePayload[]> {
-  const out: Record<string, ImagePayload[]> = {}
-  for (const [name, images] of Object.entries(decoded)) out[name] = toImagePayloads(images)
-  return out
+/** [n, h, w, c] in [0, 1] -> one uint8 payload per item. Reads the tensor back once; does not dispose it. */
+export async function toImagePayloads(images: tf.Tensor4D): Promise<ImagePayload[]> {
+  const bytes = await readOne<Int32Array>(tf.tidy(() => asBytes(images)))
+  return payloadsOf(bytes, images.shape)
+}
+
+/**
+ * Payloads of every named image that `decode` makes, {name: [n]}; every tensor it makes is
+ * disposed. The read is asynchronous (models/readback.ts says why), so decode runs in a tf.tidy.
+ */
+async function decodedPayloads(decode: () => Record<string, tf.Tensor4D>): Promise<Record<string, ImagePayload[]>> {
+  const shapes: Record<string, number[]> = {}
+  const bytes = tf.tidy(() => {
+    const out: Record<string, tf.Tensor> = {}
+    for (const [name, images] of Object.entries(decode())) {
+      shapes[name] = images.shape
+      out[name] = asBytes(images)
+    }
+    return out
+  })
+  const read = await readAndDispose(bytes)
+  return Object.fromEntries(Object.entries(read).map(([name, values]) => [name, payloadsOf(values, shapes[name])]))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -84,12 +92,12 @@ function rowCount(values: Float32Array, dim: number, what: string): number {
  *
  * Returns {name: m payloads}, row order kept.
  */
-export function decodeInSpace(
+export async function decodeInSpace(
   model: VaeFamilyModel,
   space: string,
   latents: Float32Array,
   context: Record<string, Float32Array> = {}
-): Record<string, ImagePayload[]> {
+): Promise<Record<string, ImagePayload[]>> {
   const dim = spaceDim(model, space)
   const m = rowCount(latents, dim, `latents of "${space}"`)
   const contextDims: Record<string, number> = {}
@@ -103,7 +111,7 @@ export function decodeInSpace(
   const out: Record<string, ImagePayload[]> = {}
   for (let from = 0; from < m; from += DECODE_CHUNK) {
     const count = Math.min(DECODE_CHUNK, m - from)
-    const chunk = scoped(() => {
+    const chunk = await decodedPayloads(() => {
       const z = tf.tensor2d(latents.subarray(from * dim, (from + count) * dim), [count, dim])
       const ctx: Record<string, tf.Tensor2D> = {}
       for (const [name, values] of Object.entries(context)) {
@@ -113,7 +121,7 @@ export function decodeInSpace(
             ? tf.tensor2d(values, [1, d]).tile([count, 1])
             : tf.tensor2d(values.subarray(from * d, (from + count) * d), [count, d])
       }
-      return payloadsByName(model.decode(space, z, ctx))
+      return model.decode(space, z, ctx)
     })
     for (const [name, payloads] of Object.entries(chunk)) (out[name] ??= []).push(...payloads)
   }
@@ -350,7 +358,7 @@ export interface ClassGrid {
  * clear error otherwise. See ClassGridOptions.fromItem for "this item as every class" (needs a
  * model with a free space, i.e. the CDVAE).
  */
-export function classGrid(model: VaeFamilyModel, options: ClassGridOptions): ClassGrid {
+export async function classGrid(model: VaeFamilyModel, options: ClassGridOptions): Promise<ClassGrid> {
   const conditional = model.conditionalSpace
   if (conditional === null) {
     throw new Error('this model has no class-conditional prior: a class grid needs a CDVAE, or a VAE/SRVAE trained with a conditional prior on labelled data')
@@ -368,22 +376,22 @@ export function classGrid(model: VaeFamilyModel, options: ClassGridOptions): Cla
     if (!fixedValue || fixedValue.length !== d) throw new Error(`fromItem must carry the item's ${fixedSpace} (${d} values)`)
   }
   const noise: Record<string, Float32Array> = {}
-  noiseSpaces(model).forEach(({ name, dim }, i) => {
-    if (name === fixedSpace) return
-    const values = Float32Array.from(tf.tidy(() => tf.randomNormal([rows, dim], 0, 1, 'float32', seed * 7919 + 101 * i + 17).dataSync()))
+  for (const [i, { name, dim }] of noiseSpaces(model).entries()) {
+    if (name === fixedSpace) continue
+    const values = Float32Array.from(await readOne(tf.randomNormal([rows, dim], 0, 1, 'float32', seed * 7919 + 101 * i + 17)))
     // With an item, row 0 is the class mean: zero noise in every drawn space.
     if (fromItem) values.fill(0, 0, dim)
     noise[name] = values
-  })
+  }
   const images: ImagePayload[][] = Array.from({ length: rows }, () => [])
   let yImages: ImagePayload[][] | undefined
   for (let c = 0; c < classes; c++) {
-    const decoded = scoped(() => {
+    const decoded = await decodedPayloads(() => {
       const noiseTensors: Record<string, tf.Tensor2D> = {}
       for (const [name, values] of Object.entries(noise)) noiseTensors[name] = tf.tensor2d(values, [rows, values.length / rows])
       const fixed: Record<string, tf.Tensor2D> = {}
       if (fixedSpace && fixedValue) fixed[fixedSpace] = tf.tensor2d(fixedValue, [1, fixedValue.length]).tile([rows, 1])
-      return payloadsByName(model.sample(rows, { classIndex: c, temperature, noise: noiseTensors, fixed }))
+      return model.sample(rows, { classIndex: c, temperature, noise: noiseTensors, fixed })
     })
     for (let r = 0; r < rows; r++) {
       images[r].push(decoded.x[r])
@@ -399,9 +407,9 @@ export function classGrid(model: VaeFamilyModel, options: ClassGridOptions): Cla
  * Models with a class prior and no class: the VAE/SRVAE draw N(0, I); the CDVAE uses the centre
  * of the class means for z_l. Returns {name: n payloads}.
  */
-export function ancestralSamples(model: VaeFamilyModel, n: number, temperature: number, seed: number, classIndex?: number): Record<string, ImagePayload[]> {
+export async function ancestralSamples(model: VaeFamilyModel, n: number, temperature: number, seed: number, classIndex?: number): Promise<Record<string, ImagePayload[]>> {
   if (!Number.isInteger(n) || n < 1) throw new Error(`ask for at least one sample, got ${n}`)
-  return scoped(() => payloadsByName(model.sample(n, { temperature, seed, ...(classIndex === undefined ? {} : { classIndex }) })))
+  return decodedPayloads(() => model.sample(n, { temperature, seed, ...(classIndex === undefined ? {} : { classIndex }) }) as Record<string, tf.Tensor4D>)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -414,20 +422,22 @@ export function ancestralSamples(model: VaeFamilyModel, n: number, temperature: 
  * model.posteriors, so the SRVAE's y (deterministic) has no entry. For the SRVAE z and the CDVAE
  * z_l the training KL is to a learned prior; this is still to N(0, 1), a common yardstick.
  */
-export function klPerDimension(model: Pick<VaeFamilyModel, 'posteriors'>, x: tf.Tensor4D, batchSize = 256): Record<string, Float32Array> {
+export async function klPerDimension(model: Pick<VaeFamilyModel, 'posteriors'>, x: tf.Tensor4D, batchSize = 256): Promise<Record<string, Float32Array>> {
   const n = x.shape[0]
   if (n === 0) throw new Error('klPerDimension needs at least one item')
   const sums: Record<string, Float64Array> = {}
   for (let from = 0; from < n; from += batchSize) {
     const count = Math.min(batchSize, n - from)
-    const partial = tf.tidy(() => {
-      const batch = x.slice([from, 0, 0, 0], [count, -1, -1, -1])
-      const out: Record<string, Float32Array> = {}
-      for (const [name, { mu, logvar }] of Object.entries(model.posteriors(batch))) {
-        out[name] = mu.square().add(logvar.exp()).sub(1).sub(logvar).mul(0.5).sum(0).dataSync() as Float32Array
-      }
-      return out
-    })
+    const partial = await readAndDispose(
+      tf.tidy(() => {
+        const batch = x.slice([from, 0, 0, 0], [count, -1, -1, -1])
+        const out: Record<string, tf.Tensor> = {}
+        for (const [name, { mu, logvar }] of Object.entries(model.posteriors(batch))) {
+          out[name] = mu.square().add(logvar.exp()).sub(1).sub(logvar).mul(0.5).sum(0)
+        }
+        return out
+      })
+    )
     for (const [name, values] of Object.entries(partial)) {
       const acc = (sums[name] ??= new Float64Array(values.length))
       for (let d = 0; d < values.length; d++) acc[d] += values[d]
@@ -458,7 +468,7 @@ export interface TraversalOptions {
  * prior standard deviations. For a class-prior space use mode 'offset' (the item's value plus
  * multiples of 1).
  */
-export function traversalGrid(
+export async function traversalGrid(
   model: VaeFamilyModel,
   space: string,
   itemLatent: Float32Array,
@@ -466,7 +476,7 @@ export function traversalGrid(
   dimensions: number[],
   values: number[],
   options: TraversalOptions = {}
-): ImagePayload[][] {
+): Promise<ImagePayload[][]> {
   const dim = spaceDim(model, space)
   if (itemLatent.length !== dim) throw new Error(`the item's latent must hold ${dim} values, got ${itemLatent.length}`)
   for (const d of dimensions) if (!Number.isInteger(d) || d < 0 || d >= dim) throw new Error(`"${space}" has no dimension ${d}`)
@@ -481,7 +491,7 @@ export function traversalGrid(
     })
   })
   const name = options.image ?? 'x'
-  const decoded = decodeInSpace(model, space, latents, context)[name]
+  const decoded = (await decodeInSpace(model, space, latents, context))[name]
   if (!decoded) throw new Error(`decoding "${space}" gives no image "${name}"`)
   return dimensions.map((_, i) => decoded.slice(i * values.length, (i + 1) * values.length))
 }
@@ -489,12 +499,14 @@ export function traversalGrid(
 // ---------------------------------------------------------------------------------------------
 // Reconstruction error
 
-function reconstructionErrorBatch(model: VaeFamilyModel, pixels: Uint8Array, shape: ImageShape, from: number, count: number, out: Float32Array): void {
+async function reconstructionErrorBatch(model: VaeFamilyModel, pixels: Uint8Array, shape: ImageShape, from: number, count: number, out: Float32Array): Promise<void> {
   const k = shape.height * shape.width * shape.channels
-  const errors = tf.tidy(() => {
-    const x = tf.tensor4d(pixels.subarray(from * k, (from + count) * k), [count, shape.height, shape.width, shape.channels]).toFloat().div(255) as tf.Tensor4D
-    return x.sub(model.reconstruct(x).x).square().reshape([count, k]).mean(1).dataSync() as Float32Array
-  })
+  const errors = await readOne(
+    tf.tidy(() => {
+      const x = tf.tensor4d(pixels.subarray(from * k, (from + count) * k), [count, shape.height, shape.width, shape.channels]).toFloat().div(255) as tf.Tensor4D
+      return x.sub(model.reconstruct(x).x).square().reshape([count, k]).mean(1)
+    })
+  )
   out.set(errors, from)
 }
 
@@ -507,17 +519,10 @@ function pixelItems(pixels: Uint8Array, shape: ImageShape): number {
 /**
  * Per item, the mean squared error over pixels (values in [0, 1]) between x and its
  * reconstruction through the posterior means (model.reconstruct(x).x), for colouring the map.
- * `pixels` is n * h * w * c uint8 in item order (the dataset's layout).
+ * `pixels` is n * h * w * c uint8 in item order (the dataset's layout). Yields to the event loop
+ * between batches and reports progress.
  */
-export function reconstructionErrors(model: VaeFamilyModel, pixels: Uint8Array, shape: ImageShape, batchSize = 256): Float32Array {
-  const n = pixelItems(pixels, shape)
-  const out = new Float32Array(n)
-  for (let from = 0; from < n; from += batchSize) reconstructionErrorBatch(model, pixels, shape, from, Math.min(batchSize, n - from), out)
-  return out
-}
-
-/** reconstructionErrors, yielding to the event loop between batches and reporting progress. */
-export async function reconstructionErrorsAsync(
+export async function reconstructionErrors(
   model: VaeFamilyModel,
   pixels: Uint8Array,
   shape: ImageShape,
@@ -530,7 +535,7 @@ export async function reconstructionErrorsAsync(
   for (let from = 0; from < n; from += batchSize) {
     signal?.throwIfAborted()
     const count = Math.min(batchSize, n - from)
-    reconstructionErrorBatch(model, pixels, shape, from, count, out)
+    await reconstructionErrorBatch(model, pixels, shape, from, count, out)
     onProgress?.(from + count, n)
     await new Promise((resolve) => setTimeout(resolve, 0))
   }

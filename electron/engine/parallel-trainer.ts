@@ -11,7 +11,7 @@ import { availableParallelism } from 'node:os'
 import { Worker } from 'node:worker_threads'
 import * as tf from '@tensorflow/tfjs'
 import type { TrainingData } from '../../models/data'
-import { combineEvaluation, evaluationChunks, Trainer, type ChunkEvaluation, type TrainingCallbacks, type TrainOptions } from '../../models/train'
+import { combineEvaluation, evaluationChunks, Trainer, type ChunkEvaluation, type Evaluation, type TrainingCallbacks, type TrainOptions } from '../../models/train'
 import type { VaeFamilyModel } from '../../models/types'
 import { assignFlatWeights, createGradientExchange, failExchange, flattenWeights, getOptimizerState, setOptimizerState } from './train-replica'
 import type { SharedTrainingData, TrainWorkerReply, TrainWorkerRequest } from './train-worker'
@@ -178,13 +178,13 @@ export class ParallelTrainer extends Trainer {
   }
 
   /** One synchronous data-parallel step: the batch split in contiguous shares, one per worker. */
-  override async trainStep(indices: Int32Array, seed: number): Promise<Record<string, number>> {
+  override async trainStep(indices: Int32Array, seed: number, step?: number): Promise<Record<string, number>> {
     const threads = await this.replicas()
     const n = indices.length
     // Contiguous shares, the larger ones first. A share can be empty (a last batch smaller than the
     // worker count): its worker computes nothing but still applies the update with the others.
     const shares = threads.map((_, k) => indices.subarray(Math.ceil((k * n) / threads.length), Math.ceil(((k + 1) * n) / threads.length)))
-    const replies = await Promise.all(shares.map((share, k) => threads[k].request<'stepped'>({ type: 'step', indices: share.slice(), seed: seed + k * WORKER_SEED_OFFSET })))
+    const replies = await Promise.all(shares.map((share, k) => threads[k].request<'stepped'>({ type: 'step', indices: share.slice(), seed: seed + k * WORKER_SEED_OFFSET, step })))
     // The full batch's means = the shares' means weighted by their item counts. A NaN or infinite
     // term stops run(); the workers did not apply that step, so the replicas (and this.model after
     // the stop) keep the last good weights.
@@ -208,7 +208,7 @@ export class ParallelTrainer extends Trainer {
     if (state.optimizer) {
       // Adam matches slots to variables by position; name them after this model's variables (each
       // store has its own prefix) so that a checkpoint reads the same as the in-process trainer's.
-      const names = this.model.parameters.list().map((v) => v.name)
+      const names = this.model.parameters.trainable().map((v) => v.name)
       const slotNames = state.optimizer.slots.length === 2 * names.length ? [...names.map((n) => `${n}/m`), ...names.map((n) => `${n}/v`)] : undefined
       await setOptimizerState(this.optimizer, state.optimizer, slotNames)
       this.optimizerBehind = false
@@ -219,7 +219,7 @@ export class ParallelTrainer extends Trainer {
    * The held-out evaluation on the workers: evaluate()'s chunks dealt out in turn, combined here
    * in chunk order, so the figures are exactly what evaluate() on this thread's model gives.
    */
-  protected override async evaluateHeldOut(seed: number): Promise<Record<string, number>> {
+  protected override async evaluateHeldOut(seed: number): Promise<Evaluation> {
     const threads = this.threads
     if (!threads) return super.evaluateHeldOut(seed)
     const indices = this.data.heldOutIndices
@@ -230,10 +230,9 @@ export class ParallelTrainer extends Trainer {
         return mine.length ? thread.request<'evaluation'>({ type: 'evaluate', indices, chunks: mine, seed }) : null
       })
     )
-    const results: ChunkEvaluation[] = chunks.map(({ from, to }, c) => ({
-      count: to - from,
-      values: (parts[c % threads.length] as Extract<TrainWorkerReply, { type: 'evaluation' }>).values[Math.floor(c / threads.length)]
-    }))
+    const results: ChunkEvaluation[] = chunks.map(
+      (_, c) => (parts[c % threads.length] as Extract<TrainWorkerReply, { type: 'evaluation' }>).chunks[Math.floor(c / threads.length)]
+    )
     return combineEvaluation(results, this.data)
   }
 

@@ -1,7 +1,7 @@
 // Entry point of the engine process. The same file runs under Electron's utilityProcess (messages
 // on process.parentPort) and under Node's child_process.fork (process.send / 'message'), so the
 // desktop app and browser mode run exactly the same engine.
-import { validateRequest, type EventMessage, type ResponseMessage } from '../common/contract'
+import { describeRequestError, requestIdOf, validateRequest, type EventMessage, type ResponseMessage } from '../common/contract'
 import { Engine } from './engine'
 import { defaultDataDir } from './runs'
 import type { BackendPreference } from './backend'
@@ -36,12 +36,17 @@ const engine = new Engine({
 })
 
 channel.onMessage(async (raw) => {
-  const id = typeof (raw as { id?: unknown })?.id === 'number' ? (raw as { id: number }).id : -1
+  const id = requestIdOf(raw)
+  let request
   try {
     // The host already validated it; the engine checks again because it trusts no transport.
-    const request = validateRequest(raw)
-    const result = await engine.handle(request)
-    channel.send({ type: 'response', id, ok: true, result })
+    request = validateRequest(raw)
+  } catch (error) {
+    channel.send({ type: 'response', id, ok: false, error: describeRequestError(error) })
+    return
+  }
+  try {
+    channel.send({ type: 'response', id, ok: true, result: await engine.handle(request) })
   } catch (error) {
     channel.send({ type: 'response', id, ok: false, error: error instanceof Error ? error.message : String(error) })
   }

@@ -5,11 +5,14 @@ import { homedir } from 'node:os'
 import { join } from 'node:path'
 import * as tf from '@tensorflow/tfjs'
 import { defaultModelConfig, type ModelConfig, type ModelFamily, type VaeFamilyModel } from '../../models/index'
-import type { TrainingData } from '../../models/data'
+import { makeBatch, type TrainingData } from '../../models/data'
+import { argmaxAccuracy, knnClassAccuracy, latentWarnings, type ModelMetrics } from '../../models/metrics'
+import { readAndDispose } from '../../models/readback'
+import { evaluateWithHealth, type TrainOptions } from '../../models/train'
 import type { ImageDataset } from './datasets/types'
 import { writeFileAtomic } from './storage'
 import { LatentProjection } from './projection'
-import { bytesToBase64, type ProjectionSettings, type RunListing, type ThumbnailAtlas } from '../common/contract'
+import { bytesToBase64, type ObjectiveArgs, type ProjectionSettings, type RunListing, type ThumbnailAtlas } from '../common/contract'
 
 /** Where the app keeps runs and the dataset cache (the desktop app passes its own userData folder). */
 export function defaultDataDir(): string {
@@ -43,7 +46,7 @@ export function latentDimsFor(family: ModelFamily, size: number): Record<string,
 export function modelConfigFor(
   dataset: ImageDataset,
   family: ModelFamily,
-  options: { seed: number; latentDim?: number; conditionalPrior?: boolean }
+  options: { seed: number; latentDim?: number; conditionalPrior?: boolean; objective?: ObjectiveArgs }
 ): ModelConfig {
   const labelled = isLabelled(dataset)
   if (family === 'cdvae' && !labelled) {
@@ -55,6 +58,19 @@ export function modelConfigFor(
     conditionalPrior: options.conditionalPrior ?? false
   })
   if (options.latentDim) config.latentDims = latentDimsFor(family, options.latentDim)
+  const asked = options.objective ?? {}
+  const spaces = Object.keys(config.latentDims)
+  for (const space of Object.keys(asked.klWeights ?? {})) {
+    if (!spaces.includes(space)) throw new Error(`a KL weight for "${space}": the ${family.toUpperCase()} has no such latent space (it has ${spaces.join(', ')})`)
+  }
+  if (asked.freeSpaceIndependence && family !== 'cdvae') throw new Error('the class-independence term applies to the CDVAE\'s z_u only')
+  const base = config.objective
+  config.objective = {
+    klWeights: { ...base.klWeights, ...asked.klWeights },
+    freeBits: asked.freeBits ?? base.freeBits,
+    warmupSteps: asked.warmupSteps ?? base.warmupSteps,
+    freeSpaceIndependence: asked.freeSpaceIndependence ?? base.freeSpaceIndependence
+  }
   return config
 }
 
@@ -71,11 +87,13 @@ export async function encodeAll(
   const latents = new Map(model.spaces.map((s) => [s.name, { dim: s.dim, values: new Float32Array(n * s.dim) }]))
   for (let from = 0; from < n; from += batchSize) {
     const count = Math.min(batchSize, n - from)
-    const encoded = tf.tidy(() => {
-      const x = tf.tensor4d(dataset.pixels.subarray(from * k, (from + count) * k), [count, height, width, channels]).toFloat().div(255) as tf.Tensor4D
-      return Object.entries(model.encode(x)).map(([name, t]) => [name, t.dataSync() as Float32Array] as const)
-    })
-    for (const [name, values] of encoded) {
+    const encoded = await readAndDispose(
+      tf.tidy(() => {
+        const x = tf.tensor4d(dataset.pixels.subarray(from * k, (from + count) * k), [count, height, width, channels]).toFloat().div(255) as tf.Tensor4D
+        return model.encode(x) as Record<string, tf.Tensor>
+      })
+    )
+    for (const [name, values] of Object.entries(encoded)) {
       const target = latents.get(name)
       if (target) target.values.set(values, from * target.dim)
     }
@@ -83,6 +101,68 @@ export async function encodeAll(
     await new Promise((resolve) => setTimeout(resolve, 0))
   }
   return latents
+}
+
+/** Held-out items a 5-NN figure asks about (evenly spread, so the figure is reproducible). */
+const KNN_QUERIES = 2000
+
+/**
+ * What a trained model learned, on the held-out items: the ELBO's terms and each space's health,
+ * 5-NN class accuracy per space against the training items, the free classifier, and the warnings
+ * they raise. `latents` are encodeAll's.
+ */
+export async function measureModel(
+  model: VaeFamilyModel,
+  dataset: ImageDataset,
+  latents: Map<string, { dim: number; values: Float32Array }>
+): Promise<ModelMetrics> {
+  const data = trainingData(dataset)
+  const { values: heldOut, health } = await evaluateWithHealth(model, data, data.heldOutIndices, 500, 17)
+  const knn5: Record<string, number> = {}
+  let chance: number | null = null
+  let freeClassifierAccuracy: number | null = null
+  const labels = dataset.labels
+  if (labels && isLabelled(dataset) && data.heldOutIndices.length > 0 && data.trainIndices.length > 0) {
+    const held = data.heldOutIndices
+    const stride = Math.max(1, held.length / KNN_QUERIES)
+    const queries = Int32Array.from({ length: Math.min(KNN_QUERIES, held.length) }, (_, i) => held[Math.floor(i * stride)])
+    const counts = new Map<number, number>()
+    for (const i of held) counts.set(labels[i], (counts.get(labels[i]) ?? 0) + 1)
+    chance = Math.max(...counts.values()) / held.length
+    const rows = (values: Float32Array, dim: number, items: Int32Array) => {
+      const out = new Float32Array(items.length * dim)
+      items.forEach((item, r) => out.set(values.subarray(item * dim, (item + 1) * dim), r * dim))
+      return out
+    }
+    for (const [space, { dim, values }] of latents) {
+      knn5[space] = await knnClassAccuracy(rows(values, dim, queries), Array.from(queries, (i) => labels[i]), rows(values, dim, data.trainIndices), Array.from(data.trainIndices, (i) => labels[i]), dim, 5)
+      await new Promise((resolve) => setTimeout(resolve, 0))
+    }
+    if (model.conditionalSpace !== null) {
+      let correct = 0
+      for (let from = 0; from < held.length; from += 500) {
+        const batch = makeBatch(data, held.subarray(from, from + 500))
+        const scores = model.classLogLikelihoods(batch.x)
+        try {
+          if (scores) correct += (await argmaxAccuracy(scores, Array.from(held.subarray(from, from + 500), (i) => labels[i]))) * batch.x.shape[0]
+        } finally {
+          tf.dispose([batch.x, batch.labels ?? [], scores ?? []])
+        }
+      }
+      freeClassifierAccuracy = correct / held.length
+    }
+  }
+  return { heldOut, health, knn5, chance, freeClassifierAccuracy, warnings: latentWarnings(health, knn5, model.freeSpace, chance) }
+}
+
+/** A run's stored metrics.json, or null when it has none (or one this version cannot read). */
+export async function readMetrics(runDir: string): Promise<ModelMetrics | null> {
+  try {
+    const metrics = JSON.parse(await readFile(join(runDir, 'metrics.json'), 'utf8')) as ModelMetrics
+    return metrics && typeof metrics.health === 'object' && Array.isArray(metrics.warnings) ? metrics : null
+  } catch {
+    return null
+  }
 }
 
 /** latents-<space>.f32 (float32, n x dim, little-endian) and latents.json describing them. */
@@ -121,8 +201,50 @@ export async function loadStoredProjection(
   }
 }
 
-/** Runs under `runsDir` that have a checkpoint, newest first. */
-export async function listRuns(runsDir: string): Promise<RunListing[]> {
+/** run.json: what a run was started with (the app and the CLI write the same). */
+export interface RunRecord {
+  config: ModelConfig
+  options: TrainOptions
+  dataset: string
+  /** The cap on training items it was started with, if any. */
+  maxTrainItems?: number
+}
+
+/** outcome.json: how a run's last training ended. A run without one was killed while training. */
+export interface RunOutcome {
+  state: 'finished' | 'interrupted' | 'failed'
+  message: string
+  at: string
+}
+
+export async function readRunRecord(runDir: string): Promise<RunRecord> {
+  let record: RunRecord
+  try {
+    record = JSON.parse(await readFile(join(runDir, 'run.json'), 'utf8')) as RunRecord
+  } catch (error) {
+    throw new Error(`${runDir} is not a trained model's folder (no readable run.json: ${(error as Error).message})`)
+  }
+  if (!record?.config?.family || typeof record.dataset !== 'string') throw new Error(`${join(runDir, 'run.json')} lacks the model config or the dataset`)
+  return record
+}
+
+/** Throws unless `dataset` is what a model of `config` was trained on: image shape and classes. */
+export function checkDatasetFits(config: ModelConfig, dataset: ImageDataset): void {
+  const { height, width, channels } = config.image
+  if (height !== dataset.height || width !== dataset.width || channels !== dataset.channels) {
+    throw new Error(`the model expects ${width}x${height}x${channels} images but the dataset loads as ${dataset.width}x${dataset.height}x${dataset.channels}`)
+  }
+  if (config.numClasses > 0 && config.numClasses !== dataset.classNames.length) {
+    throw new Error(`the model was trained on ${config.numClasses} classes but the dataset has ${dataset.classNames.length}`)
+  }
+}
+
+export async function writeRunOutcome(runDir: string, outcome: Omit<RunOutcome, 'at'>): Promise<void> {
+  await writeFileAtomic(join(runDir, 'outcome.json'), JSON.stringify({ ...outcome, at: new Date().toISOString() }, null, 1))
+}
+
+/** Runs under `runsDir` that have a checkpoint, newest first; `active` is the folder training now. */
+export async function listRuns(runsDir: string, active: string | null = null): Promise<RunListing[]> {
   let names: string[]
   try {
     names = await readdir(runsDir)
@@ -133,9 +255,31 @@ export async function listRuns(runsDir: string): Promise<RunListing[]> {
   for (const name of names) {
     try {
       const dir = join(runsDir, name)
-      const run = JSON.parse(await readFile(join(dir, 'run.json'), 'utf8')) as { config: ModelConfig; dataset: string }
-      const latest = JSON.parse(await readFile(join(dir, 'latest.json'), 'utf8')) as { savedAt: string; step: number }
-      runs.push({ path: dir, name, family: run.config.family, dataset: run.dataset, savedAt: latest.savedAt, step: latest.step })
+      const run = await readRunRecord(dir)
+      const latest = JSON.parse(await readFile(join(dir, 'latest.json'), 'utf8')) as { savedAt: string; step: number; checkpoint: string }
+      const outcome = (await readFile(join(dir, 'outcome.json'), 'utf8').then(JSON.parse, () => null)) as RunOutcome | null
+      const checkpoint = JSON.parse(await readFile(join(dir, String(latest.checkpoint).replace(/[^\w-]/g, ''), 'checkpoint.json'), 'utf8')) as {
+        position: { epoch: number } | null
+        meta: { history?: { heldOut: Record<string, number> }[] }
+      }
+      const epochsDone = checkpoint.position?.epoch ?? 0
+      const epochsPlanned = run.options?.epochs ?? epochsDone
+      const state: RunListing['state'] =
+        dir === active ? 'training' : outcome?.state === 'failed' ? 'failed' : epochsDone >= epochsPlanned ? 'finished' : 'interrupted'
+      const heldOut = checkpoint.meta?.history?.at(-1)?.heldOut.total
+      runs.push({
+        path: dir,
+        name,
+        family: run.config.family,
+        dataset: run.dataset,
+        savedAt: latest.savedAt,
+        step: latest.step,
+        state,
+        epochsDone,
+        epochsPlanned,
+        latentDims: run.config.latentDims,
+        heldOutNegElbo: typeof heldOut === 'number' ? heldOut : null
+      })
     } catch {
       // A run without run.json or a checkpoint (stopped before its first save) is not listed.
     }

@@ -12,7 +12,7 @@ import * as tf from '@tensorflow/tfjs'
 import '@tensorflow/tfjs-backend-wasm'
 import type { ImageShape } from '../../models/blocks'
 import type { TrainingData } from '../../models/data'
-import { evaluateChunk, lossGradients } from '../../models/train'
+import { evaluateChunk, lossGradients, type ChunkEvaluation } from '../../models/train'
 import { createModel } from '../../models/index'
 import type { ModelConfig, VaeFamilyModel } from '../../models/types'
 import { selectBackend } from './backend'
@@ -56,7 +56,7 @@ export type TrainWorkerRequest =
       rank: number
     }
   /** Every worker gets one per step (an empty share too: it still applies the update). */
-  | { type: 'step'; indices: Int32Array; seed: number }
+  | { type: 'step'; indices: Int32Array; seed: number; step?: number }
   | { type: 'state'; withOptimizer: boolean }
   /** Some of evaluate()'s chunks of `indices`: each with seed + its offset, as evaluate() does. */
   | { type: 'evaluate'; indices: Int32Array; chunks: { from: number; to: number }[]; seed: number }
@@ -66,7 +66,7 @@ export type TrainWorkerReply =
   /** The step is applied (unless a term was NaN or infinite); `terms` are this share's means. */
   | { type: 'stepped'; terms: Record<string, number>; count: number }
   | { type: 'state'; weights: Float32Array; optimizer: OptimizerState | null }
-  | { type: 'evaluation'; values: Record<string, number>[] }
+  | { type: 'evaluation'; chunks: ChunkEvaluation[] }
   | { type: 'error'; message: string }
 
 interface Replica {
@@ -128,11 +128,11 @@ function requireReplica(): Replica {
   return replica
 }
 
-function step(indices: Int32Array, seed: number): TrainWorkerReply {
+async function step(indices: Int32Array, seed: number, globalStep?: number): Promise<TrainWorkerReply> {
   const { exchange, rank } = requireReplica()
   let reply: Extract<TrainWorkerReply, { type: 'stepped' }>
   try {
-    reply = writeGradient(indices, seed)
+    reply = await writeGradient(indices, seed, globalStep)
   } catch (error) {
     // The others would wait at the barrier for this worker's row for ever.
     failExchange(exchange)
@@ -144,14 +144,14 @@ function step(indices: Int32Array, seed: number): TrainWorkerReply {
 }
 
 /** This worker's share: its gradient into its exchange row, its status and count beside it. */
-function writeGradient(indices: Int32Array, seed: number): Extract<TrainWorkerReply, { type: 'stepped' }> {
+async function writeGradient(indices: Int32Array, seed: number, globalStep?: number): Promise<Extract<TrainWorkerReply, { type: 'stepped' }>> {
   const { model, variables, offsets, data, exchange, rank } = requireReplica()
   if (indices.length === 0) {
     reportShare(exchange, rank, STATUS_EMPTY, 0)
     return { type: 'stepped', terms: {}, count: 0 }
   }
   // As Trainer.step, but the gradients go to the exchange instead of to the optimizer.
-  const { grads, values: terms } = lossGradients(model, data, indices, seed)
+  const { grads, values: terms } = await lossGradients(model, data, indices, seed, globalStep)
   try {
     const size = exchange.gradients.length / exchange.workers
     const row = exchange.gradients.subarray(rank * size, (rank + 1) * size)
@@ -233,9 +233,11 @@ function state(withOptimizer: boolean): TrainWorkerReply {
   return { type: 'state', weights: flattenWeights(model.parameters), optimizer: withOptimizer ? optimizer.state() : null }
 }
 
-function evaluate(indices: Int32Array, chunks: { from: number; to: number }[], seed: number): TrainWorkerReply {
+async function evaluate(indices: Int32Array, chunks: { from: number; to: number }[], seed: number): Promise<TrainWorkerReply> {
   const { model, data } = requireReplica()
-  return { type: 'evaluation', values: chunks.map(({ from, to }) => evaluateChunk(model, data, indices.subarray(from, to), seed + from)) }
+  const evaluated: ChunkEvaluation[] = []
+  for (const { from, to } of chunks) evaluated.push(await evaluateChunk(model, data, indices.subarray(from, to), seed + from))
+  return { type: 'evaluation', chunks: evaluated }
 }
 
 const port = parentPort
@@ -246,8 +248,8 @@ port.on('message', (request: TrainWorkerRequest) => {
   queue = queue.then(async () => {
     try {
       if (request.type === 'init') port.postMessage(await init(request))
-      else if (request.type === 'step') port.postMessage(step(request.indices, request.seed))
-      else if (request.type === 'evaluate') port.postMessage(evaluate(request.indices, request.chunks, request.seed))
+      else if (request.type === 'step') port.postMessage(await step(request.indices, request.seed, request.step))
+      else if (request.type === 'evaluate') port.postMessage(await evaluate(request.indices, request.chunks, request.seed))
       else {
         const reply = state(request.withOptimizer)
         port.postMessage(reply, reply.type === 'state' ? [reply.weights.buffer as ArrayBuffer] : [])

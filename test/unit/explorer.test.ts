@@ -2,7 +2,7 @@
 // calls and hand-computed values, on tiny untrained models of 8x8 images.
 import * as tf from '@tensorflow/tfjs'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { base64ToBytes, type ImagePayload } from '../../electron/common/contract'
+import { base64ToBytes, bytesToBase64, type ImagePayload } from '../../electron/common/contract'
 import {
   ancestralSamples,
   classGrid,
@@ -15,7 +15,6 @@ import {
   latentAtMapPoint,
   nearestNeighbours,
   reconstructionErrors,
-  reconstructionErrorsAsync,
   toImagePayloads,
   traversalGrid,
   type SpaceLatents
@@ -89,8 +88,24 @@ function direct(model: VaeFamilyModel, space: string, latents: Float32Array, dim
     const ctx: Record<string, tf.Tensor2D> = {}
     for (const [name, v] of Object.entries(context)) ctx[name] = tf.tensor2d(v, [m, v.length / m])
     const decoded = model.decode(space, tf.tensor2d(latents, [m, dim]), ctx)
-    return Object.fromEntries(Object.entries(decoded).map(([name, t]) => [name, toImagePayloads(t)]))
+    return Object.fromEntries(Object.entries(decoded).map(([name, t]) => [name, payloadsNow(t)]))
   })
+}
+
+/**
+ * A synchronous reference for toImagePayloads, written apart from it: the tests run on wasm, where
+ * dataSync works (the engine's reads are asynchronous for webgpu's sake).
+ */
+function payloadsNow(images: tf.Tensor4D): ImagePayload[] {
+  const [n, height, width, channels] = images.shape
+  const values = images.dataSync()
+  const k = height * width * channels
+  return Array.from({ length: n }, (_, i) => ({
+    width,
+    height,
+    channels,
+    base64: bytesToBase64(Uint8Array.from(values.subarray(i * k, (i + 1) * k), (v) => Math.min(255, Math.max(0, Math.round(v * 255)))))
+  }))
 }
 
 /** tf.tidy for non-tensor results. */
@@ -107,9 +122,9 @@ const row = (values: Float32Array, dim: number, i: number) => values.slice(i * d
 const norm = (v: ArrayLike<number>) => Math.sqrt(Array.from(v).reduce((s, x) => s + x * x, 0))
 
 describe('toImagePayloads', () => {
-  it('turns [n, h, w, c] in [0, 1] into uint8 payloads, one per item', () => {
+  it('turns [n, h, w, c] in [0, 1] into uint8 payloads, one per item', async () => {
     const t = tf.tensor4d([0, 0.5, 1, 1.2, -0.1, 0.25, 0.999, 0.002], [2, 1, 2, 2])
-    const payloads = toImagePayloads(t)
+    const payloads = await toImagePayloads(t)
     t.dispose()
     expect(payloads).toHaveLength(2)
     expect(payloads[0]).toMatchObject({ width: 2, height: 1, channels: 2 })
@@ -119,9 +134,9 @@ describe('toImagePayloads', () => {
 })
 
 describe('decodeInSpace', () => {
-  it('matches model.decode for the VAE, across decode chunks (300 rows)', () => {
+  it('matches model.decode for the VAE, across decode chunks (300 rows)', async () => {
     const z = randomLatents(300, 4, 1, 2)
-    const ours = decodeInSpace(vae, 'z', z)
+    const ours = await decodeInSpace(vae, 'z', z)
     const theirs = direct(vae, 'z', z, 4)
     expect(Object.keys(ours)).toEqual(['x'])
     expect(ours.x).toHaveLength(300)
@@ -129,11 +144,11 @@ describe('decodeInSpace', () => {
     expectDifferentImage(ours.x[0], ours.x[1])
   })
 
-  it('SRVAE z with a y context matches model.decode("z", z, {y}), x and y', () => {
+  it('SRVAE z with a y context matches model.decode("z", z, {y}), x and y', async () => {
     const pixels = randomPixels(3, 2)
     const enc = scoped(() => Object.fromEntries(Object.entries(srvae.encode(xOf(pixels, 3))).map(([k, t]) => [k, t.dataSync() as Float32Array])))
     const z = randomLatents(3, 3, 3)
-    const ours = decodeInSpace(srvae, 'z', z, { y: enc.y })
+    const ours = await decodeInSpace(srvae, 'z', z, { y: enc.y })
     const theirs = direct(srvae, 'z', z, 3, { y: enc.y })
     expect(Object.keys(ours).sort()).toEqual(['x', 'y'])
     for (let i = 0; i < 3; i++) {
@@ -142,21 +157,21 @@ describe('decodeInSpace', () => {
     }
     // A shared (1 x dim) context is the same as repeating it per row.
     const y0 = row(enc.y, 16, 0)
-    const shared = decodeInSpace(srvae, 'z', z, { y: y0 })
+    const shared = await decodeInSpace(srvae, 'z', z, { y: y0 })
     const repeated = direct(srvae, 'z', z, 3, { y: Float32Array.from([...y0, ...y0, ...y0]) })
     for (let i = 0; i < 3; i++) expectSameImage(shared.x[i], repeated.x[i])
-    expect(() => decodeInSpace(srvae, 'z', z)).toThrow(/needs the y/)
-    expect(() => decodeInSpace(srvae, 'z', z, { y: new Float32Array(5) })).toThrow(/context "y"/)
-    expect(() => decodeInSpace(srvae, 'w', z)).toThrow(/no latent space "w"/)
+    await expect(decodeInSpace(srvae, 'z', z)).rejects.toThrow(/needs the y/)
+    await expect(decodeInSpace(srvae, 'z', z, { y: new Float32Array(5) })).rejects.toThrow(/context "y"/)
+    await expect(decodeInSpace(srvae, 'w', z)).rejects.toThrow(/no latent space "w"/)
   })
 
-  it('CDVAE z_l with a z_u context (and z_u with z_l) matches model.decode', () => {
+  it('CDVAE z_l with a z_u context (and z_u with z_l) matches model.decode', async () => {
     const zl = randomLatents(2, 2, 4)
     const zu = randomLatents(2, 3, 5)
-    expectSameImage(decodeInSpace(cdvae, 'z_l', zl, { z_u: zu }).x[1], direct(cdvae, 'z_l', zl, 2, { z_u: zu }).x[1])
-    expectSameImage(decodeInSpace(cdvae, 'z_u', zu, { z_l: zl }).x[0], direct(cdvae, 'z_u', zu, 3, { z_l: zl }).x[0])
+    expectSameImage((await decodeInSpace(cdvae, 'z_l', zl, { z_u: zu })).x[1], direct(cdvae, 'z_l', zl, 2, { z_u: zu }).x[1])
+    expectSameImage((await decodeInSpace(cdvae, 'z_u', zu, { z_l: zl })).x[0], direct(cdvae, 'z_u', zu, 3, { z_l: zl }).x[0])
     // The context matters: a different z_u gives a different image.
-    expectDifferentImage(decodeInSpace(cdvae, 'z_l', zl, { z_u: zu }).x[0], decodeInSpace(cdvae, 'z_l', zl, { z_u: randomLatents(2, 3, 6, 3) }).x[0])
+    expectDifferentImage((await decodeInSpace(cdvae, 'z_l', zl, { z_u: zu })).x[0], (await decodeInSpace(cdvae, 'z_l', zl, { z_u: randomLatents(2, 3, 6, 3) })).x[0])
   })
 })
 
@@ -256,7 +271,7 @@ describe('interpolatePath', () => {
     expect(() => interpolatePath(a, b, 1, 'linear')).toThrow(/at least 2/)
   })
 
-  it("the path's decodings at the ends equal decodeInSpace of a and b (SRVAE z with y alongside)", () => {
+  it("the path's decodings at the ends equal decodeInSpace of a and b (SRVAE z with y alongside)", async () => {
     const pixels = randomPixels(2, 11)
     const enc = scoped(() => Object.fromEntries(Object.entries(srvae.encode(xOf(pixels, 2))).map(([k, t]) => [k, t.dataSync() as Float32Array])))
     const za = row(enc.z, 3, 0)
@@ -268,23 +283,23 @@ describe('interpolatePath', () => {
     const ctx = interpolateContext({ y: ya }, { y: yb }, steps)
     expect(ctx.y).toHaveLength(steps * 16)
     for (let d = 0; d < 16; d++) expect(ctx.y[3 * 16 + d]).toBeCloseTo(ya[d] + 0.6 * (yb[d] - ya[d]), 6)
-    const decoded = decodeInSpace(srvae, 'z', path, ctx)
+    const decoded = await decodeInSpace(srvae, 'z', path, ctx)
     expect(decoded.x).toHaveLength(steps)
-    expectSameImage(decoded.x[0], decodeInSpace(srvae, 'z', za, { y: ya }).x[0])
-    expectSameImage(decoded.x[steps - 1], decodeInSpace(srvae, 'z', zb, { y: yb }).x[0])
-    expectSameImage(decoded.y[steps - 1], decodeInSpace(srvae, 'z', zb, { y: yb }).y[0])
+    expectSameImage(decoded.x[0], (await decodeInSpace(srvae, 'z', za, { y: ya })).x[0])
+    expectSameImage(decoded.x[steps - 1], (await decodeInSpace(srvae, 'z', zb, { y: yb })).x[0])
+    expectSameImage(decoded.y[steps - 1], (await decodeInSpace(srvae, 'z', zb, { y: yb })).y[0])
     // And a plain VAE path.
     const va = randomLatents(1, 4, 12, 2)
     const vb = randomLatents(1, 4, 13, 2)
-    const vaePath = decodeInSpace(vae, 'z', interpolatePath(va, vb, 4, 'linear')).x
-    expectSameImage(vaePath[0], decodeInSpace(vae, 'z', va).x[0])
-    expectSameImage(vaePath[3], decodeInSpace(vae, 'z', vb).x[0])
+    const vaePath = (await decodeInSpace(vae, 'z', interpolatePath(va, vb, 4, 'linear'))).x
+    expectSameImage(vaePath[0], (await decodeInSpace(vae, 'z', va)).x[0])
+    expectSameImage(vaePath[3], (await decodeInSpace(vae, 'z', vb)).x[0])
   })
 })
 
 describe('classGrid', () => {
-  it('CDVAE: one column per class, one shared draw per row, checked against model.sample with the same noise', () => {
-    const grid = classGrid(cdvae, { rows: 3, temperature: 0.8, seed: 7 })
+  it('CDVAE: one column per class, one shared draw per row, checked against model.sample with the same noise', async () => {
+    const grid = await classGrid(cdvae, { rows: 3, temperature: 0.8, seed: 7 })
     expect(grid.classes).toBe(3)
     expect(grid.rows).toBe(3)
     expect(grid.images).toHaveLength(3)
@@ -300,7 +315,7 @@ describe('classGrid', () => {
     for (let r = 0; r < 3; r++) {
       for (let c = 0; c < 3; c++) {
         const manual = scoped(() =>
-          toImagePayloads(
+          payloadsNow(
             cdvae.sample(1, {
               classIndex: c,
               temperature: 0.8,
@@ -312,68 +327,68 @@ describe('classGrid', () => {
       }
     }
     // The same seed gives the same grid; another seed another.
-    const again = classGrid(cdvae, { rows: 3, temperature: 0.8, seed: 7 })
+    const again = await classGrid(cdvae, { rows: 3, temperature: 0.8, seed: 7 })
     expect(again.images[2][1].base64).toBe(grid.images[2][1].base64)
-    expectDifferentImage(classGrid(cdvae, { rows: 1, temperature: 0.8, seed: 8 }).images[0][0], grid.images[0][0])
+    expectDifferentImage((await classGrid(cdvae, { rows: 1, temperature: 0.8, seed: 8 })).images[0][0], grid.images[0][0])
   })
 
-  it('CDVAE fromItem: z_u fixed to the item, row 0 the class-prior mean in z_l', () => {
+  it('CDVAE fromItem: z_u fixed to the item, row 0 the class-prior mean in z_l', async () => {
     const pixels = randomPixels(2, 14)
     const enc = scoped(() => Object.fromEntries(Object.entries(cdvae.encode(xOf(pixels, 2))).map(([k, t]) => [k, t.dataSync() as Float32Array])))
     const item = { z_l: row(enc.z_l, 2, 0), z_u: row(enc.z_u, 3, 0) }
-    const grid = classGrid(cdvae, { rows: 2, temperature: 1, seed: 3, fromItem: item })
+    const grid = await classGrid(cdvae, { rows: 2, temperature: 1, seed: 3, fromItem: item })
     expect(Object.keys(grid.noise)).toEqual(['z_l'])
     const means = cdvae.prior.means.dataSync() as Float32Array
     for (let c = 0; c < 3; c++) {
-      const expected = decodeInSpace(cdvae, 'z_l', means.slice(c * 2, c * 2 + 2), { z_u: item.z_u }).x[0]
+      const expected = (await decodeInSpace(cdvae, 'z_l', means.slice(c * 2, c * 2 + 2), { z_u: item.z_u })).x[0]
       expectSameImage(grid.images[0][c], expected)
       // Row 1 varies z_l around the class mean, still with the item's z_u.
       const manual = scoped(() =>
-        toImagePayloads(cdvae.sample(1, { classIndex: c, temperature: 1, noise: { z_l: tf.tensor2d(row(grid.noise.z_l, 2, 1), [1, 2]) }, fixed: { z_u: tf.tensor2d(item.z_u, [1, 3]) } }).x)
+        payloadsNow(cdvae.sample(1, { classIndex: c, temperature: 1, noise: { z_l: tf.tensor2d(row(grid.noise.z_l, 2, 1), [1, 2]) }, fixed: { z_u: tf.tensor2d(item.z_u, [1, 3]) } }).x)
       )
       expectSameImage(grid.images[1][c], manual[0])
     }
     // Another item's z_u gives another row.
-    const other = classGrid(cdvae, { rows: 1, temperature: 1, seed: 3, fromItem: { z_u: Float32Array.from(item.z_u, (v) => v + 2) } })
+    const other = await classGrid(cdvae, { rows: 1, temperature: 1, seed: 3, fromItem: { z_u: Float32Array.from(item.z_u, (v) => v + 2) } })
     expectDifferentImage(other.images[0][0], grid.images[0][0])
-    expect(() => classGrid(cdvae, { rows: 1, temperature: 1, seed: 3, fromItem: { z_l: item.z_l } })).toThrow(/z_u/)
+    await expect(classGrid(cdvae, { rows: 1, temperature: 1, seed: 3, fromItem: { z_l: item.z_l } })).rejects.toThrow(/z_u/)
   })
 
-  it('SRVAE with a conditional prior on u returns y beside x; unconditional models throw', () => {
-    const grid = classGrid(srvaeConditional, { rows: 2, temperature: 1, seed: 5 })
+  it('SRVAE with a conditional prior on u returns y beside x; unconditional models throw', async () => {
+    const grid = await classGrid(srvaeConditional, { rows: 2, temperature: 1, seed: 5 })
     expect(grid.yImages).toHaveLength(2)
     expect(grid.yImages![0]).toHaveLength(3)
     expect(grid.yImages![0][0]).toMatchObject({ width: 4, height: 4, channels: 1 })
     expect(Object.keys(grid.noise).sort()).toEqual(['u', 'z'])
     const manual = scoped(() => {
       const s = srvaeConditional.sample(1, { classIndex: 2, temperature: 1, noise: { u: tf.tensor2d(row(grid.noise.u, 2, 1), [1, 2]), z: tf.tensor2d(row(grid.noise.z, 3, 1), [1, 3]) } })
-      return { x: toImagePayloads(s.x)[0], y: toImagePayloads(s.y)[0] }
+      return { x: payloadsNow(s.x)[0], y: payloadsNow(s.y)[0] }
     })
     expectSameImage(grid.images[1][2], manual.x)
     expectSameImage(grid.yImages![1][2], manual.y)
-    expect(() => classGrid(srvaeConditional, { rows: 1, temperature: 1, seed: 0, fromItem: {} })).toThrow(/free latent space/)
-    expect(() => classGrid(vae, { rows: 1, temperature: 1, seed: 0 })).toThrow(/no class-conditional prior/)
-    expect(() => classGrid(srvae, { rows: 1, temperature: 1, seed: 0 })).toThrow(/no class-conditional prior/)
-    const vaeGrid = classGrid(vaeConditional, { rows: 2, temperature: 1, seed: 1 })
+    await expect(classGrid(srvaeConditional, { rows: 1, temperature: 1, seed: 0, fromItem: {} })).rejects.toThrow(/free latent space/)
+    await expect(classGrid(vae, { rows: 1, temperature: 1, seed: 0 })).rejects.toThrow(/no class-conditional prior/)
+    await expect(classGrid(srvae, { rows: 1, temperature: 1, seed: 0 })).rejects.toThrow(/no class-conditional prior/)
+    const vaeGrid = await classGrid(vaeConditional, { rows: 2, temperature: 1, seed: 1 })
     expect(vaeGrid.images[1]).toHaveLength(3)
   })
 })
 
 describe('ancestralSamples', () => {
-  it('SRVAE: n samples of x with their y, reproducible with the seed', () => {
-    const s = ancestralSamples(srvae, 4, 1, 21)
+  it('SRVAE: n samples of x with their y, reproducible with the seed', async () => {
+    const s = await ancestralSamples(srvae, 4, 1, 21)
     expect(Object.keys(s).sort()).toEqual(['x', 'y'])
     expect(s.x).toHaveLength(4)
     expect(s.y[0]).toMatchObject({ width: 4, height: 4 })
-    expect(ancestralSamples(srvae, 4, 1, 21).x[3].base64).toBe(s.x[3].base64)
+    expect((await ancestralSamples(srvae, 4, 1, 21)).x[3].base64).toBe(s.x[3].base64)
     expectDifferentImage(s.x[0], s.x[1])
-    const direct = scoped(() => toImagePayloads(srvae.sample(4, { temperature: 1, seed: 21 }).x))
+    const direct = scoped(() => payloadsNow(srvae.sample(4, { temperature: 1, seed: 21 }).x))
     expectSameImage(s.x[2], direct[2])
   })
 })
 
 describe('klPerDimension', () => {
-  it('agrees with the closed form on a known posterior (batched)', () => {
+  it('agrees with the closed form on a known posterior (batched)', async () => {
     // A stub whose posterior is a known function of the pixels.
     const stub = {
       posteriors(x: tf.Tensor4D): Record<string, GaussianParams> {
@@ -385,7 +400,7 @@ describe('klPerDimension', () => {
     const r = random(15)
     const values = Array.from({ length: n * 4 }, () => r())
     const x = tf.tensor4d(values, [n, 2, 2, 1])
-    const got = klPerDimension(stub, x, 3).s
+    const got = (await klPerDimension(stub, x, 3)).s
     x.dispose()
     expect(got).toHaveLength(4)
     for (let d = 0; d < 4; d++) {
@@ -400,9 +415,9 @@ describe('klPerDimension', () => {
     }
   })
 
-  it("sums over dimensions to the model's mean KL to N(0, I)", () => {
+  it("sums over dimensions to the model's mean KL to N(0, I)", async () => {
     const x = xOf(randomPixels(10, 16), 10)
-    const kl = klPerDimension(srvae, x, 4)
+    const kl = await klPerDimension(srvae, x, 4)
     expect(Object.keys(kl).sort()).toEqual(['u', 'z'])
     const expected = scoped(() => {
       const q = srvae.posteriors(x).z
@@ -415,37 +430,37 @@ describe('klPerDimension', () => {
 })
 
 describe('traversalGrid', () => {
-  it('[dimension][value]: each cell is the item with one dimension changed (direct decodes)', () => {
+  it('[dimension][value]: each cell is the item with one dimension changed (direct decodes)', async () => {
     const item = Float32Array.from([0.3, -0.7, 1.1, 0.2])
     const values = [-3, -1, 0, 1, 3]
-    const grid = traversalGrid(vae, 'z', item, undefined, [2, 0], values)
+    const grid = await traversalGrid(vae, 'z', item, undefined, [2, 0], values)
     expect(grid).toHaveLength(2)
     expect(grid[0]).toHaveLength(5)
-    ;[2, 0].forEach((d, i) => {
-      values.forEach((v, j) => {
+    for (const [i, d] of [2, 0].entries()) {
+      for (const [j, v] of values.entries()) {
         const latent = Float32Array.from(item)
         latent[d] = v
-        expectSameImage(grid[i][j], decodeInSpace(vae, 'z', latent).x[0])
-      })
-    })
+        expectSameImage(grid[i][j], (await decodeInSpace(vae, 'z', latent)).x[0])
+      }
+    }
     expectDifferentImage(grid[0][0], grid[0][4])
     // Offset mode: the item's value plus each value; offset 0 is the item itself.
-    const offsets = traversalGrid(vae, 'z', item, undefined, [1], [-1, 0, 1], { mode: 'offset' })
-    expectSameImage(offsets[0][1], decodeInSpace(vae, 'z', item).x[0])
+    const offsets = await traversalGrid(vae, 'z', item, undefined, [1], [-1, 0, 1], { mode: 'offset' })
+    expectSameImage(offsets[0][1], (await decodeInSpace(vae, 'z', item)).x[0])
     const shifted = Float32Array.from(item)
     shifted[1] += 1
-    expectSameImage(offsets[0][2], decodeInSpace(vae, 'z', shifted).x[0])
-    expect(() => traversalGrid(vae, 'z', item, undefined, [4], values)).toThrow(/no dimension 4/)
+    expectSameImage(offsets[0][2], (await decodeInSpace(vae, 'z', shifted)).x[0])
+    await expect(traversalGrid(vae, 'z', item, undefined, [4], values)).rejects.toThrow(/no dimension 4/)
   })
 
-  it('SRVAE z traversal holds the item y (shared context); y images on request', () => {
+  it('SRVAE z traversal holds the item y (shared context); y images on request', async () => {
     const pixels = randomPixels(1, 17)
     const enc = scoped(() => Object.fromEntries(Object.entries(srvae.encode(xOf(pixels, 1))).map(([k, t]) => [k, t.dataSync() as Float32Array])))
-    const grid = traversalGrid(srvae, 'z', enc.z, { y: enc.y }, [1], [-2, 2])
+    const grid = await traversalGrid(srvae, 'z', enc.z, { y: enc.y }, [1], [-2, 2])
     const latent = Float32Array.from(enc.z)
     latent[1] = 2
     expectSameImage(grid[0][1], direct(srvae, 'z', latent, 3, { y: enc.y }).x[0])
-    const u = traversalGrid(srvae, 'u', enc.u, undefined, [0], [-2, 2], { image: 'y' })
+    const u = await traversalGrid(srvae, 'u', enc.u, undefined, [0], [-2, 2], { image: 'y' })
     expect(u[0][0]).toMatchObject({ width: 4, height: 4 })
     expectDifferentImage(u[0][0], u[0][1])
   })
@@ -479,7 +494,7 @@ describe('reconstructionErrors', () => {
   it('is the per-item MSE between x and model.reconstruct(x).x, in batches', async () => {
     const n = 11
     const pixels = randomPixels(n, 19)
-    const errors = reconstructionErrors(srvae, pixels, image8, 4)
+    const errors = await reconstructionErrors(srvae, pixels, image8, 4)
     expect(errors).toHaveLength(n)
     const expected = scoped(() => {
       const x = xOf(pixels, n)
@@ -487,25 +502,25 @@ describe('reconstructionErrors', () => {
     })
     for (let i = 0; i < n; i++) expect(errors[i]).toBeCloseTo(expected[i], 6)
     const progress: number[] = []
-    const asyncErrors = await reconstructionErrorsAsync(srvae, pixels, image8, 5, (done) => progress.push(done))
-    expect(asyncErrors).toHaveLength(n)
-    for (let i = 0; i < n; i++) expect(asyncErrors[i]).toBeCloseTo(errors[i], 6)
+    const inFives = await reconstructionErrors(srvae, pixels, image8, 5, (done) => progress.push(done))
+    expect(inFives).toHaveLength(n)
+    for (let i = 0; i < n; i++) expect(inFives[i]).toBeCloseTo(errors[i], 6)
     expect(progress).toEqual([5, 10, 11])
-    expect(() => reconstructionErrors(vae, new Uint8Array(70), image8)).toThrow(/whole number/)
+    await expect(reconstructionErrors(vae, new Uint8Array(70), image8)).rejects.toThrow(/whole number/)
   })
 })
 
 describe('tensor hygiene', () => {
-  it('leaves no tensors behind', () => {
+  it('leaves no tensors behind', async () => {
     const before = tf.memory().numTensors
-    decodeInSpace(srvae, 'z', randomLatents(3, 3, 20), { y: randomLatents(1, 16, 21) })
-    classGrid(cdvae, { rows: 2, temperature: 1, seed: 1 })
-    classGrid(srvaeConditional, { rows: 2, temperature: 1, seed: 1 })
-    ancestralSamples(srvae, 2, 1, 1)
-    traversalGrid(cdvae, 'z_u', randomLatents(1, 3, 22), { z_l: randomLatents(1, 2, 23) }, [0, 1], [-1, 1])
-    reconstructionErrors(cdvae, randomPixels(3, 24), image8, 2)
+    await decodeInSpace(srvae, 'z', randomLatents(3, 3, 20), { y: randomLatents(1, 16, 21) })
+    await classGrid(cdvae, { rows: 2, temperature: 1, seed: 1 })
+    await classGrid(srvaeConditional, { rows: 2, temperature: 1, seed: 1 })
+    await ancestralSamples(srvae, 2, 1, 1)
+    await traversalGrid(cdvae, 'z_u', randomLatents(1, 3, 22), { z_l: randomLatents(1, 2, 23) }, [0, 1], [-1, 1])
+    await reconstructionErrors(cdvae, randomPixels(3, 24), image8, 2)
     const x = xOf(randomPixels(3, 25), 3)
-    klPerDimension(cdvae, x, 2)
+    await klPerDimension(cdvae, x, 2)
     x.dispose()
     expect(tf.memory().numTensors).toBe(before)
   })

@@ -1,0 +1,74 @@
+// The engine under careless use (issue 12): a double-click on Train starts one run, the newest of
+// two dataset.open requests wins, relative paths are refused, and a reloaded window finds what the
+// engine holds (engine.state).
+import { mkdtemp } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { beforeAll, describe, expect, it } from 'vitest'
+import type { EngineState, Events, RequestName } from '../../electron/common/contract'
+import { Engine } from '../../electron/engine/engine'
+import { writeShapesFolder } from '../../electron/engine/datasets/shapes'
+
+let small: string
+let other: string
+beforeAll(async () => {
+  small = await mkdtemp(join(tmpdir(), 'cartographer-engine-a-'))
+  other = await mkdtemp(join(tmpdir(), 'cartographer-engine-b-'))
+  await writeShapesFolder(small, { countPerClass: 20, size: 16, seed: 1 })
+  await writeShapesFolder(other, { countPerClass: 10, size: 16, seed: 2 })
+  process.env.CARTOGRAPHER_TRAIN_WORKERS = '1'
+})
+
+function makeEngine() {
+  const events: { name: keyof Events; payload: unknown }[] = []
+  const engine = new Engine({ dataDir: join(tmpdir(), `cartographer-engine-data-${Math.random()}`), backend: 'wasm', emit: (name, payload) => events.push({ name, payload }) })
+  let id = 1
+  const ask = <T>(name: RequestName, args: object = {}) => engine.handle({ type: 'request', id: id++, name, args } as never) as Promise<T>
+  return { engine, events, ask }
+}
+
+describe('the engine under careless use', () => {
+  it('starts one training run when Train is pressed twice at once', async () => {
+    const { ask, events } = makeEngine()
+    await ask('dataset.open', { path: small })
+    const results = await Promise.allSettled([ask('train.start', { family: 'vae', epochs: 1, latentDim: 2 }), ask('train.start', { family: 'vae', epochs: 1, latentDim: 2 })])
+    expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1)
+    expect((results.find((r) => r.status === 'rejected') as PromiseRejectedResult).reason.message).toMatch(/already going/)
+    await ask('train.cancel')
+    expect(events.filter((e) => e.name === 'train.started')).toHaveLength(1)
+  })
+
+  it('keeps the dataset of the newest dataset.open when an older one finishes last', async () => {
+    const { ask } = makeEngine()
+    const first = ask('dataset.open', { path: small })
+    const second = ask('dataset.open', { path: other })
+    const [a, b] = await Promise.allSettled([first, second])
+    expect(b.status).toBe('fulfilled')
+    if (a.status === 'rejected') expect(a.reason.message).toMatch(/replaced by a later request/)
+    const state = await ask<EngineState>('engine.state')
+    expect(state.dataset?.itemCount).toBe(60)
+  })
+
+  it('refuses a relative dataset path instead of resolving it against its working directory', async () => {
+    const { ask } = makeEngine()
+    await expect(ask('dataset.open', { path: '../../etc' })).rejects.toThrow(/absolute path/)
+  })
+
+  it('describes what it holds for a window that re-attaches, curves and maps included', async () => {
+    const { ask, events } = makeEngine()
+    expect((await ask<EngineState>('engine.state')).dataset).toBeNull()
+    await ask('dataset.open', { path: small })
+    await ask('train.start', { family: 'vae', epochs: 1, latentDim: 2 })
+    for (let i = 0; i < 600 && !events.some((e) => e.name === 'model.metrics'); i++) await new Promise((r) => setTimeout(r, 100))
+    for (let i = 0; i < 600 && (await ask<EngineState>('engine.state')).mapSpaces.length === 0; i++) await new Promise((r) => setTimeout(r, 100))
+    const state = await ask<EngineState>('engine.state')
+    expect(state.dataset?.itemCount).toBe(120)
+    expect(state.model?.family).toBe('vae')
+    expect(state.training).toBe('idle')
+    expect(state.steps.length).toBeGreaterThan(0)
+    expect(state.epochs).toHaveLength(1)
+    expect(state.epochs[0].health.z.klPerDim).toHaveLength(2)
+    expect(state.metrics?.knn5.z).toBeGreaterThan(0)
+    expect(state.mapSpaces).toEqual(['z'])
+  }, 300_000)
+})
