@@ -5,29 +5,105 @@ import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { createModel, type ModelFamily } from '../../models/index'
 import { restoreCheckpoint, restoreOptimizerState, serializeCheckpoint } from '../../models/checkpoint'
-import { defaultTrainOptions, type EpochSummary, type Trainer } from '../../models/train'
-import { describeBackends, selectBackend, type BackendPreference } from '../engine/backend'
+import { defaultTrainOptions, type EpochSummary, type LatentHealth, type Trainer } from '../../models/train'
+import type { ModelMetrics } from '../../models/metrics'
+import { describeObjective } from '../../models/objective'
+import { BACKEND_PREFERENCES, describeBackends, isGpuBackend, selectBackend, type BackendPreference } from '../engine/backend'
 import { createTrainer, describeTrainer } from '../engine/parallel-trainer'
 import { loadDataset } from '../engine/datasets/index'
 import type { ImageDataset, LoadReport } from '../engine/datasets/types'
-import { defaultDataDir, encodeAll, modelConfigFor, trainingData, writeLatents } from '../engine/runs'
-import { loadLatestCheckpoint, saveCheckpoint, writeFileAtomic } from '../engine/storage'
+import { checkDatasetFits, defaultDataDir, encodeAll, measureModel, modelConfigFor, readRunRecord, trainingData, writeLatents, writeRunOutcome, type RunRecord } from '../engine/runs'
+import { ENGINE_VERSION } from '../engine/engine'
+import { doctor, formatDoctor } from '../engine/doctor'
+import { loadLatestCheckpoint, removeStaleTemporaries, saveCheckpoint, writeFileAtomic } from '../engine/storage'
 
 const USAGE = `Latent Cartographer, headless
 
   cartographer train --data <folder> --out <dir> [--model vae|srvae|cdvae] [--epochs N]
                      [--latent D] [--batch B] [--lr L] [--seed S] [--max-items N]
-                     [--backend auto|tensorflow-gpu|tensorflow|wasm|cpu] [--resume]
+                     [--kl-weight SPACE=W]... [--free-bits NATS] [--warmup STEPS]
+                     [--independence W] [--conditional-prior]
+                     [--backend auto|tensorflow-gpu|webgpu|tensorflow|wasm|cpu] [--resume]
   cartographer inspect --data <folder> [--size S]
+  cartographer doctor [--json] [--bench-seconds S] [--include-software]
+  cartographer --help | --version
 
-train   trains a model and writes run.json, checkpoint files, history.json and latents-*.f32
-        into --out; --resume continues from the last checkpoint in --out.
+train   trains a model and writes run.json, checkpoint files, history.json, latents-*.f32 and
+        metrics.json (latent health, 5-NN class accuracy per space, warnings) into --out;
+        --resume continues from the last checkpoint in --out.
+        The objective options change what training minimises (the reported loss is always the
+        ELBO): --kl-weight z_l=4 weighs a space's KL, --free-bits spares each dimension's first
+        nats, --warmup ramps the KL weights up over the first steps, --independence weighs the
+        CDVAE's class-independence term on z_u. Each family's defaults are in the README.
+doctor  says which backends load and why others do not (CUDA/cuDNN libraries for
+        tfjs-node-gpu, the WebGPU adapter and its limits), which one the app chooses, and times
+        the reference model's training on each (--bench-seconds 0 skips that).
 inspect prints the load report (items per class, resolution, skipped files with reasons) and
-        exits non-zero only when nothing could be loaded.`
+        exits non-zero only when nothing could be loaded.
+
+Exit status: 0 done, 1 the work failed, 2 a bad command line.`
+
+/** A bad command line: the CLI prints it with the usage line and exits 2. */
+export class UsageError extends Error {}
+
+type Values = Record<string, string | boolean | string[] | undefined>
+
+/** A numeric option, checked: whole numbers where `integer`, within [min, max]; undefined when absent. */
+function numberOption(values: Values, name: string, min: number, max: number, integer = false): number | undefined {
+  const raw = values[name]
+  if (raw === undefined) return undefined
+  const value = typeof raw === 'string' && raw.trim() !== '' ? Number(raw) : Number.NaN
+  if (!Number.isFinite(value) || (integer && !Number.isInteger(value)) || value < min || value > max) {
+    throw new UsageError(`--${name} must be ${integer ? 'a whole number' : 'a number'} from ${min} to ${max} (got ${JSON.stringify(raw)})`)
+  }
+  return value
+}
+
+/** --kl-weight z_l=4 (repeatable) as {z_l: 4}. */
+function klWeightsOption(values: Values): Record<string, number> | undefined {
+  const raw = values['kl-weight']
+  if (raw === undefined) return undefined
+  const weights: Record<string, number> = {}
+  for (const entry of Array.isArray(raw) ? raw : [String(raw)]) {
+    const match = /^([A-Za-z_][A-Za-z0-9_]{0,31})=(.+)$/.exec(entry)
+    const weight = match ? Number(match[2]) : Number.NaN
+    if (!match || !Number.isFinite(weight) || weight < 0 || weight > 100) throw new UsageError(`--kl-weight must be SPACE=W with W from 0 to 100, e.g. z_l=4 (got ${JSON.stringify(entry)})`)
+    weights[match[1]] = weight
+  }
+  return weights
+}
 
 function bar(fraction: number, width = 28): string {
   const filled = Math.round(Math.min(1, Math.max(0, fraction)) * width)
   return `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}]`
+}
+
+/**
+ * One line of progress: redrawn in place on a terminal, and on anything else (a log file, CI)
+ * written as plain lines, one per 10% at most, so that logs carry no carriage-return frames.
+ */
+function progressLine(): { update(text: string, fraction?: number): void; done(text: string): void } {
+  const terminal = process.stdout.isTTY === true
+  let shown = false
+  let lastDecile = -1
+  return {
+    update(text, fraction) {
+      if (terminal) {
+        process.stdout.write(`\r${text}\x1b[K`)
+        shown = true
+        return
+      }
+      const decile = fraction === undefined ? -2 : Math.floor(fraction * 10)
+      if (decile !== lastDecile) console.log(text)
+      lastDecile = decile
+    },
+    done(text) {
+      if (terminal && shown) process.stdout.write('\r\x1b[K')
+      shown = false
+      lastDecile = -1
+      console.log(text)
+    }
+  }
 }
 
 function clock(seconds: number | null): string {
@@ -55,58 +131,103 @@ export function formatReport(report: LoadReport, dataset: Pick<ImageDataset, 'cl
   return lines.join('\n')
 }
 
-async function inspect(values: Record<string, string | boolean | undefined>): Promise<number> {
-  if (typeof values.data !== 'string') throw new Error('inspect needs --data <folder>')
-  const dataset = await loadDataset(values.data, { size: values.size ? Number(values.size) : undefined, cacheDir: join(defaultDataDir(), 'cache') })
+async function diagnose(values: Values): Promise<number> {
+  const report = await doctor({ benchSeconds: numberOption(values, 'bench-seconds', 0, 120) ?? 10, includeSoftware: values['include-software'] === true })
+  console.log(values.json ? JSON.stringify(report, null, 1) : formatDoctor(report))
+  return 0
+}
+
+async function inspect(values: Values): Promise<number> {
+  if (typeof values.data !== 'string') throw new UsageError('inspect needs --data <folder>')
+  const dataset = await loadDataset(values.data, { size: numberOption(values, 'size', 8, 256, true), cacheDir: join(defaultDataDir(), 'cache') })
   console.log(formatReport(dataset.report, dataset))
   return dataset.split.length > 0 ? 0 : 1
 }
 
-async function train(values: Record<string, string | boolean | undefined>): Promise<number> {
-  if (typeof values.data !== 'string' || typeof values.out !== 'string') throw new Error('train needs --data <folder> and --out <dir>')
+async function train(values: Values): Promise<number> {
+  if (typeof values.out !== 'string' || (typeof values.data !== 'string' && !values.resume)) throw new UsageError('train needs --data <folder> and --out <dir>')
   const family = (values.model ?? 'vae') as ModelFamily
-  if (!['vae', 'srvae', 'cdvae'].includes(family)) throw new Error(`--model must be vae, srvae or cdvae (got ${family})`)
-  const backend = await selectBackend((values.backend ?? 'auto') as BackendPreference)
+  if (!['vae', 'srvae', 'cdvae'].includes(family)) throw new UsageError(`--model must be vae, srvae or cdvae (got ${family})`)
+  const backendName = String(values.backend ?? 'auto')
+  if (!(BACKEND_PREFERENCES as readonly string[]).includes(backendName)) throw new UsageError(`--backend must be one of ${BACKEND_PREFERENCES.join(', ')} (got ${backendName})`)
+  // Every option is checked before anything loads or trains.
+  const asked = {
+    epochs: numberOption(values, 'epochs', 1, 10_000, true),
+    batchSize: numberOption(values, 'batch', 1, 4096, true),
+    learningRate: numberOption(values, 'lr', 1e-7, 1),
+    seed: numberOption(values, 'seed', 0, 2 ** 31 - 1, true),
+    latentDim: numberOption(values, 'latent', 2, 512, true),
+    maxItems: numberOption(values, 'max-items', 16, 100_000_000, true)
+  }
+  const objective = {
+    klWeights: klWeightsOption(values),
+    freeBits: numberOption(values, 'free-bits', 0, 10),
+    warmupSteps: numberOption(values, 'warmup', 0, 10_000_000, true),
+    freeSpaceIndependence: numberOption(values, 'independence', 0, 1000)
+  }
+  const backend = await selectBackend(backendName as BackendPreference)
   console.log(`backend: ${backend.backend}${describeBackends(backend) ? ` (${describeBackends(backend)})` : ''}`)
   const outDir = resolve(values.out)
   await mkdir(outDir, { recursive: true })
-  process.stdout.write('loading…')
-  const dataset = await loadDataset(values.data, { cacheDir: join(defaultDataDir(), 'cache') }, (p) => process.stdout.write(`\rloading ${bar(p.done / Math.max(1, p.total))} ${p.done}/${p.total}`))
-  console.log(`\r${dataset.name}: ${dataset.split.length} items, ${dataset.width}x${dataset.height}x${dataset.channels}, ${dataset.classNames.length} classes`)
-
-  const data = trainingData(dataset, values['max-items'] ? Number(values['max-items']) : undefined)
-  const defaults = defaultTrainOptions(data.trainIndices.length)
-  const options = {
-    ...defaults,
-    epochs: values.epochs ? Number(values.epochs) : defaults.epochs,
-    batchSize: values.batch ? Number(values.batch) : defaults.batchSize,
-    learningRate: values.lr ? Number(values.lr) : defaults.learningRate,
-    seed: values.seed ? Number(values.seed) : defaults.seed
-  }
+  // --resume continues the run in --out as it was started: its options, its item cap, its model.
+  const record = values.resume ? await readRunRecord(outDir) : null
   const saved = values.resume ? await loadLatestCheckpoint(outDir) : null
   if (values.resume && !saved) throw new Error(`--resume: no checkpoint in ${outDir}`)
-  const config = saved ? saved.document.config : modelConfigFor(dataset, family, { seed: options.seed, latentDim: values.latent ? Number(values.latent) : undefined })
+  if (values.resume) await removeStaleTemporaries(outDir)
+  const progress = progressLine()
+  progress.update('loading…')
+  const dataPath = typeof values.data === 'string' ? resolve(values.data) : (record as RunRecord).dataset
+  const dataset = await loadDataset(dataPath, { cacheDir: join(defaultDataDir(), 'cache') }, (p) =>
+    progress.update(`loading ${bar(p.done / Math.max(1, p.total))} ${p.done}/${p.total}`, p.done / Math.max(1, p.total))
+  )
+  progress.done(`${dataset.name}: ${dataset.split.length} items, ${dataset.width}x${dataset.height}x${dataset.channels}, ${dataset.classNames.length} classes`)
+  if (record && saved) checkDatasetFits(saved.document.config, dataset)
+
+  const maxTrainItems = record ? record.maxTrainItems : asked.maxItems
+  const data = trainingData(dataset, maxTrainItems)
+  const defaults = defaultTrainOptions(data.trainIndices.length, family, isGpuBackend(backend.backend))
+  const options = record
+    ? { ...record.options, epochs: asked.epochs ?? record.options.epochs }
+    : {
+        ...defaults,
+        epochs: asked.epochs ?? defaults.epochs,
+        batchSize: asked.batchSize ?? defaults.batchSize,
+        learningRate: asked.learningRate ?? defaults.learningRate,
+        seed: asked.seed ?? defaults.seed
+      }
+  const config = saved
+    ? saved.document.config
+    : modelConfigFor(dataset, family, { seed: options.seed, latentDim: asked.latentDim, conditionalPrior: values['conditional-prior'] === true, objective })
   const history: EpochSummary[] = saved ? ((saved.document.meta.history as EpochSummary[] | undefined) ?? []) : []
   let trainer: Trainer
   if (saved) {
+    const position = saved.document.position ?? { epoch: 0, stepInEpoch: 0, globalStep: 0 }
+    if (position.epoch >= options.epochs) {
+      console.log(`${outDir} is finished (${position.epoch} of ${options.epochs} epochs): nothing to resume; --epochs N trains it further`)
+      return 0
+    }
     trainer = createTrainer(await restoreCheckpoint(saved), data, options, backend.backend)
     await restoreOptimizerState(saved, trainer.optimizer)
-    trainer.position = saved.document.position ?? trainer.position
-    console.log(`resuming at epoch ${trainer.position.epoch + 1}, step ${trainer.position.stepInEpoch + 1}`)
+    trainer.position = { ...position }
+    console.log(`resuming at epoch ${position.epoch + 1} of ${options.epochs}, step ${position.stepInEpoch + 1} of ${trainer.stepsPerEpoch}`)
+    if (options.epochs !== record?.options.epochs) await writeFileAtomic(join(outDir, 'run.json'), JSON.stringify({ ...record, options }, null, 1))
   } else {
     trainer = createTrainer(createModel(config), data, options, backend.backend)
-    await writeFileAtomic(join(outDir, 'run.json'), JSON.stringify({ config, options, dataset: dataset.report.source }, null, 1))
+    const started: RunRecord = { config, options, dataset: dataset.report.source, ...(maxTrainItems ? { maxTrainItems } : {}) }
+    await writeFileAtomic(join(outDir, 'run.json'), JSON.stringify(started, null, 1))
   }
   console.log(`${config.family}: ${trainer.model.parameters.count()} parameters; ${options.epochs} epochs of ${trainer.stepsPerEpoch} steps (batch ${options.batchSize}); training on ${describeTrainer(trainer, backend.backend)}`)
+  console.log(`objective: ${describeObjective(trainer.model.config.objective)}`)
   await trainer.run({
     onStep: (p) => {
       const done = (p.epoch * p.stepsPerEpoch + p.stepInEpoch) / (p.epochs * p.stepsPerEpoch)
-      process.stdout.write(`\r${bar(done)} ${(done * 100).toFixed(0).padStart(3)}% epoch ${p.epoch + 1}/${p.epochs} loss ${p.loss.toFixed(2)} ${Math.round(p.itemsPerSecond)} img/s ETA ${clock(p.etaSeconds)}   `)
+      progress.update(`${bar(done)} ${(done * 100).toFixed(0).padStart(3)}% epoch ${p.epoch + 1}/${p.epochs} loss ${p.loss.toFixed(2)} ${Math.round(p.itemsPerSecond)} img/s ETA ${clock(p.etaSeconds)}`, done)
     },
     onEpoch: (summary) => {
       history.push(summary)
       const terms = Object.entries(summary.heldOut).map(([k, v]) => `${k} ${v.toFixed(k === 'bits_per_dim' ? 4 : 2)}`).join(', ')
-      console.log(`\nepoch ${summary.epoch}: held-out ${terms} (${summary.seconds.toFixed(1)} s)`)
+      progress.done(`epoch ${summary.epoch}: held-out ${terms} (${summary.seconds.toFixed(1)} s)`)
+      console.log(`  ${describeHealth(summary.health)}`)
     },
     onCheckpoint: async (position) => {
       const serialized = await serializeCheckpoint(trainer.model, trainer.optimizer, position, { history })
@@ -114,38 +235,92 @@ async function train(values: Record<string, string | boolean | undefined>): Prom
     }
   })
   await writeFileAtomic(join(outDir, 'history.json'), JSON.stringify(history, null, 1))
-  process.stdout.write('encoding every item…')
+  await writeRunOutcome(outDir, { state: 'finished', message: `trained ${options.epochs} epochs` })
+  progress.update('encoding every item…')
   const latents = await encodeAll(trainer.model, dataset)
   await writeLatents(outDir, latents, dataset.split.length)
-  console.log(`\rwrote ${outDir}: checkpoint, history.json, ${[...latents.keys()].map((k) => `latents-${k}.f32`).join(', ')}`)
+  progress.update('measuring the latent spaces…')
+  const metrics = await measureModel(trainer.model, dataset, latents)
+  await writeFileAtomic(join(outDir, 'metrics.json'), JSON.stringify(metrics, null, 1))
+  progress.done(describeMetrics(metrics))
+  console.log(`wrote ${outDir}: checkpoint, history.json, metrics.json, ${[...latents.keys()].map((k) => `latents-${k}.f32`).join(', ')}`)
   return 0
 }
 
-export async function main(argv: string[]): Promise<number> {
-  const [command, ...rest] = argv
-  const { values } = parseArgs({
-    args: rest,
-    options: {
-      data: { type: 'string' },
-      out: { type: 'string' },
-      model: { type: 'string' },
-      epochs: { type: 'string' },
-      latent: { type: 'string' },
-      batch: { type: 'string' },
-      lr: { type: 'string' },
-      seed: { type: 'string' },
-      size: { type: 'string' },
-      backend: { type: 'string' },
-      'max-items': { type: 'string' },
-      resume: { type: 'boolean' }
-    },
-    allowPositionals: false
-  })
-  if (command === 'train') return train(values)
-  if (command === 'inspect') return inspect(values)
-  console.log(USAGE)
-  return command === undefined || command === 'help' || command === '--help' ? 0 : 2
+/** One line: each space's KL and active units. */
+function describeHealth(health: LatentHealth): string {
+  return Object.entries(health)
+    .map(([space, h]) => `${space}: KL ${h.klPerDim.reduce((sum, v) => sum + v, 0).toFixed(2)} nats, ${h.activeUnits}/${h.klPerDim.length} active`)
+    .join(' · ')
 }
+
+function describeMetrics(metrics: ModelMetrics): string {
+  const lines = [`latent health  ${describeHealth(metrics.health)}`]
+  const knn = Object.entries(metrics.knn5)
+  if (knn.length) lines.push(`5-NN class     ${knn.map(([space, v]) => `${space} ${(v * 100).toFixed(1)}%`).join(' · ')}${metrics.chance === null ? '' : ` (chance ${(metrics.chance * 100).toFixed(1)}%)`}`)
+  if (metrics.freeClassifierAccuracy !== null) lines.push(`free classifier ${(metrics.freeClassifierAccuracy * 100).toFixed(1)}% held-out`)
+  for (const warning of metrics.warnings) lines.push(`warning: ${warning}`)
+  return lines.join('\n')
+}
+
+export async function main(argv: string[]): Promise<number> {
+  try {
+    return await run(argv)
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error
+    console.error(`cartographer: ${error.message}\n(cartographer --help shows every option)`)
+    return 2
+  }
+}
+
+async function run(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv
+  if (command === undefined || command === 'help' || command === '--help' || command === '-h') {
+    console.log(USAGE)
+    return 0
+  }
+  if (command === '--version' || command === '-v') {
+    console.log(ENGINE_VERSION)
+    return 0
+  }
+  if (command !== 'train' && command !== 'inspect' && command !== 'doctor') throw new UsageError(`unknown command "${command}": train, inspect or doctor`)
+  if (rest.includes('--help') || rest.includes('-h')) {
+    console.log(USAGE)
+    return 0
+  }
+  let values: Values
+  try {
+    values = parseArgs({ args: rest, options: OPTIONS, allowPositionals: false }).values
+  } catch (error) {
+    // parseArgs names the option it could not take ("Unknown option '--foo'").
+    throw new UsageError((error as Error).message)
+  }
+  if (command === 'doctor') return diagnose(values)
+  return command === 'train' ? train(values) : inspect(values)
+}
+
+const OPTIONS = {
+  data: { type: 'string' },
+  out: { type: 'string' },
+  model: { type: 'string' },
+  epochs: { type: 'string' },
+  latent: { type: 'string' },
+  batch: { type: 'string' },
+  lr: { type: 'string' },
+  seed: { type: 'string' },
+  size: { type: 'string' },
+  backend: { type: 'string' },
+  'max-items': { type: 'string' },
+  'kl-weight': { type: 'string', multiple: true },
+  'free-bits': { type: 'string' },
+  warmup: { type: 'string' },
+  independence: { type: 'string' },
+  'conditional-prior': { type: 'boolean' },
+  resume: { type: 'boolean' },
+  json: { type: 'boolean' },
+  'bench-seconds': { type: 'string' },
+  'include-software': { type: 'boolean' }
+} as const
 
 if (require.main === module) {
   main(process.argv.slice(2)).then(
