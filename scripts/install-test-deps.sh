@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the tests need beyond npm packages, when missing: Debian's Chromium (Playwright
-# drives it; no browser download), Xvfb for the desktop window, fonts, and Fashion-MNIST.
+# drives it; no browser download), Xvfb for the desktop window, fonts, Fashion-MNIST, and the Vulkan
+# loader (libvulkan1) through which Dawn reaches chromium's SwiftShader for the webgpu tests.
 set -euo pipefail
-packages=(chromium xvfb xauth fonts-liberation fonts-dejavu-core dataset-fashion-mnist)
+packages=(chromium xvfb xauth fonts-liberation fonts-dejavu-core dataset-fashion-mnist libvulkan1)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -3,6 +3,8 @@
 // when an earlier one fails, and the last line sums the tests: "N passed, N failed, N skipped".
 import { spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync, readFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 
 const stages = [
   { name: 'build', command: 'npx', args: ['electron-vite', 'build'] },
@@ -13,13 +15,24 @@ const stages = [
 ]
 
 mkdirSync('test-results', { recursive: true })
+
+// WebGPU without a GPU: Debian's chromium ships SwiftShader's Vulkan driver, which Dawn (the npm
+// package webgpu) accepts as a software adapter. Where it is installed the webgpu tests run on it.
+const SWIFTSHADER_ICD = '/usr/lib/chromium/vk_swiftshader_icd.json'
+const env = { ...process.env, FORCE_COLOR: '0' }
+if (existsSync(SWIFTSHADER_ICD)) {
+  const runtimeDir = join(tmpdir(), `cartographer-xdg-${process.getuid?.() ?? 'user'}`)
+  mkdirSync(runtimeDir, { recursive: true, mode: 0o700 })
+  Object.assign(env, { VK_ICD_FILENAMES: SWIFTSHADER_ICD, XDG_RUNTIME_DIR: runtimeDir, CARTOGRAPHER_WEBGPU_TESTS: '1' })
+  console.log(`webgpu tests: on SwiftShader (${SWIFTSHADER_ICD})`)
+} else console.log(`webgpu tests: skipped, no ${SWIFTSHADER_ICD} (install Debian's chromium)`)
 const totals = { passed: 0, failed: 0, skipped: 0 }
 const failedStages = []
 
 for (const stage of stages) {
   console.log(`\n=== ${stage.name}: ${stage.command} ${stage.args.join(' ')}`)
   const started = Date.now()
-  const result = spawnSync(stage.command, stage.args, { stdio: 'inherit', env: { ...process.env, FORCE_COLOR: '0' } })
+  const result = spawnSync(stage.command, stage.args, { stdio: 'inherit', env })
   const seconds = ((Date.now() - started) / 1000).toFixed(1)
   const ok = result.status === 0
   console.log(`=== ${stage.name}: ${ok ? 'ok' : `FAILED (exit ${result.status ?? result.signal})`} in ${seconds} s`)

@@ -1,16 +1,24 @@
 // Picks the best TensorFlow.js backend that loads in this process, and says why each better one
-// was not used: tfjs-node-gpu with a CUDA device, then tfjs-node, then wasm (with the project's
-// gradient kernels, so conv nets train), then the pure-JS cpu backend.
+// was not used: tfjs-node-gpu with a CUDA device, then WebGPU on a hardware adapter (any vendor,
+// through Dawn), then tfjs-node, then wasm (with the project's gradient kernels, so conv nets
+// train), then the pure-JS cpu backend. A software WebGPU adapter is used only when asked for.
 import * as tf from '@tensorflow/tfjs'
 import type { BackendChoice } from '../common/contract'
 import { registerWasmKernels } from '../../models/kernels/wasm'
+import { activateWebGpu, adapterName, probeWebGpu, type AdapterReport } from './webgpu'
 
 export interface BackendSelection {
   backend: string
   choices: BackendChoice[]
+  /** The WebGPU adapter, when the backend is webgpu. */
+  adapter?: AdapterReport
 }
 
-export type BackendPreference = 'auto' | 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu'
+export const BACKEND_PREFERENCES = ['auto', 'tensorflow-gpu', 'webgpu', 'tensorflow', 'wasm', 'cpu'] as const
+export type BackendPreference = (typeof BACKEND_PREFERENCES)[number]
+
+/** Backends that run on a GPU: one in-process trainer with GPU-sized batches (see defaultTrainOptions). */
+export const isGpuBackend = (backend: string): boolean => backend === 'tfjs-node-gpu' || backend === 'webgpu'
 
 function reasonOf(error: unknown): string {
   const text = error instanceof Error ? error.message : String(error)
@@ -48,6 +56,22 @@ export async function selectBackend(preference: BackendPreference = 'auto'): Pro
     choices.push({ name: 'tfjs-node-gpu', status: failure ?? 'did not initialise' })
   } else choices.push({ name: 'tfjs-node-gpu', status: 'not requested' })
 
+  if (want('webgpu')) {
+    const probe = await probeWebGpu()
+    if (!probe.adapter) choices.push({ name: 'webgpu', status: probe.failure ?? 'no adapter' })
+    else if (probe.adapter.software && preference !== 'webgpu') {
+      choices.push({ name: 'webgpu', status: `only a software adapter (${adapterName(probe.adapter)}): used when asked for (--backend webgpu), never by default` })
+    } else {
+      try {
+        const adapter = await activateWebGpu()
+        choices.push({ name: 'webgpu', status: 'used' })
+        return { backend: 'webgpu', choices, adapter }
+      } catch (error) {
+        choices.push({ name: 'webgpu', status: `failed to start on ${adapterName(probe.adapter)}: ${(error as Error).message.split('\n')[0]}` })
+      }
+    }
+  } else choices.push({ name: 'webgpu', status: 'not requested' })
+
   if (want('tensorflow')) {
     const failure = await tryNodeBinding('@tensorflow/tfjs-node')
     if (failure === null && (await tf.setBackend('tensorflow'))) {
@@ -72,6 +96,11 @@ export async function selectBackend(preference: BackendPreference = 'auto'): Pro
     }
   } else choices.push({ name: 'wasm', status: 'not requested' })
 
+  if (preference !== 'auto' && preference !== 'cpu') {
+    // A backend asked for by name and not available is an error, not a silent fall to cpu.
+    const asked = choices.find((c) => c.status !== 'not requested')
+    throw new Error(`the ${preference} backend was asked for but cannot run here: ${asked?.status ?? 'unknown reason'}`)
+  }
   await tf.setBackend('cpu')
   choices.push({ name: 'cpu', status: 'used' })
   return { backend: 'cpu', choices }
