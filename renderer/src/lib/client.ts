@@ -8,6 +8,7 @@ import type {
   RequestResult,
   ResponseMessage
 } from '../../../electron/common/contract'
+import { PendingReplies } from '../../../electron/common/replies'
 
 interface PreloadBridge {
   mode: 'electron'
@@ -41,8 +42,7 @@ class WebSocketClient implements EngineClient {
   readonly mode = 'browser'
   private readonly socket: WebSocket
   private readonly opened: Promise<void>
-  private nextId = 1
-  private readonly pending = new Map<number, (response: ResponseMessage) => void>()
+  private readonly replies = new PendingReplies<ResponseMessage>()
   private readonly listeners = new Set<(message: EventMessage) => void>()
 
   constructor(url: string) {
@@ -53,14 +53,11 @@ class WebSocketClient implements EngineClient {
     })
     this.socket.addEventListener('message', (event) => {
       const message = JSON.parse(String(event.data)) as ResponseMessage | EventMessage
-      if (message.type === 'response') {
-        this.pending.get(message.id)?.(message)
-        this.pending.delete(message.id)
-      } else for (const listener of this.listeners) listener(message)
+      if (message.type === 'response') this.replies.settle(message.id, message)
+      else for (const listener of this.listeners) listener(message)
     })
     this.socket.addEventListener('close', () => {
-      for (const [id, resolve] of this.pending) resolve({ type: 'response', id, ok: false, error: 'the connection to the engine closed' })
-      this.pending.clear()
+      this.replies.failAll((id) => ({ type: 'response', id, ok: false, error: 'the connection to the engine closed' }))
       for (const listener of this.listeners)
         listener({ type: 'event', name: 'status', payload: { phase: 'error', message: 'disconnected from the engine: restart it and reload', progress: null, etaSeconds: null, backend: '-' } })
     })
@@ -68,12 +65,9 @@ class WebSocketClient implements EngineClient {
 
   async request<N extends RequestName>(name: N, args: RequestArgs<N>): Promise<RequestResult<N>> {
     await this.opened
-    const id = this.nextId++
-    const response = await new Promise<ResponseMessage>((resolve) => {
-      this.pending.set(id, resolve)
-      this.socket.send(JSON.stringify({ type: 'request', id, name, args }))
-    })
-    return unwrap(response)
+    const { id, reply } = this.replies.issue()
+    this.socket.send(JSON.stringify({ type: 'request', id, name, args }))
+    return unwrap(await reply)
   }
 
   onEvent(listener: (message: EventMessage) => void): () => void {

@@ -16,12 +16,13 @@ import type {
   EngineStatus,
   EventMessage,
   ItemView,
+  ModelMetrics,
   ModelSummary,
   TrainArgs,
   TrainEpochEvent,
   TrainStepEvent
 } from '../../../electron/common/contract'
-import { base64ToBytes, base64ToFloat32, base64ToInt32 } from '../../../electron/common/contract'
+import { base64ToBytes, base64ToFloat32, base64ToInt32, DEFAULT_PROJECTION } from '../../../electron/common/contract'
 
 export interface MapState {
   positions: Float32Array
@@ -61,6 +62,10 @@ class AppState {
   stepHistory: HistoryPoint[] = []
   stepCount = $state(0)
   epochHistory = $state.raw<(TrainEpochEvent & { step: number })[]>([])
+  /** What the trained or reopened model learned (health, 5-NN class accuracy, warnings). */
+  metrics = $state.raw<ModelMetrics | null>(null)
+  /** The UMAP settings of the maps (the engine's, after a re-attach). */
+  projection = $state<ProjectionSettings>({ ...DEFAULT_PROJECTION })
   maps = $state.raw<Record<string, MapState>>({})
   hovered = $state<number | null>(null)
   selected = $state<number | null>(null)
@@ -86,6 +91,7 @@ class AppState {
     this.stepHistory = []
     this.stepCount = 0
     this.epochHistory = []
+    this.metrics = null
   }
 
   connect(client: EngineClient): void {
@@ -97,8 +103,50 @@ class AppState {
         this.info = info
         this.status = { ...this.status, backend: info.backend, message: 'Open a dataset folder, or try the built-in dataset' }
         void this.listRuns()
+        void this.attach()
       })
       .catch((error: Error) => (this.error = error.message))
+  }
+
+  /**
+   * Shows whatever the engine already holds: a window opened (or reloaded) while a dataset is
+   * open, a model is trained or training runs gets its dataset, model, curves, maps and controls.
+   */
+  async attach(): Promise<void> {
+    const client = this.client
+    const state = await client?.request('engine.state', {}).catch(() => null)
+    if (!client || !state) return
+    if (state.status.message !== 'starting') this.status = state.status
+    if (state.dataset) {
+      this.dataset = state.dataset
+      void this.loadThumbnails()
+    }
+    this.model = state.model
+    this.training = state.training
+    this.stepHistory = state.steps.map((s) => ({ step: s.step, terms: s.terms }))
+    this.stepCount = this.stepHistory.length
+    this.epochHistory = state.epochs
+    this.lastStep = state.lastStep
+    this.metrics = state.metrics
+    this.projection = { ...state.projection }
+    for (const space of state.mapSpaces) {
+      const map = await client.request('map.get', { space }).catch(() => null)
+      if (map) this.onEvent({ type: 'event', name: 'map.update', payload: map })
+    }
+  }
+
+  /** The engine died and a new one runs: nothing the window showed exists any more. */
+  private forgetEngineState(reason: string): void {
+    this.dataset = null
+    this.model = null
+    this.training = 'idle'
+    this.maps = {}
+    this.item = null
+    this.selected = null
+    this.lastStep = null
+    this.clearExploration()
+    this.clearHistory()
+    this.error = reason
   }
 
   private onEvent(message: EventMessage): void {
@@ -127,6 +175,13 @@ class AppState {
         this.epochHistory = [...this.epochHistory, { ...epoch, step: last }]
         break
       }
+      case 'engine.restarted':
+        this.forgetEngineState((message.payload as { reason: string }).reason)
+        void this.listRuns()
+        break
+      case 'model.metrics':
+        this.metrics = message.payload as ModelMetrics
+        break
       case 'train.finished': {
         const { outcome, message: text } = message.payload as { outcome: string; message: string }
         this.training = 'idle'
@@ -210,6 +265,23 @@ class AppState {
     const model = await this.run(() => client.request('run.open', { path }))
     if (!model) return
     this.model = model
+  }
+
+  /** Continues an interrupted run: its curves so far, then live training. */
+  async resumeRun(path: string): Promise<void> {
+    const client = this.client
+    if (!client) return
+    this.clearExploration()
+    this.maps = {}
+    this.item = null
+    this.selected = null
+    this.notice = null
+    this.clearHistory()
+    const model = await this.run(() => client.request('run.resume', { path }))
+    if (!model) return
+    this.model = model
+    this.training = 'running'
+    void this.listRuns()
   }
 
   async chooseFolder(): Promise<string | null> {

@@ -1,0 +1,97 @@
+// What the engine holds outlives the page, and an interrupted run is not lost (issue 12): a page
+// reloaded mid-training re-attaches to the dataset, the running training and its curves; a run
+// cancelled after its first checkpoint is listed as interrupted and resumes from the window. Also
+// the panels of issues 14 and 15: latent health after training, the objective's defaults per
+// family, and the diagnostics panel.
+import { mkdtemp } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { expect, test } from '@playwright/test'
+import { writeShapesFolder } from '../../electron/engine/datasets/shapes'
+import { startTestHost, type Host } from './helpers'
+
+let host: Host
+let datasetDir: string
+
+test.describe.configure({ mode: 'serial' })
+
+test.beforeAll(async () => {
+  datasetDir = await mkdtemp(join(tmpdir(), 'cartographer-e2e-session-'))
+  await writeShapesFolder(datasetDir, { countPerClass: 40, size: 28, seed: 4 })
+  host = await startTestHost()
+})
+
+test.afterAll(async () => {
+  await host?.close()
+})
+
+const epochOf = (readout: string | null) => Number(/epoch (\d+)\//.exec(readout ?? '')?.[1] ?? NaN)
+
+test('a page reloaded mid-training re-attaches; a cancelled run resumes from the list', async ({ page }, testInfo) => {
+  await page.goto(host.url)
+  await page.getByTestId('dataset-path').fill(datasetDir)
+  await page.getByTestId('open-dataset').click()
+  await expect(page.getByTestId('dataset-title')).toContainText('240')
+  await page.getByTestId('model-family').selectOption('vae')
+  await page.getByTestId('epochs').fill('400')
+  await page.getByTestId('train').click()
+  // Past the first epoch, so that a checkpoint exists to resume from.
+  await expect.poll(async () => epochOf(await page.getByTestId('train-readout').textContent()), { timeout: 120_000 }).toBeGreaterThanOrEqual(3)
+
+  await page.reload()
+  await expect(page.getByTestId('dataset-title')).toContainText('240')
+  await expect(page.getByTestId('train-progress')).toBeVisible()
+  await expect(page.getByRole('button', { name: 'Pause' })).toBeVisible()
+  // The curves so far came back with the page: the held-out table has its epochs.
+  await expect(page.getByTestId('heldout-terms')).toBeVisible()
+  await page.screenshot({ path: testInfo.outputPath('reattached.png') })
+
+  await page.getByRole('button', { name: 'Cancel' }).click()
+  await expect(page.getByTestId('train')).toBeVisible()
+  const run = page.getByTestId('run').first()
+  await expect(run).toHaveAttribute('data-state', 'interrupted')
+  const listed = await run.textContent()
+  const done = Number(/(\d+)\/400 epochs/.exec(listed ?? '')?.[1])
+  expect(done).toBeGreaterThanOrEqual(1)
+
+  await run.getByTestId('resume-run').click()
+  await expect(page.getByRole('button', { name: 'Pause' })).toBeVisible()
+  // It continues where the checkpoint was, not from epoch 1.
+  await expect.poll(async () => epochOf(await page.getByTestId('train-readout').textContent())).toBeGreaterThan(done)
+  await page.getByRole('button', { name: 'Cancel' }).click()
+  await expect(page.getByTestId('train')).toBeVisible()
+})
+
+test('the CDVAE shows its objective defaults, and its latent health once trained', async ({ page }, testInfo) => {
+  await page.goto(host.url)
+  await page.getByTestId('dataset-path').fill(datasetDir)
+  await page.getByTestId('open-dataset').click()
+  await expect(page.getByTestId('dataset-title')).toContainText('240')
+  await page.getByTestId('model-family').selectOption('cdvae')
+  await expect(page.getByTestId('objective-summary')).toContainText('KL(z_l) x4')
+  await page.getByTestId('model-family').selectOption('vae')
+  await expect(page.getByTestId('objective-summary')).toContainText('ELBO')
+  await page.getByTestId('model-family').selectOption('cdvae')
+  await page.getByTestId('epochs').fill('3')
+  await page.getByTestId('train').click()
+  await expect(page.getByTestId('status-message')).toContainText('ready', { timeout: 240_000 })
+  const health = page.getByTestId('latent-health')
+  await expect(health).toBeVisible()
+  for (const space of ['z_l', 'z_u']) {
+    const row = page.getByTestId(`health-${space}`)
+    await expect(row).toBeVisible()
+    // "<KL> nats" and "<active>/<dims>" are figures, not placeholders.
+    expect(await row.textContent()).toMatch(/\d+\.\d+/)
+  }
+  await expect(page.getByTestId('free-classifier')).toHaveText(/^\d+(\.\d+)?%$/)
+  await page.screenshot({ path: testInfo.outputPath('latent-health.png') })
+})
+
+test('the diagnostics panel lists every backend and the one chosen', async ({ page }) => {
+  await page.goto(host.url)
+  await page.getByTestId('open-diagnostics').click()
+  const panel = page.getByTestId('diagnostics')
+  await expect(panel).toBeVisible()
+  await expect(page.getByTestId('diagnostics-chosen')).toHaveText(/wasm|cpu|webgpu|tensorflow/, { timeout: 120_000 })
+  for (const name of ['tensorflow-gpu', 'webgpu', 'wasm']) await expect(panel).toContainText(name)
+})
