@@ -5,7 +5,7 @@
 // Loss = -E_q[log p(x | z_l, z_u)] + KL(q(z_l|x) || p(z_l|c)) + KL(q(z_u|x) || N(0, I)).
 import * as tf from '@tensorflow/tfjs'
 import { GaussianHead, ImageDecoder, ImageTrunk, ParameterStore } from './blocks'
-import { klStandardNormalPerDim, reparameterize } from './distributions'
+import { klStandardNormalPerDim, logPriorOverPosterior, reparameterize, sumTerms } from './distributions'
 import { assembleLoss, classConditionalMmd } from './objective'
 import { ClassPrior, ImageLikelihood, standardNoise } from './priors'
 import type { DecodedImages, LatentSpaceInfo, LossResult, ModelConfig, SampleOptions, VaeFamilyModel } from './types'
@@ -73,6 +73,15 @@ export class Cdvae implements VaeFamilyModel {
       step,
       independence > 0 ? classConditionalMmd(zu, known, this.config.numClasses, standardNoise(x.shape[0], this.uDim, -(seed + 1))).mul(independence) : undefined
     )
+  }
+
+  logImportanceWeight(x: tf.Tensor4D, labels: tf.Tensor1D | null, seed: number): tf.Tensor1D {
+    const { l, u } = this.heads(x)
+    const zl = reparameterize(l.mu, l.logvar, seed * 2)
+    const zu = reparameterize(u.mu, u.logvar, seed * 2 + 1)
+    return logPriorOverPosterior(zl, l, this.prior.params(requireLabels(labels)))
+      .add(logPriorOverPosterior(zu, u, null))
+      .sub(sumTerms(this.likelihood.negLogLik(this.decoder.apply(tf.concat([zl, zu], 1)), x)))
   }
 
   encode(x: tf.Tensor4D): Record<string, tf.Tensor2D> {

@@ -3,6 +3,7 @@
 // models can report each named term separately and average over the batch themselves.
 import * as tf from '@tensorflow/tfjs'
 import { tfSeed } from './random'
+import type { GaussianParams } from './types'
 
 export const LOG_2PI = Math.log(2 * Math.PI)
 
@@ -52,6 +53,20 @@ export function klDiagonalGaussiansPerDim(mu1: tf.Tensor2D, logvar1: tf.Tensor2D
 export function logNormalDiagonal(x: tf.Tensor2D, mu: tf.Tensor2D, logvar: tf.Tensor2D): tf.Tensor1D {
   const mahalanobis = x.sub(mu).square().mul(logvar.neg().exp())
   return sumPerItem(mahalanobis.add(logvar).add(LOG_2PI)).mul(-0.5)
+}
+
+/**
+ * log p(z) - log q(z) per item for a draw z of q = N(q.mu, exp(q.logvar)), with p = N(p.mu, exp(p.logvar))
+ * or N(0, I) when p is null: one draw's share of an importance weight (Burda et al. 2016).
+ */
+export function logPriorOverPosterior(z: tf.Tensor2D, q: GaussianParams, p: GaussianParams | null): tf.Tensor1D {
+  const prior = p ?? { mu: tf.zerosLike(z), logvar: tf.zerosLike(z) }
+  return logNormalDiagonal(z, prior.mu, prior.logvar).sub(logNormalDiagonal(z, q.mu, q.logvar))
+}
+
+/** The sum of per-item terms (a negLogLik record): -log p(x | z) per item. */
+export function sumTerms(terms: Record<string, tf.Tensor1D>): tf.Tensor1D {
+  return tf.addN(Object.values(terms)) as tf.Tensor1D
 }
 
 /**

@@ -2,6 +2,7 @@
 // model reports"): where the class lives among the latent spaces, and how well the class prior
 // classifies. Pure tf on arrays the caller already has; no file system, no UI.
 import * as tf from '@tensorflow/tfjs'
+import type { ImportanceWeightedBound } from './iwae'
 import { readOne } from './readback'
 import type { LatentHealth } from './train'
 
@@ -81,6 +82,8 @@ export interface ModelMetrics {
   chance: number | null
   /** argmax_c log p(top latent = posterior mean | c) on held-out items (models with a class prior). */
   freeClassifierAccuracy: number | null
+  /** The K-sample importance-weighted bound on held-out items (null in metrics of older runs). */
+  iwae?: ImportanceWeightedBound | null
   warnings: string[]
 }
 

@@ -8,7 +8,7 @@
 // with u ~ q(u|y), z ~ q(z|x), and the x-decoder fed the true y during training.
 import * as tf from '@tensorflow/tfjs'
 import { GaussianHead, ImageDecoder, ImageTrunk, Mlp, ParameterStore, pixelCount, type ImageShape } from './blocks'
-import { klDiagonalGaussiansPerDim, klStandardNormalPerDim, reparameterize } from './distributions'
+import { klDiagonalGaussiansPerDim, klStandardNormalPerDim, logPriorOverPosterior, reparameterize, sumTerms } from './distributions'
 import { assembleLoss } from './objective'
 import { ClassPrior, ImageLikelihood, standardNoise } from './priors'
 import type { DecodedImages, LatentSpaceInfo, LossResult, ModelConfig, SampleOptions, VaeFamilyModel } from './types'
@@ -118,6 +118,18 @@ export class Srvae implements VaeFamilyModel {
       this.config.objective,
       step
     )
+  }
+
+  logImportanceWeight(x: tf.Tensor4D, labels: tf.Tensor1D | null, seed: number): tf.Tensor1D {
+    const y = this.downscale(x)
+    const qu = this.qU(y)
+    const u = reparameterize(qu.mu, qu.logvar, seed * 2)
+    const qz = this.qZ(x)
+    const z = reparameterize(qz.mu, qz.logvar, seed * 2 + 1)
+    const negLogLik = sumTerms({ ...this.xLikelihood.negLogLik(this.xPre(y, z), x), ...this.yLikelihood.negLogLik(this.yDecoder.apply(u), this.yImage(y)) })
+    return logPriorOverPosterior(u, qu, this.uPrior ? this.uPrior.params(requireLabels(labels)) : null)
+      .add(logPriorOverPosterior(z, qz, this.priorZ(y, u)))
+      .sub(negLogLik)
   }
 
   encode(x: tf.Tensor4D): Record<string, tf.Tensor2D> {

@@ -84,6 +84,12 @@ export interface VaeFamilyModel {
    * `step` (training only) is the global step, for the objective's KL warm-up.
    */
   loss(x: tf.Tensor4D, labels: tf.Tensor1D | null, seed: number, step?: number): LossResult
+  /**
+   * log p(x, z) - log q(z | x) per item for one draw z ~ q(z | x) (every stochastic space): one
+   * importance weight. Its mean over draws is the ELBO; log mean exp over K draws is the K-sample
+   * importance-weighted bound (models/iwae.ts).
+   */
+  logImportanceWeight(x: tf.Tensor4D, labels: tf.Tensor1D | null, seed: number): tf.Tensor1D
   /** q(. | x) per latent space (not the SRVAE's deterministic y), for KL per dimension and tests. */
   posteriors(x: tf.Tensor4D): Record<string, GaussianParams>
   /** Posterior means per space: the embeddings the maps show. */

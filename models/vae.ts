@@ -3,7 +3,7 @@
 // Loss = -E_q[log p(x | z)] (one reparameterised sample) + KL(q(z|x) || p(z)) (closed form).
 import * as tf from '@tensorflow/tfjs'
 import { GaussianHead, ImageDecoder, ImageTrunk, ParameterStore } from './blocks'
-import { klStandardNormalPerDim, reparameterize } from './distributions'
+import { klStandardNormalPerDim, logPriorOverPosterior, reparameterize, sumTerms } from './distributions'
 import { assembleLoss } from './objective'
 import { ClassPrior, ImageLikelihood, standardNoise } from './priors'
 import type { DecodedImages, LatentSpaceInfo, LossResult, ModelConfig, SampleOptions, VaeFamilyModel } from './types'
@@ -48,6 +48,13 @@ export class Vae implements VaeFamilyModel {
     const z = reparameterize(mu, logvar, seed)
     const kl = this.prior ? this.prior.klPerDim(mu, logvar, requireLabels(labels)) : klStandardNormalPerDim(mu, logvar)
     return assembleLoss(this.likelihood.negLogLik(this.decoder.apply(z), x), { z: kl }, this.config.objective, step)
+  }
+
+  logImportanceWeight(x: tf.Tensor4D, labels: tf.Tensor1D | null, seed: number): tf.Tensor1D {
+    const q = this.posterior(x)
+    const z = reparameterize(q.mu, q.logvar, seed)
+    const prior = this.prior ? this.prior.params(requireLabels(labels)) : null
+    return logPriorOverPosterior(z, q, prior).sub(sumTerms(this.likelihood.negLogLik(this.decoder.apply(z), x)))
   }
 
   encode(x: tf.Tensor4D): Record<string, tf.Tensor2D> {

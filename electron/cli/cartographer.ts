@@ -29,7 +29,8 @@ const USAGE = `Latent Cartographer, headless
   cartographer --help | --version
 
 train   trains a model and writes run.json, checkpoint files, history.json, latents-*.f32 and
-        metrics.json (latent health, 5-NN class accuracy per space, warnings) into --out;
+        metrics.json (latent health, 5-NN class accuracy per space, the importance-weighted
+        bound with K = 100, warnings) into --out;
         --resume continues from the last checkpoint in --out.
         The objective options change what training minimises (the reported loss is always the
         ELBO): --kl-weight z_l=4 weighs a space's KL, --free-bits spares each dimension's first
@@ -259,6 +260,12 @@ function describeMetrics(metrics: ModelMetrics): string {
   const knn = Object.entries(metrics.knn5)
   if (knn.length) lines.push(`5-NN class     ${knn.map(([space, v]) => `${space} ${(v * 100).toFixed(1)}%`).join(' · ')}${metrics.chance === null ? '' : ` (chance ${(metrics.chance * 100).toFixed(1)}%)`}`)
   if (metrics.freeClassifierAccuracy !== null) lines.push(`free classifier ${(metrics.freeClassifierAccuracy * 100).toFixed(1)}% held-out`)
+  if (metrics.iwae) {
+    const { samples, items, negLogLikelihood, standardError, bitsPerDim } = metrics.iwae
+    lines.push(
+      `-log p(x)      <= ${negLogLikelihood.toFixed(2)} ± ${standardError.toFixed(2)} nats (${bitsPerDim.toFixed(4)} bits/dim), importance-weighted bound, K = ${samples}, ${items} held-out items; -ELBO ${metrics.heldOut.total.toFixed(2)}`
+    )
+  }
   for (const warning of metrics.warnings) lines.push(`warning: ${warning}`)
   return lines.join('\n')
 }

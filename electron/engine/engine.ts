@@ -38,6 +38,7 @@ import { createModel, defaultModelConfig, MODEL_FAMILIES, type ModelConfig, type
 import { restoreCheckpoint, restoreOptimizerState, serializeCheckpoint } from '../../models/checkpoint'
 import { defaultEpochs, defaultTrainOptions, Trainer, TrainingCancelledError, TrainingDivergedError, type EpochSummary, type StepProgress } from '../../models/train'
 import type { ModelMetrics } from '../../models/metrics'
+import { IWAE_SAMPLES } from '../../models/iwae'
 import { isGpuBackend, selectBackend, type BackendPreference, type BackendSelection } from './backend'
 import { runDoctor } from './doctor-process'
 import { adapterName } from './webgpu'
@@ -524,8 +525,13 @@ export class Engine {
       await writeLatents(session.runDir, session.latents, n)
       // Metrics stored with the run belong to its weights, which a reopen does not change.
       const stored = reuse ? await readMetrics(session.runDir) : null
-      if (!stored) this.status('encoding', 'measuring the latent spaces (health, 5-NN class accuracy)', null)
-      session.metrics = stored ?? (await measureModel(session.model, dataset, session.latents))
+      if (!stored) this.status('encoding', 'measuring the latent spaces (health, 5-NN class accuracy, log p(x))', null)
+      session.metrics =
+        stored ??
+        (await measureModel(session.model, dataset, session.latents, {
+          onIwaeProgress: (done, total) =>
+            this.status('encoding', `measuring log p(x): importance-weighted bound, K = ${IWAE_SAMPLES}, ${done} / ${total} held-out items`, done / total, null, false)
+        }))
       if (!stored) await writeFileAtomic(join(session.runDir, 'metrics.json'), JSON.stringify(session.metrics, null, 1))
       this.emit('model.metrics', session.metrics)
       for (const warning of session.metrics.warnings) this.emit('log', { level: 'warn', message: warning })

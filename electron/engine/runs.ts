@@ -7,6 +7,7 @@ import * as tf from '@tensorflow/tfjs'
 import { defaultModelConfig, type ModelConfig, type ModelFamily, type VaeFamilyModel } from '../../models/index'
 import { makeBatch, type TrainingData } from '../../models/data'
 import { argmaxAccuracy, knnClassAccuracy, latentWarnings, type ModelMetrics } from '../../models/metrics'
+import { importanceWeightedBound, IWAE_SAMPLES } from '../../models/iwae'
 import { readAndDispose } from '../../models/readback'
 import { evaluateWithHealth, type TrainOptions } from '../../models/train'
 import type { ImageDataset } from './datasets/types'
@@ -114,10 +115,14 @@ const KNN_QUERIES = 2000
 export async function measureModel(
   model: VaeFamilyModel,
   dataset: ImageDataset,
-  latents: Map<string, { dim: number; values: Float32Array }>
+  latents: Map<string, { dim: number; values: Float32Array }>,
+  options: { iwaeItems?: number; onIwaeProgress?: (done: number, total: number) => void } = {}
 ): Promise<ModelMetrics> {
   const data = trainingData(dataset)
   const { values: heldOut, health } = await evaluateWithHealth(model, data, data.heldOutIndices, 500, 17)
+  // K = 100 importance samples on (up to) IWAE_ITEMS held-out items, spread over the split.
+  const iwaeItems = spread(data.heldOutIndices, options.iwaeItems ?? IWAE_ITEMS)
+  const iwae = iwaeItems.length ? await importanceWeightedBound(model, data, iwaeItems, { samples: IWAE_SAMPLES, seed: 29, onProgress: options.onIwaeProgress }) : null
   const knn5: Record<string, number> = {}
   let chance: number | null = null
   let freeClassifierAccuracy: number | null = null
@@ -152,7 +157,20 @@ export async function measureModel(
       freeClassifierAccuracy = correct / held.length
     }
   }
-  return { heldOut, health, knn5, chance, freeClassifierAccuracy, warnings: latentWarnings(health, knn5, model.freeSpace, chance) }
+  return { heldOut, health, knn5, chance, freeClassifierAccuracy, iwae, warnings: latentWarnings(health, knn5, model.freeSpace, chance) }
+}
+
+/**
+ * Held-out items the importance-weighted bound is measured on: its K forward passes per item make
+ * it the slowest measure (500 items x 100 samples: about half a minute on two CPU cores).
+ */
+export const IWAE_ITEMS = 500
+
+/** `count` items of `items`, evenly spaced (all of them when there are fewer). */
+function spread(items: Int32Array, count: number): Int32Array {
+  if (items.length <= count) return items
+  const stride = items.length / count
+  return Int32Array.from({ length: count }, (_, i) => items[Math.floor(i * stride)])
 }
 
 /** A run's stored metrics.json, or null when it has none (or one this version cannot read). */

@@ -84,6 +84,7 @@ test('the CDVAE shows its objective defaults, and its latent health once trained
     expect(await row.textContent()).toMatch(/\d+\.\d+/)
   }
   await expect(page.getByTestId('free-classifier')).toHaveText(/^\d+(\.\d+)?%$/)
+  await expect(page.getByTestId('iwae')).toContainText(/−log p\(x\) ≤ \d+\.\d+ ± \d+\.\d+ nats .*K = 100/)
   await health.scrollIntoViewIfNeeded()
   await page.screenshot({ path: testInfo.outputPath('latent-health.png') })
 })

@@ -69,7 +69,13 @@ describe('cartographer command line', () => {
     expect(first.code).toBe(0)
     const run = JSON.parse(await readFile(join(out, 'run.json'), 'utf8'))
     expect(run).toMatchObject({ maxTrainItems: 100, options: { epochs: 1, seed: 3 } })
-    expect(JSON.parse(await readFile(join(out, 'metrics.json'), 'utf8')).health.z.klPerDim).toHaveLength(4)
+    const metrics = JSON.parse(await readFile(join(out, 'metrics.json'), 'utf8'))
+    expect(metrics.health.z.klPerDim).toHaveLength(4)
+    // The importance-weighted bound is stored beside the ELBO, and printed.
+    expect(metrics.iwae).toMatchObject({ samples: 100 })
+    expect(metrics.iwae.items).toBeGreaterThan(0)
+    expect(metrics.iwae.negLogLikelihood).toBeGreaterThan(0)
+    expect(first.out).toMatch(/-log p\(x\)\s+<= \d+\.\d+ ± \d+\.\d+ nats .*K = 100/)
     // A finished run has nothing to resume; --epochs extends it.
     expect((await cli('train', '--out', out, '--resume')).out).toMatch(/is finished \(1 of 1 epochs\): nothing to resume/)
     await writeFile(join(out, 'latest.json.tmp-123-456'), '{"half')
