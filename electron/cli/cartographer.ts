@@ -1,6 +1,7 @@
 // `npx cartographer`: headless training (for a GPU server) and dataset inspection. What `train`
 // writes (run.json, a tfjs-format checkpoint, history.json, latents) is what the app writes too.
-import { mkdir, writeFile } from 'node:fs/promises'
+import { existsSync } from 'node:fs'
+import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { createModel, type ModelFamily } from '../../models/index'
@@ -10,9 +11,12 @@ import type { ModelMetrics } from '../../models/metrics'
 import { describeObjective } from '../../models/objective'
 import { BACKEND_PREFERENCES, describeBackends, isGpuBackend, selectBackend, type BackendPreference } from '../engine/backend'
 import { createTrainer, describeTrainer } from '../engine/parallel-trainer'
-import { loadDataset } from '../engine/datasets/index'
+import { loadDataset, loadDefaultDataset } from '../engine/datasets/index'
 import type { ImageDataset, LoadReport } from '../engine/datasets/types'
-import { checkDatasetFits, defaultDataDir, encodeAll, measureModel, modelConfigFor, readRunRecord, trainingData, writeLatents, writeRunOutcome, type RunRecord } from '../engine/runs'
+import { checkDatasetFits, defaultDataDir, encodeAll, isGeneratedSource, measureModel, modelConfigFor, projectionFile, readLatents, readRunRecord, trainingData, writeLatents, writeRunOutcome, type RunRecord } from '../engine/runs'
+import { writeExports } from '../engine/exports'
+import { LatentProjection } from '../engine/projection'
+import { EXPORT_FORMAT_NAMES, type ExportFormatName } from '../common/contract'
 import { ENGINE_VERSION } from '../engine/engine'
 import { doctor, formatDoctor } from '../engine/doctor'
 import { loadLatestCheckpoint, removeStaleTemporaries, saveCheckpoint, writeFileAtomic } from '../engine/storage'
@@ -25,6 +29,7 @@ const USAGE = `Latent Cartographer, headless
                      [--independence W] [--conditional-prior]
                      [--backend auto|tensorflow-gpu|webgpu|tensorflow|wasm|cpu] [--resume]
   cartographer inspect --data <folder> [--size S]
+  cartographer export --run <run folder> --out <folder> [--format npy,csv,projector]
   cartographer doctor [--json] [--bench-seconds S] [--include-software]
   cartographer --help | --version
 
@@ -39,6 +44,9 @@ train   trains a model and writes run.json, checkpoint files, history.json, late
 doctor  says which backends load and why others do not (CUDA/cuDNN libraries for
         tfjs-node-gpu, the WebGPU adapter and its limits), which one the app chooses, and times
         the reference model's training on each (--bench-seconds 0 skips that).
+export  writes a trained run's latents (every space) and stored maps as NPY (numpy reads them) and
+        CSV (item index, file, class, split, one column per dimension), and a projector/ folder
+        that TensorBoard's Embedding Projector opens as it is (tensors, metadata, sprite, config).
 inspect prints the load report (items per class, resolution, skipped files with reasons) and
         exits non-zero only when nothing could be loaded.
 
@@ -135,6 +143,29 @@ export function formatReport(report: LoadReport, dataset: Pick<ImageDataset, 'cl
 async function diagnose(values: Values): Promise<number> {
   const report = await doctor({ benchSeconds: numberOption(values, 'bench-seconds', 0, 120) ?? 10, includeSoftware: values['include-software'] === true })
   console.log(values.json ? JSON.stringify(report, null, 1) : formatDoctor(report))
+  return 0
+}
+
+async function exportRun(values: Values): Promise<number> {
+  if (typeof values.run !== 'string' || typeof values.out !== 'string') throw new UsageError('export needs --run <run folder> and --out <folder>')
+  const formats = String(values.format ?? EXPORT_FORMAT_NAMES.join(',')).split(',')
+  for (const f of formats) if (!(EXPORT_FORMAT_NAMES as readonly string[]).includes(f)) throw new UsageError(`--format takes ${EXPORT_FORMAT_NAMES.join(', ')} (comma-separated), not "${f}"`)
+  const runDir = resolve(values.run)
+  const record = await readRunRecord(runDir)
+  const { count, latents } = await readLatents(runDir)
+  const dataset = isGeneratedSource(record.dataset) ? await loadDefaultDataset() : await loadDataset(record.dataset, { cacheDir: join(defaultDataDir(), 'cache') })
+  if (dataset.split.length !== count) throw new Error(`the latents hold ${count} items, the dataset at ${record.dataset} now ${dataset.split.length}`)
+  // The maps stored with the run (the app writes them as it makes them).
+  const maps = new Map<string, { components: number; values: Float32Array }>()
+  for (const space of latents.keys()) {
+    const file = join(runDir, projectionFile(space))
+    if (!existsSync(file)) continue
+    const projection = LatentProjection.fromBytes(new Uint8Array(await readFile(file)))
+    if (projection.n === count) maps.set(space, { components: projection.nComponents, values: projection.embedding })
+  }
+  const out = resolve(values.out)
+  const files = await writeExports(out, { dataset, latents, maps }, [...new Set(formats)] as ExportFormatName[])
+  console.log(`wrote ${files.length} files to ${out}:\n  ${files.join('\n  ')}`)
   return 0
 }
 
@@ -290,7 +321,7 @@ async function run(argv: string[]): Promise<number> {
     console.log(ENGINE_VERSION)
     return 0
   }
-  if (command !== 'train' && command !== 'inspect' && command !== 'doctor') throw new UsageError(`unknown command "${command}": train, inspect or doctor`)
+  if (!['train', 'inspect', 'doctor', 'export'].includes(command)) throw new UsageError(`unknown command "${command}": train, inspect, export or doctor`)
   if (rest.includes('--help') || rest.includes('-h')) {
     console.log(USAGE)
     return 0
@@ -303,6 +334,7 @@ async function run(argv: string[]): Promise<number> {
     throw new UsageError((error as Error).message)
   }
   if (command === 'doctor') return diagnose(values)
+  if (command === 'export') return exportRun(values)
   return command === 'train' ? train(values) : inspect(values)
 }
 
@@ -326,7 +358,9 @@ const OPTIONS = {
   resume: { type: 'boolean' },
   json: { type: 'boolean' },
   'bench-seconds': { type: 'string' },
-  'include-software': { type: 'boolean' }
+  'include-software': { type: 'boolean' },
+  run: { type: 'string' },
+  format: { type: 'string' }
 } as const
 
 if (require.main === module) {

@@ -325,7 +325,13 @@ export interface Requests {
   'engine.state': { args: Record<string, never>; result: EngineState }
   /** Which backends load and why not, the WebGPU adapter, CUDA libraries, and a short benchmark of each. */
   'engine.doctor': { args: { benchSeconds: number }; result: DoctorReport }
+  /** Writes the open model's latents and maps into its run folder's exports/ (NPY, CSV, projector folder). */
+  'run.export': { args: { formats: ExportFormatName[] }; result: { dir: string; files: string[] } }
 }
+
+/** What `run.export` and `cartographer export` write (electron/engine/exports.ts). */
+export type ExportFormatName = 'npy' | 'csv' | 'projector'
+export const EXPORT_FORMAT_NAMES: readonly ExportFormatName[] = ['npy', 'csv', 'projector']
 
 export interface Events {
   status: EngineStatus
@@ -370,7 +376,8 @@ export const REQUEST_NAMES: RequestName[] = [
   'traverse',
   'dialog.chooseFolder',
   'engine.state',
-  'engine.doctor'
+  'engine.doctor',
+  'run.export'
 ]
 
 /** Requests the Electron main process answers itself instead of forwarding to the engine. */
@@ -481,6 +488,15 @@ const oneOfNumbers =
     if (typeof v !== 'number' || !values.includes(v)) throw new ContractError(`${p} must be one of ${values.join(', ')}`)
   }
 
+/** A non-empty array of distinct values from a few strings. */
+const subsetOf =
+  (values: readonly string[]): Check =>
+  (v, p) => {
+    if (!Array.isArray(v) || v.length === 0 || v.length > values.length || new Set(v).size !== v.length || !v.every((x) => typeof x === 'string' && values.includes(x))) {
+      throw new ContractError(`${p} must be a list of distinct values from ${values.join(', ')}`)
+    }
+  }
+
 const boolean: Check = (v, p) => {
   if (typeof v !== 'boolean') throw new ContractError(`${p} must be true or false`)
 }
@@ -587,7 +603,8 @@ const ARG_CHECKS: Record<RequestName, Check> = {
   }),
   'dialog.chooseFolder': noArgs,
   'engine.state': noArgs,
-  'engine.doctor': shape({ benchSeconds: integer(0, 60) })
+  'engine.doctor': shape({ benchSeconds: integer(0, 60) }),
+  'run.export': shape({ formats: subsetOf(EXPORT_FORMAT_NAMES) })
 }
 
 /** A request's id where it has a usable one, else -1 (for the error reply to anything else). */

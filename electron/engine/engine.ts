@@ -15,6 +15,7 @@ import {
   type EngineState,
   type EngineStatus,
   type EnginePhase,
+  type ExportFormatName,
   type EventName,
   type Events,
   DEFAULT_PROJECTION,
@@ -59,6 +60,7 @@ import {
   traversalGrid
 } from './explorer'
 import { runProjection } from './projection-runner'
+import { writeExports } from './exports'
 import { encodeAll, isGeneratedSource, thumbnailAtlas, listRuns, loadStoredProjection, measureModel, modelConfigFor, projectionFile, readMetrics, readRunRecord, trainingData, writeLatents, writeRunOutcome, checkDatasetFits, type RunRecord } from './runs'
 import { loadLatestCheckpoint, removeStaleTemporaries, saveCheckpoint, writeFileAtomic } from './storage'
 
@@ -148,6 +150,7 @@ export class Engine {
       if (args.benchSeconds > 0 && this.session?.trainer) throw new Error('the benchmark waits until training finishes (the report without it is ready now)')
       return runDoctor(args.benchSeconds)
     },
+    'run.export': async (args) => this.exportRun(args.formats),
     'dataset.open': async (args) => this.openDataset(args.path, args.size),
     'train.start': async (args) => this.startTraining(args),
     'train.pause': async () => {
@@ -693,6 +696,24 @@ export class Engine {
     const mode = args.space === session.model.conditionalSpace ? 'offset' : 'set'
     const images = await traversalGrid(session.model, args.space, item[args.space], context, dimensions.map((d) => d.index), values, { mode })
     return { space: args.space, dimensions, values, images }
+  }
+
+  /**
+   * The open model's latents (and the maps made so far) in the chosen formats, into exports/ of its
+   * own run folder: the app writes nowhere the user did not give it.
+   */
+  private async exportRun(formats: ExportFormatName[]): Promise<{ dir: string; files: string[] }> {
+    const session = this.requireModel()
+    const dataset = this.requireDataset()
+    if (session.latents.size === 0) throw new Error('the items are not encoded yet: export once the maps are being made')
+    const maps = new Map<string, { components: number; values: Float32Array }>()
+    for (const [space, { positions, dimensions }] of session.maps) {
+      maps.set(space, { components: dimensions, values: dimensions === 3 ? positions : positions.filter((_, i) => i % 3 !== 2) })
+    }
+    const dir = join(session.runDir, 'exports')
+    const files = await writeExports(dir, { dataset, latents: session.latents, maps }, formats)
+    this.emit('log', { level: 'info', message: `exported ${files.length} files (${formats.join(', ')}) to ${dir}` })
+    return { dir, files }
   }
 
   /** KL per dimension of one space (to N(0, 1)) over some items, for a model not yet measured. */

@@ -194,6 +194,24 @@ export async function writeLatents(runDir: string, latents: Map<string, { dim: n
   await writeFileAtomic(join(runDir, 'latents.json'), JSON.stringify({ count, spaces }, null, 1))
 }
 
+/** A run's stored latents (writeLatents' files), checked against the item count they claim. */
+export async function readLatents(runDir: string): Promise<{ count: number; latents: Map<string, { dim: number; values: Float32Array }> }> {
+  let described: { count: number; spaces: Record<string, { dim: number; file: string }> }
+  try {
+    described = JSON.parse(await readFile(join(runDir, 'latents.json'), 'utf8'))
+  } catch (error) {
+    throw new Error(`${join(runDir, 'latents.json')}: no stored latents (${(error as Error).message.split('\n')[0]}); open the model in the app or train it to the end first`)
+  }
+  const latents = new Map<string, { dim: number; values: Float32Array }>()
+  for (const [space, { dim, file }] of Object.entries(described.spaces ?? {})) {
+    if (!/^latents-[\w-]+\.f32$/.test(file)) throw new Error(`latents.json names a file outside its run: ${file}`)
+    const bytes = await readFile(join(runDir, file))
+    if (bytes.byteLength !== described.count * dim * 4) throw new Error(`${join(runDir, file)}: ${bytes.byteLength} bytes, not ${described.count} items x ${dim} float32 values`)
+    latents.set(space, { dim, values: new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength)) })
+  }
+  return { count: described.count, latents }
+}
+
 /** The generated shapes set has no folder: a run trained on it reopens with the built-in dataset. */
 export const isGeneratedSource = (source: string): boolean => source.startsWith('generated shapes')
 

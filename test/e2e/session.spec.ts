@@ -3,7 +3,7 @@
 // cancelled after its first checkpoint is listed as interrupted and resumes from the window. Also
 // the panels of issues 14 and 15: latent health after training, the objective's defaults per
 // family, and the diagnostics panel.
-import { mkdtemp } from 'node:fs/promises'
+import { mkdtemp, readFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { expect, test } from '@playwright/test'
@@ -85,6 +85,12 @@ test('the CDVAE shows its objective defaults, and its latent health once trained
   }
   await expect(page.getByTestId('free-classifier')).toHaveText(/^\d+(\.\d+)?%$/)
   await expect(page.getByTestId('iwae')).toContainText(/−log p\(x\) ≤ \d+\.\d+ ± \d+\.\d+ nats .*K = 100/)
+  // Data out: the run's exports/ holds NPY files numpy reads and a projector folder.
+  await page.getByTestId('export-run').click()
+  await expect(page.locator('.notice')).toContainText(/Exported \d+ files to .*exports/)
+  const dir = /to (\/.*exports)$/.exec((await page.locator('.notice').textContent()) ?? '')?.[1] ?? ''
+  expect((await readFile(join(dir, 'latents-z_l.npy'))).subarray(1, 6).toString('latin1')).toBe('NUMPY')
+  expect(await readFile(join(dir, 'projector', 'projector_config.pbtxt'), 'utf8')).toContain('tensor_path: "tensors-z_u.tsv"')
   await health.scrollIntoViewIfNeeded()
   await page.screenshot({ path: testInfo.outputPath('latent-health.png') })
 })

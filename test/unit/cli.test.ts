@@ -63,6 +63,21 @@ describe('cartographer command line', () => {
     expect(result.err).toMatch(reason)
   })
 
+  it('export writes a trained run\'s latents as NPY, CSV and a projector folder', async () => {
+    const out = await mkdtemp(join(tmpdir(), 'cartographer-cli-export-run-'))
+    expect((await cli('train', '--data', data, '--out', out, '--model', 'cdvae', '--epochs', '1', '--latent', '4')).code).toBe(0)
+    const target = await mkdtemp(join(tmpdir(), 'cartographer-cli-export-'))
+    const result = await cli('export', '--run', out, '--out', target, '--format', 'npy,projector')
+    expect(result.code).toBe(0)
+    expect(result.out).toMatch(/wrote \d+ files/)
+    const npy = await readFile(join(target, 'latents-z_l.npy'))
+    expect(npy.subarray(1, 6).toString('latin1')).toBe('NUMPY')
+    expect(npy.toString('latin1', 10, 128)).toMatch(/'shape': \(\d+, 2\)/)
+    expect((await readFile(join(target, 'projector', 'projector_config.pbtxt'), 'utf8')).match(/embeddings \{/g)).toHaveLength(2)
+    expect((await cli('export', '--run', out, '--out', target, '--format', 'parquet')).err).toMatch(/--format takes npy, csv, projector/)
+    expect((await cli('export', '--out', target)).code).toBe(2)
+  })
+
   it('--resume continues a run with its own options, only the epochs left, and leaves no temporaries', async () => {
     const out = await mkdtemp(join(tmpdir(), 'cartographer-cli-run-'))
     const first = await cli('train', '--data', data, '--out', out, '--model', 'vae', '--epochs', '1', '--max-items', '100', '--latent', '4', '--seed', '3')

@@ -18,6 +18,7 @@ import type {
   ItemView,
   ModelMetrics,
   ModelSummary,
+  ExportFormatName,
   TrainArgs,
   TrainEpochEvent,
   TrainStepEvent
@@ -282,6 +283,14 @@ class AppState {
     this.model = model
     this.training = 'running'
     void this.listRuns()
+  }
+
+  /** Writes the open model's latents and maps into its run folder's exports/ and says where. */
+  async exportRun(formats: ExportFormatName[]): Promise<void> {
+    const client = this.client
+    if (!client) return
+    const result = await this.run(() => client.request('run.export', { formats }))
+    if (result) this.notice = `Exported ${result.files.length} files to ${result.dir}`
   }
 
   async chooseFolder(): Promise<string | null> {

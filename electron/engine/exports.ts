@@ -1,0 +1,161 @@
+// What was learned, out of the app in the formats people use (issue 13): every latent space as
+// NPY (numpy's own format) and CSV, the maps' coordinates likewise, and a folder that TensorBoard's
+// Embedding Projector opens as it is (tensors.tsv, metadata.tsv, a sprite, projector_config.pbtxt).
+import { mkdir } from 'node:fs/promises'
+import { join } from 'node:path'
+import sharp from 'sharp'
+import type { ExportFormatName as ExportFormat } from '../common/contract'
+import { writeFileAtomic } from './storage'
+import type { ImageDataset } from './datasets/types'
+
+
+/** The Embedding Projector reads sprites of at most 8192 x 8192 pixels. */
+export const SPRITE_LIMIT = 8192
+
+export interface ExportInput {
+  dataset: ImageDataset
+  /** Posterior means per space, n * dim, item order. */
+  latents: Map<string, { dim: number; values: Float32Array }>
+  /** Map coordinates per space, n * components, item order (those made so far). */
+  maps?: Map<string, { components: number; values: Float32Array }>
+}
+
+/**
+ * A float32 array as an .npy file (format version 1.0): the magic string, a header dict padded with
+ * spaces to a multiple of 64 bytes and ended by a newline, then the little-endian values.
+ */
+export function npyBytes(values: Float32Array, shape: number[]): Uint8Array {
+  const count = shape.reduce((p, d) => p * d, 1)
+  if (count !== values.length) throw new Error(`an NPY of shape (${shape.join(', ')}) holds ${count} values, not ${values.length}`)
+  const dict = `{'descr': '<f4', 'fortran_order': False, 'shape': (${shape.join(', ')}${shape.length === 1 ? ',' : ''}), }`
+  const preamble = 10 // magic (6) + version (2) + header length (2)
+  const padded = dict + ' '.repeat((64 - ((preamble + dict.length + 1) % 64)) % 64) + '\n'
+  const out = new Uint8Array(preamble + padded.length + values.byteLength)
+  out.set([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 1, 0], 0)
+  new DataView(out.buffer).setUint16(8, padded.length, true)
+  out.set(Buffer.from(padded, 'latin1'), preamble)
+  const body = new Float32Array(values.length)
+  body.set(values)
+  out.set(new Uint8Array(body.buffer), preamble + padded.length)
+  return out
+}
+
+const splitName = (dataset: ImageDataset, i: number) => (dataset.split[i] === 1 ? 'heldout' : 'train')
+const className = (dataset: ImageDataset, i: number) => (dataset.labels ? (dataset.classNames[dataset.labels[i]] ?? '') : '')
+
+/** A CSV field: quoted when it holds a comma, a quote or a line break. */
+function csvField(text: string): string {
+  return /[",\n\r]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text
+}
+
+/** A TSV field for the projector's metadata: tabs and line breaks would split rows. */
+const tsvField = (text: string) => text.replace(/[\t\r\n]/g, ' ')
+
+/** index, file, class, split, then one column per dimension (`prefix`0, `prefix`1, ...). */
+function csvTable(dataset: ImageDataset, values: Float32Array, dim: number, prefix: string): string {
+  const n = values.length / dim
+  const lines = [['index', 'file', 'class', 'split', ...Array.from({ length: dim }, (_, d) => `${prefix}${d}`)].join(',')]
+  for (let i = 0; i < n; i++) {
+    const row = [String(i), csvField(dataset.itemNames[i] ?? ''), csvField(className(dataset, i)), splitName(dataset, i)]
+    for (let d = 0; d < dim; d++) row.push(String(values[i * dim + d]))
+    lines.push(row.join(','))
+  }
+  return lines.join('\n') + '\n'
+}
+
+/**
+ * Every item's thumbnail in one sprite, row-major, square grid of ceil(sqrt(n)) columns, each tile
+ * the image's size or less so that the sprite fits `limit` pixels a side (tiles shrink by box averaging).
+ */
+export async function spriteImage(dataset: ImageDataset, limit = SPRITE_LIMIT): Promise<{ png: Uint8Array; tileWidth: number; tileHeight: number; columns: number }> {
+  const n = dataset.split.length
+  const { width, height, channels } = dataset
+  const columns = Math.ceil(Math.sqrt(n))
+  const scale = Math.min(1, limit / (columns * Math.max(width, height)))
+  const tileWidth = Math.max(1, Math.floor(width * scale))
+  const tileHeight = Math.max(1, Math.floor(height * scale))
+  const rows = Math.ceil(n / columns)
+  const spriteWidth = columns * tileWidth
+  const sprite = new Uint8Array(spriteWidth * rows * tileHeight * channels)
+  const k = width * height * channels
+  for (let i = 0; i < n; i++) {
+    const source = dataset.pixels.subarray(i * k, (i + 1) * k)
+    const ox = (i % columns) * tileWidth
+    const oy = Math.floor(i / columns) * tileHeight
+    for (let ty = 0; ty < tileHeight; ty++) {
+      const y0 = Math.floor((ty * height) / tileHeight)
+      const y1 = Math.max(y0 + 1, Math.floor(((ty + 1) * height) / tileHeight))
+      for (let tx = 0; tx < tileWidth; tx++) {
+        const x0 = Math.floor((tx * width) / tileWidth)
+        const x1 = Math.max(x0 + 1, Math.floor(((tx + 1) * width) / tileWidth))
+        for (let c = 0; c < channels; c++) {
+          let sum = 0
+          for (let y = y0; y < y1; y++) for (let x = x0; x < x1; x++) sum += source[(y * width + x) * channels + c]
+          sprite[((oy + ty) * spriteWidth + ox + tx) * channels + c] = Math.round(sum / ((y1 - y0) * (x1 - x0)))
+        }
+      }
+    }
+  }
+  const png = await sharp(Buffer.from(sprite.buffer, sprite.byteOffset, sprite.byteLength), { raw: { width: spriteWidth, height: rows * tileHeight, channels } })
+    .png()
+    .toBuffer()
+  return { png: new Uint8Array(png), tileWidth, tileHeight, columns }
+}
+
+/** Writes the chosen formats into `dir` (created); returns the files written, relative to it. */
+export async function writeExports(dir: string, input: ExportInput, formats: readonly ExportFormat[]): Promise<string[]> {
+  const { dataset, latents } = input
+  const n = dataset.split.length
+  await mkdir(dir, { recursive: true })
+  const written: string[] = []
+  const write = async (name: string, data: Uint8Array | string) => {
+    await writeFileAtomic(join(dir, name), data)
+    written.push(name)
+  }
+  for (const [space, { dim, values }] of latents) {
+    if (values.length !== n * dim) throw new Error(`the latents of ${space} hold ${values.length} values, not ${n} items x ${dim}`)
+  }
+  if (formats.includes('npy')) {
+    for (const [space, { dim, values }] of latents) await write(`latents-${space}.npy`, npyBytes(values, [n, dim]))
+    for (const [space, { components, values }] of input.maps ?? []) await write(`map-${space}.npy`, npyBytes(values, [n, components]))
+    const labels = new Float32Array(n).fill(-1)
+    if (dataset.labels) labels.set(dataset.labels)
+    await write('labels.npy', npyBytes(labels, [n]))
+  }
+  if (formats.includes('csv')) {
+    for (const [space, { dim, values }] of latents) await write(`latents-${space}.csv`, csvTable(dataset, values, dim, `${space}_`))
+    for (const [space, { components, values }] of input.maps ?? []) await write(`map-${space}.csv`, csvTable(dataset, values, components, `${space}_map_`))
+  }
+  if (formats.includes('projector')) {
+    await mkdir(join(dir, 'projector'), { recursive: true })
+    const sprite = await spriteImage(dataset)
+    await write(join('projector', 'sprite.png'), sprite.png)
+    const metadata = ['index\tclass\tfile\tsplit']
+    for (let i = 0; i < n; i++) metadata.push([String(i), tsvField(className(dataset, i)), tsvField(dataset.itemNames[i] ?? ''), splitName(dataset, i)].join('\t'))
+    await write(join('projector', 'metadata.tsv'), metadata.join('\n') + '\n')
+    const config: string[] = []
+    for (const [space, { dim, values }] of latents) {
+      const rows: string[] = []
+      for (let i = 0; i < n; i++) rows.push(Array.from(values.subarray(i * dim, (i + 1) * dim), (v) => String(v)).join('\t'))
+      await write(join('projector', `tensors-${space}.tsv`), rows.join('\n') + '\n')
+      config.push(
+        [
+          'embeddings {',
+          `  tensor_name: "${space}"`,
+          `  tensor_shape: ${n}`,
+          `  tensor_shape: ${dim}`,
+          `  tensor_path: "tensors-${space}.tsv"`,
+          '  metadata_path: "metadata.tsv"',
+          '  sprite {',
+          '    image_path: "sprite.png"',
+          `    single_image_dim: ${sprite.tileWidth}`,
+          `    single_image_dim: ${sprite.tileHeight}`,
+          '  }',
+          '}'
+        ].join('\n')
+      )
+    }
+    await write(join('projector', 'projector_config.pbtxt'), config.join('\n') + '\n')
+  }
+  return written
+}
