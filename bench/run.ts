@@ -7,14 +7,17 @@
 //   npm run bench -- --quick      a smoke run: fewer steps and epochs (figures not comparable)
 //   npm run bench -- --only throughput,projection,rendering,quality,classes
 //                                 (classes: the class-conditional models of issue 15 alone)
+//   npm run bench -- --only reopen
+//                                 a 70k-item run (1 epoch) reopened by a fresh engine: time to its
+//                                 stored map, without encoding (issue 13: at most 2 s)
 //   npm run bench -- --only throughput --backend webgpu
 //                                 on a machine with a GPU: the webgpu figures beside wasm's and
 //                                 PyTorch's of the same run
 //                                 some sections; prints them and writes bench/results.partial.json
 //                                 (results.json and results.md always hold one whole run)
 import { spawnSync } from 'node:child_process'
-import { existsSync, writeFileSync } from 'node:fs'
-import { availableParallelism } from 'node:os'
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs'
+import { availableParallelism, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Worker } from 'node:worker_threads'
 import * as tf from '@tensorflow/tfjs'
@@ -33,9 +36,11 @@ import { ParallelTrainer } from '../electron/engine/parallel-trainer'
 import { knnClassAccuracy, trustworthiness } from '../electron/engine/projection'
 import { runProjection } from '../electron/engine/projection-runner'
 import { measureRendering } from './render'
+import { Engine } from '../electron/engine/engine'
+import type { EngineState, RequestName } from '../electron/common/contract'
 
 const quick = process.argv.includes('--quick')
-const SECTIONS = ['rendering', 'throughput', 'quality', 'projection', 'classes', 'gpu-defaults'] as const
+const SECTIONS = ['rendering', 'throughput', 'quality', 'projection', 'classes', 'gpu-defaults', 'reopen'] as const
 type Section = (typeof SECTIONS)[number]
 const onlyIndex = process.argv.indexOf('--only')
 const only: Set<Section> | null = onlyIndex < 0 ? null : new Set(process.argv[onlyIndex + 1].split(',').map((name) => {
@@ -375,6 +380,45 @@ async function conditionalQuality(c: ConditionalCase, dataset: ImageDataset, dat
 
 const spaceDimOf = (model: VaeFamilyModel, space: string): number => model.spaces.find((s) => s.name === space)?.dim ?? 0
 
+/**
+ * Reopening a trained run as the window does (run.open in a fresh engine, as after a restart of the
+ * app): the dataset, the checkpoint, the stored latents (no encoding when they belong to these
+ * weights), the stored metrics and map. Timed until the engine says ready with the map drawn.
+ */
+async function reopen(preference: BackendPreference): Promise<void> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'cartographer-bench-reopen-'))
+  const statuses: string[] = []
+  const engineWith = () => {
+    let id = 1
+    const engine = new Engine({ dataDir, backend: preference, emit: (name, payload) => name === 'status' && statuses.push((payload as { message: string }).message) })
+    const ask = <T>(name: RequestName, args: object = {}) => engine.handle({ type: 'request', id: id++, name, args } as never) as Promise<T>
+    const ready = async () => {
+      for (;;) {
+        const state = await ask<EngineState>('engine.state')
+        if (state.status.phase === 'ready' && state.mapSpaces.length > 0) return state
+        if (state.status.phase === 'error') throw new Error(state.status.message)
+        await new Promise((r) => setTimeout(r, 20))
+      }
+    }
+    return { engine, ask, ready }
+  }
+  const first = engineWith()
+  await first.ask('dataset.open', { path: FASHION })
+  await first.ask('train.start', { family: 'vae', epochs: 1, latentDim: 16 })
+  await first.ready()
+  const path = (await first.ask<{ path: string }[]>('runs.list'))[0].path
+  first.engine.dispose()
+  const second = engineWith()
+  const from = statuses.length
+  const started = performance.now()
+  await second.ask('run.open', { path })
+  const state = await second.ready()
+  const seconds = (performance.now() - started) / 1000
+  record('reopen_70k_map_ready_seconds', seconds, `a ${state.dataset?.itemCount.toLocaleString('en')}-item run reopened by a fresh engine: dataset, checkpoint, stored latents, metrics and map, until ready (s)`, 'goal <= 2')
+  record('reopen_70k_encoded_again', statuses.slice(from).some((m) => /encoding every item/.test(m)) ? 'yes' : 'no', 'whether the reopen encoded every item again', 'goal no')
+  second.engine.dispose()
+}
+
 async function projection(model: VaeFamilyModel, dataset: Awaited<ReturnType<typeof loadDataset>>): Promise<void> {
   const train = Array.from(dataset.split.keys()).filter((i) => dataset.split[i] === 0)
   const latents = (await encodeAll(model, dataset)).get('z')!
@@ -453,6 +497,7 @@ async function main(): Promise<void> {
     reference.dispose()
   }
   if (wanted('gpu-defaults')) await gpuDefaultsQuality(binary)
+  if (wanted('reopen')) await reopen(preference as BackendPreference)
   if (wanted('quality') || wanted('classes')) {
     // The app's data: grayscale in [0, 1] (not binarised), the app's default model settings.
     const classify = await trainClassifier(grey, 10)

@@ -13,7 +13,7 @@ import { BACKEND_PREFERENCES, describeBackends, isGpuBackend, selectBackend, typ
 import { createTrainer, describeTrainer } from '../engine/parallel-trainer'
 import { loadDataset, loadDefaultDataset } from '../engine/datasets/index'
 import type { ImageDataset, LoadReport } from '../engine/datasets/types'
-import { checkDatasetFits, defaultDataDir, encodeAll, isGeneratedSource, measureModel, modelConfigFor, projectionFile, readLatents, readRunRecord, trainingData, writeLatents, writeRunOutcome, type RunRecord } from '../engine/runs'
+import { checkDatasetFits, defaultDataDir, encodeAll, isGeneratedSource, measureModel, modelConfigFor, projectionFile, readLatents, readRunRecord, trainingData, weightsDigest, writeLatents, writeRunOutcome, type RunRecord } from '../engine/runs'
 import { writeExports } from '../engine/exports'
 import { LatentProjection } from '../engine/projection'
 import { EXPORT_FORMAT_NAMES, type ExportFormatName } from '../common/contract'
@@ -270,7 +270,7 @@ async function train(values: Values): Promise<number> {
   await writeRunOutcome(outDir, { state: 'finished', message: `trained ${options.epochs} epochs` })
   progress.update('encoding every item…')
   const latents = await encodeAll(trainer.model, dataset)
-  await writeLatents(outDir, latents, dataset.split.length)
+  await writeLatents(outDir, latents, dataset.split.length, await weightsDigest(trainer.model))
   progress.update('measuring the latent spaces…')
   const metrics = await measureModel(trainer.model, dataset, latents)
   await writeFileAtomic(join(outDir, 'metrics.json'), JSON.stringify(metrics, null, 1))

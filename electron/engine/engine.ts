@@ -61,7 +61,7 @@ import {
 } from './explorer'
 import { runProjection } from './projection-runner'
 import { writeExports } from './exports'
-import { encodeAll, isGeneratedSource, thumbnailAtlas, listRuns, loadStoredProjection, measureModel, modelConfigFor, projectionFile, readMetrics, readRunRecord, trainingData, writeLatents, writeRunOutcome, checkDatasetFits, type RunRecord } from './runs'
+import { encodeAll, readLatents, storedProjectionSettings, weightsDigest, isGeneratedSource, thumbnailAtlas, listRuns, loadStoredProjection, measureModel, modelConfigFor, projectionFile, readMetrics, readRunRecord, trainingData, writeLatents, writeRunOutcome, checkDatasetFits, type RunRecord } from './runs'
 import { loadLatestCheckpoint, removeStaleTemporaries, saveCheckpoint, writeFileAtomic } from './storage'
 
 export const ENGINE_VERSION = '0.1.0'
@@ -80,6 +80,8 @@ interface Session {
   trainer: Trainer | null
   /** Posterior means per space, n * dim, in item order. */
   latents: Map<string, { dim: number; values: Float32Array }>
+  /** weightsDigest of the weights that encoded `latents` (null before the first encoding). */
+  latentsWeights: string | null
   /** Positions per space, n * 3 (z = 0 on a 2D map), and how many dimensions the map has. */
   maps: Map<string, { positions: Float32Array; dimensions: 2 | 3 }>
   /** The fitted projection per space (its transform places interpolation paths). */
@@ -314,6 +316,7 @@ export class Engine {
       model,
       trainer,
       latents: new Map(),
+      latentsWeights: null,
       maps: new Map(),
       projections: new Map(),
       reconstructionErrors: null,
@@ -519,15 +522,28 @@ export class Engine {
     const n = dataset.split.length
     session.projecting = true
     try {
-      this.status('encoding', 'encoding every item', 0)
-      session.latents = await encodeAll(session.model, dataset, (done) =>
-        this.status('encoding', `encoding ${done.toLocaleString('en')} / ${n.toLocaleString('en')}`, done / n, null, false)
-      )
-      // Weights changed: errors are recomputed when the map is next coloured by them.
-      session.reconstructionErrors = null
-      await writeLatents(session.runDir, session.latents, n)
-      // Metrics stored with the run belong to its weights, which a reopen does not change.
-      const stored = reuse ? await readMetrics(session.runDir) : null
+      // Encoding every item is the slow part of a reopen (11 s for 70k on two cores): latents in
+      // memory or stored with the run are used when the same weights made them.
+      const weights = await weightsDigest(session.model)
+      let fresh = false
+      if (session.latents.size === 0 || session.latentsWeights !== weights) {
+        const stored = reuse ? await readLatents(session.runDir).catch(() => null) : null
+        if (stored && stored.weights === weights && stored.count === n && session.model.spaces.every((s) => stored.latents.get(s.name)?.dim === s.dim)) {
+          session.latents = stored.latents
+        } else {
+          this.status('encoding', 'encoding every item', 0)
+          session.latents = await encodeAll(session.model, dataset, (done) =>
+            this.status('encoding', `encoding ${done.toLocaleString('en')} / ${n.toLocaleString('en')}`, done / n, null, false)
+          )
+          await writeLatents(session.runDir, session.latents, n, weights)
+          fresh = true
+        }
+        session.latentsWeights = weights
+        // Weights changed: errors are recomputed when the map is next coloured by them.
+        session.reconstructionErrors = null
+      }
+      // Metrics belong to the weights: kept in memory or stored with the run unless re-encoded.
+      const stored = fresh ? null : session.metrics ?? (await readMetrics(session.runDir))
       if (!stored) this.status('encoding', 'measuring the latent spaces (health, 5-NN class accuracy, log p(x))', null)
       session.metrics =
         stored ??
@@ -542,7 +558,7 @@ export class Engine {
         if (session.abort.signal.aborted) return
         // A projection stored with the run is reused when it was made from these very latents.
         const settings = session.projectionSettings
-        const stored = reuse ? await loadStoredProjection(session.runDir, name, values, settings) : null
+        const stored = await loadStoredProjection(session.runDir, name, values, settings)
         let projection: LatentProjection
         if (stored) projection = stored
         else {
@@ -585,6 +601,13 @@ export class Engine {
     const model = await restoreCheckpoint(saved)
     this.disposeSession()
     const session = this.newSession(basename(runDir), runDir, model, null)
+    // As it was left: its curves by epoch, and its maps with the UMAP settings they were made with.
+    const history = (saved.document.meta.history as EpochSummary[] | undefined) ?? []
+    const trainCount = trainingData(this.requireDataset(), record.maxTrainItems).trainIndices.length
+    const stepsPerEpoch = Math.max(1, Math.ceil(trainCount / record.options.batchSize))
+    session.epochs = history.map((summary) => ({ ...summary, step: summary.epoch * stepsPerEpoch - 1 }))
+    const first = model.spaces.find((s) => !s.isImage) ?? model.spaces[0]
+    session.projectionSettings = (first && (await storedProjectionSettings(runDir, first.name))) ?? session.projectionSettings
     const summary = this.modelSummary(session)
     this.emit('train.started', summary)
     void this.encodeAndProject(session, true)

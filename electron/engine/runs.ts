@@ -1,5 +1,6 @@
 // What the app and the CLI share about a training run: the training view of a dataset, the
 // model config for a "latent size", encoding every item, and the files a run writes.
+import { createHash } from 'node:crypto'
 import { readdir, readFile } from 'node:fs/promises'
 import { homedir } from 'node:os'
 import { join } from 'node:path'
@@ -183,20 +184,36 @@ export async function readMetrics(runDir: string): Promise<ModelMetrics | null> 
   }
 }
 
-/** latents-<space>.f32 (float32, n x dim, little-endian) and latents.json describing them. */
-export async function writeLatents(runDir: string, latents: Map<string, { dim: number; values: Float32Array }>, count: number): Promise<void> {
+/**
+ * A digest of a model's weights (SHA-256 over every parameter's name and float32 bytes, in name
+ * order): latents stored with a run are reused on reopening only when they were encoded by exactly
+ * these weights, not whatever the latest checkpoint pointer says.
+ */
+export async function weightsDigest(model: VaeFamilyModel): Promise<string> {
+  const hash = createHash('sha256')
+  const entries = [...model.parameters.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+  for (const [name, variable] of entries) {
+    const values = (await variable.data()) as Float32Array
+    hash.update(name)
+    hash.update(new Uint8Array(values.buffer, values.byteOffset, values.byteLength))
+  }
+  return hash.digest('hex')
+}
+
+/** latents-<space>.f32 (float32, n x dim, little-endian) and latents.json describing them (and the weights' digest). */
+export async function writeLatents(runDir: string, latents: Map<string, { dim: number; values: Float32Array }>, count: number, weights?: string): Promise<void> {
   const spaces: Record<string, { dim: number; file: string }> = {}
   for (const [name, { dim, values }] of latents) {
     const file = `latents-${name}.f32`
     await writeFileAtomic(join(runDir, file), new Uint8Array(values.buffer, values.byteOffset, values.byteLength))
     spaces[name] = { dim, file }
   }
-  await writeFileAtomic(join(runDir, 'latents.json'), JSON.stringify({ count, spaces }, null, 1))
+  await writeFileAtomic(join(runDir, 'latents.json'), JSON.stringify({ count, spaces, ...(weights ? { weights } : {}) }, null, 1))
 }
 
 /** A run's stored latents (writeLatents' files), checked against the item count they claim. */
-export async function readLatents(runDir: string): Promise<{ count: number; latents: Map<string, { dim: number; values: Float32Array }> }> {
-  let described: { count: number; spaces: Record<string, { dim: number; file: string }> }
+export async function readLatents(runDir: string): Promise<{ count: number; latents: Map<string, { dim: number; values: Float32Array }>; weights: string | null }> {
+  let described: { count: number; spaces: Record<string, { dim: number; file: string }>; weights?: string }
   try {
     described = JSON.parse(await readFile(join(runDir, 'latents.json'), 'utf8'))
   } catch (error) {
@@ -209,13 +226,23 @@ export async function readLatents(runDir: string): Promise<{ count: number; late
     if (bytes.byteLength !== described.count * dim * 4) throw new Error(`${join(runDir, file)}: ${bytes.byteLength} bytes, not ${described.count} items x ${dim} float32 values`)
     latents.set(space, { dim, values: new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength)) })
   }
-  return { count: described.count, latents }
+  return { count: described.count, latents, weights: typeof described.weights === 'string' ? described.weights : null }
 }
 
 /** The generated shapes set has no folder: a run trained on it reopens with the built-in dataset. */
 export const isGeneratedSource = (source: string): boolean => source.startsWith('generated shapes')
 
 export const projectionFile = (space: string): string => `projection-${space}.bin`
+
+/** The UMAP settings a run's stored map of `space` was made with (null when it has none). */
+export async function storedProjectionSettings(runDir: string, space: string): Promise<ProjectionSettings | null> {
+  try {
+    const { options } = LatentProjection.fromBytes(new Uint8Array(await readFile(join(runDir, projectionFile(space)))))
+    return { nNeighbors: options.nNeighbors, minDist: options.minDist, seed: options.seed, nComponents: options.nComponents }
+  } catch {
+    return null
+  }
+}
 
 /** A projection stored with a run, if it was made from exactly these latents (else null). */
 export async function loadStoredProjection(

@@ -71,4 +71,45 @@ describe('the engine under careless use', () => {
     expect(state.metrics?.knn5.z).toBeGreaterThan(0)
     expect(state.mapSpaces).toEqual(['z'])
   }, 300_000)
+
+  it('reopens a run as it was left: stored latents reused (no encoding), its 2D map settings, its curves', async () => {
+    const { ask, events } = makeEngine()
+    await ask('dataset.open', { path: small })
+    const started = await ask<{ runId: string }>('train.start', { family: 'vae', epochs: 2, latentDim: 2 })
+    const ready = async () => {
+      for (let i = 0; i < 600; i++) {
+        const state = await ask<EngineState>('engine.state')
+        if (state.status.phase === 'ready' && state.mapSpaces.length > 0) return state
+        await new Promise((r) => setTimeout(r, 100))
+      }
+      throw new Error('the maps never became ready')
+    }
+    await ready()
+    // A 2D map with other settings, made from the latents in memory (no encoding).
+    const statuses = (): string[] => events.filter((e) => e.name === 'status').map((e) => (e.payload as { message: string }).message)
+    let before = statuses().length
+    await ask('maps.refresh', { projection: { nNeighbors: 8, minDist: 0.3, seed: 2, nComponents: 2 } })
+    await ready()
+    expect(statuses().slice(before).filter((m) => /encoding/.test(m))).toEqual([])
+    const runs = await ask<{ path: string }[]>('runs.list')
+    const path = runs[0].path
+    expect(path).toContain(started.runId)
+
+    const reopened = makeEngine()
+    await reopened.ask('run.open', { path })
+
+    const state = await (async () => {
+      for (let i = 0; i < 600; i++) {
+        const s = await reopened.ask<EngineState>('engine.state')
+        if (s.status.phase === 'ready' && s.mapSpaces.length > 0) return s
+        await new Promise((r) => setTimeout(r, 100))
+      }
+      throw new Error('the reopened maps never became ready')
+    })()
+    const reopenedStatuses = reopened.events.filter((e) => e.name === 'status').map((e) => (e.payload as { message: string }).message)
+    expect(reopenedStatuses.filter((m) => /encoding|UMAP|measuring/.test(m))).toEqual([])
+    expect(state.projection).toEqual({ nNeighbors: 8, minDist: 0.3, seed: 2, nComponents: 2 })
+    expect(state.epochs.map((e) => e.epoch)).toEqual([1, 2])
+    expect(state.metrics?.heldOut.total).toBeGreaterThan(0)
+  }, 300_000)
 })

@@ -266,6 +266,17 @@ class AppState {
     const model = await this.run(() => client.request('run.open', { path }))
     if (!model) return
     this.model = model
+    await this.loadHistory()
+  }
+
+  /** The open run's curves so far and the settings of its maps, as the engine holds them. */
+  private async loadHistory(): Promise<void> {
+    const state = await this.client?.request('engine.state', {}).catch(() => null)
+    if (!state) return
+    this.stepHistory = state.steps.map((s) => ({ step: s.step, terms: s.terms }))
+    this.stepCount = this.stepHistory.length
+    this.epochHistory = state.epochs
+    this.projection = { ...state.projection }
   }
 
   /** Continues an interrupted run: its curves so far, then live training. */
@@ -282,6 +293,7 @@ class AppState {
     if (!model) return
     this.model = model
     this.training = 'running'
+    await this.loadHistory()
     void this.listRuns()
   }
 
