@@ -220,6 +220,23 @@ export interface RunListing {
   latentDims: Record<string, number>
   /** Held-out negative ELBO (nats) of the last evaluated epoch, when known. */
   heldOutNegElbo: number | null
+  /** The name the user gave it, if any. */
+  title: string | null
+}
+
+/** One run of a comparison (runs.compare). */
+export interface RunComparison {
+  path: string
+  title: string | null
+  name: string
+  family: ModelFamilyName
+  dataset: string
+  latentDims: Record<string, number>
+  epochsDone: number
+  /** Held-out terms after each epoch (nats; bits_per_dim). */
+  epochs: { epoch: number; heldOut: Record<string, number> }[]
+  /** metrics.json of the run, when it has one. */
+  metrics: ModelMetrics | null
 }
 
 /** One end of an interpolation: a dataset item, or a point pinned on a map. */
@@ -304,6 +321,12 @@ export interface Requests {
   /** Encode every item with the newest weights and map again, optionally with new UMAP settings. */
   'maps.refresh': { args: { projection?: ProjectionSettings }; result: { started: boolean } }
   'runs.list': { args: Record<string, never>; result: RunListing[] }
+  /** Names a run of the app's own runs folder (an empty title clears the name). */
+  'run.rename': { args: { path: string; title: string }; result: RunListing[] }
+  /** Deletes a run of the app's own runs folder (not one training or open now). */
+  'run.delete': { args: { path: string }; result: RunListing[] }
+  /** Two or more runs side by side: their held-out curves by epoch and their figures. */
+  'runs.compare': { args: { paths: string[] }; result: RunComparison[] }
   /** Per-item reconstruction errors (computed on first use), sent with fresh map.update events. */
   'maps.errors': { args: Record<string, never>; result: { computed: boolean } }
   'dataset.thumbnails': { args: Record<string, never>; result: ThumbnailAtlas }
@@ -365,6 +388,9 @@ export const REQUEST_NAMES: RequestName[] = [
   'item.inspect',
   'maps.refresh',
   'runs.list',
+  'run.rename',
+  'run.delete',
+  'runs.compare',
   'maps.errors',
   'run.open',
   'run.resume',
@@ -488,6 +514,24 @@ const oneOfNumbers =
     if (typeof v !== 'number' || !values.includes(v)) throw new ContractError(`${p} must be one of ${values.join(', ')}`)
   }
 
+/** A string of at most `maxLength` printable characters, possibly empty. */
+const anyString =
+  (maxLength: number): Check =>
+  (v, p) => {
+    // eslint-disable-next-line no-control-regex
+    if (typeof v !== 'string' || v.length > maxLength || /[\u0000-\u001f\u007f]/.test(v)) {
+      throw new ContractError(`${p} must be text of at most ${maxLength} characters, without control characters`)
+    }
+  }
+
+/** A list of `min` to `max` distinct non-empty strings. */
+const stringList =
+  (min: number, max: number, maxLength: number): Check =>
+  (v, p) => {
+    if (!Array.isArray(v) || v.length < min || v.length > max || new Set(v).size !== v.length) throw new ContractError(`${p} must be a list of ${min} to ${max} distinct entries`)
+    v.forEach((x, i) => shortString(maxLength)(x, `${p}[${i}]`))
+  }
+
 /** A non-empty array of distinct values from a few strings. */
 const subsetOf =
   (values: readonly string[]): Check =>
@@ -575,6 +619,9 @@ const ARG_CHECKS: Record<RequestName, Check> = {
     )
   }),
   'runs.list': noArgs,
+  'run.rename': shape({ path: shortString(4096), title: anyString(100) }),
+  'run.delete': shape({ path: shortString(4096) }),
+  'runs.compare': shape({ paths: stringList(2, 8, 4096) }),
   'maps.errors': noArgs,
   'dataset.thumbnails': noArgs,
   'run.open': shape({ path: shortString(4096) }),

@@ -3,7 +3,7 @@
 // events it emits. It runs as a child process of the Electron main process, of the browser-mode
 // host, or in-process in tests.
 import { existsSync } from 'node:fs'
-import { mkdir, readFile } from 'node:fs/promises'
+import { mkdir, readFile, rm } from 'node:fs/promises'
 import { basename, isAbsolute, join, resolve } from 'node:path'
 import * as tf from '@tensorflow/tfjs'
 import {
@@ -16,6 +16,7 @@ import {
   type EngineStatus,
   type EnginePhase,
   type ExportFormatName,
+  type RunListing,
   type EventName,
   type Events,
   DEFAULT_PROJECTION,
@@ -61,7 +62,7 @@ import {
 } from './explorer'
 import { runProjection } from './projection-runner'
 import { writeExports } from './exports'
-import { encodeAll, readLatents, storedProjectionSettings, weightsDigest, isGeneratedSource, thumbnailAtlas, listRuns, loadStoredProjection, measureModel, modelConfigFor, projectionFile, readMetrics, readRunRecord, trainingData, writeLatents, writeRunOutcome, checkDatasetFits, type RunRecord } from './runs'
+import { compareRun, ownRunFolder, renameRun, encodeAll, readLatents, storedProjectionSettings, weightsDigest, isGeneratedSource, thumbnailAtlas, listRuns, loadStoredProjection, measureModel, modelConfigFor, projectionFile, readMetrics, readRunRecord, trainingData, writeLatents, writeRunOutcome, checkDatasetFits, type RunRecord } from './runs'
 import { loadLatestCheckpoint, removeStaleTemporaries, saveCheckpoint, writeFileAtomic } from './storage'
 
 export const ENGINE_VERSION = '0.1.0'
@@ -173,7 +174,18 @@ export class Engine {
     },
     'map.get': async (args) => this.mapData(args.space, true),
     'item.inspect': async (args) => this.inspect(args.index),
-    'runs.list': async () => listRuns(join(this.options.dataDir, 'runs'), this.session?.trainer ? this.session.runDir : null),
+    'runs.list': async () => this.listOwnRuns(),
+    'run.rename': async (args) => {
+      await renameRun(await ownRunFolder(join(this.options.dataDir, 'runs'), args.path), args.title)
+      return this.listOwnRuns()
+    },
+    'run.delete': async (args) => {
+      const dir = await ownRunFolder(join(this.options.dataDir, 'runs'), args.path)
+      if (this.session?.runDir === dir) throw new Error(this.session.trainer ? 'this run is training: cancel it before deleting it' : 'this run is open: open another model before deleting it')
+      await rm(dir, { recursive: true, force: true })
+      return this.listOwnRuns()
+    },
+    'runs.compare': async (args) => Promise.all(args.paths.map((path) => compareRun(path))),
     'dataset.thumbnails': async () => thumbnailAtlas(this.requireDataset()),
     'run.open': async (args) => this.openRun(args.path),
     'run.resume': async (args) => this.resumeRun(args.path),
@@ -737,6 +749,10 @@ export class Engine {
     const files = await writeExports(dir, { dataset, latents: session.latents, maps }, formats)
     this.emit('log', { level: 'info', message: `exported ${files.length} files (${formats.join(', ')}) to ${dir}` })
     return { dir, files }
+  }
+
+  private listOwnRuns(): Promise<RunListing[]> {
+    return listRuns(join(this.options.dataDir, 'runs'), this.session?.trainer ? this.session.runDir : null)
   }
 
   /** KL per dimension of one space (to N(0, 1)) over some items, for a model not yet measured. */

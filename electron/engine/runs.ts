@@ -3,18 +3,18 @@
 import { createHash } from 'node:crypto'
 import { readdir, readFile } from 'node:fs/promises'
 import { homedir } from 'node:os'
-import { join } from 'node:path'
+import { basename, dirname, join, resolve } from 'node:path'
 import * as tf from '@tensorflow/tfjs'
 import { defaultModelConfig, type ModelConfig, type ModelFamily, type VaeFamilyModel } from '../../models/index'
 import { makeBatch, type TrainingData } from '../../models/data'
 import { argmaxAccuracy, knnClassAccuracy, latentWarnings, type ModelMetrics } from '../../models/metrics'
 import { importanceWeightedBound, IWAE_SAMPLES } from '../../models/iwae'
 import { readAndDispose } from '../../models/readback'
-import { evaluateWithHealth, type TrainOptions } from '../../models/train'
+import { evaluateWithHealth, type EpochSummary, type TrainOptions } from '../../models/train'
 import type { ImageDataset } from './datasets/types'
-import { writeFileAtomic } from './storage'
+import { loadLatestCheckpoint, writeFileAtomic } from './storage'
 import { LatentProjection } from './projection'
-import { bytesToBase64, type ObjectiveArgs, type ProjectionSettings, type RunListing, type ThumbnailAtlas } from '../common/contract'
+import { bytesToBase64, type ObjectiveArgs, type ProjectionSettings, type RunComparison, type RunListing, type ThumbnailAtlas } from '../common/contract'
 
 /** Where the app keeps runs and the dataset cache (the desktop app passes its own userData folder). */
 export function defaultDataDir(): string {
@@ -271,6 +271,8 @@ export interface RunRecord {
   dataset: string
   /** The cap on training items it was started with, if any. */
   maxTrainItems?: number
+  /** The name the user gave the run (run.rename). */
+  title?: string
 }
 
 /** outcome.json: how a run's last training ended. A run without one was killed while training. */
@@ -341,13 +343,53 @@ export async function listRuns(runsDir: string, active: string | null = null): P
         epochsDone,
         epochsPlanned,
         latentDims: run.config.latentDims,
-        heldOutNegElbo: typeof heldOut === 'number' ? heldOut : null
+        heldOutNegElbo: typeof heldOut === 'number' ? heldOut : null,
+        title: typeof run.title === 'string' && run.title ? run.title : null
       })
     } catch {
       // A run without run.json or a checkpoint (stopped before its first save) is not listed.
     }
   }
   return runs.sort((a, b) => b.savedAt.localeCompare(a.savedAt))
+}
+
+/**
+ * `path` as a run folder of the app's own runs folder (a direct child holding run.json), for the
+ * requests that change or delete a run: nothing outside the app's data is renamed or removed.
+ */
+export async function ownRunFolder(runsDir: string, path: string): Promise<string> {
+  const dir = resolve(path)
+  if (dirname(dir) !== resolve(runsDir)) throw new Error(`${dir} is not one of the app's runs (in ${runsDir}): only those can be renamed or deleted here`)
+  await readRunRecord(dir)
+  return dir
+}
+
+/** Gives a run a name (run.json's title; empty clears it). */
+export async function renameRun(runDir: string, title: string): Promise<void> {
+  const record = JSON.parse(await readFile(join(runDir, 'run.json'), 'utf8')) as RunRecord
+  const trimmed = title.trim()
+  if (trimmed) record.title = trimmed
+  else delete record.title
+  await writeFileAtomic(join(runDir, 'run.json'), JSON.stringify(record, null, 1))
+}
+
+/** A run's curves by epoch and figures, for runs.compare. */
+export async function compareRun(path: string): Promise<RunComparison> {
+  const dir = resolve(path)
+  const record = await readRunRecord(dir)
+  const saved = await loadLatestCheckpoint(dir)
+  const history = ((saved?.document.meta.history as EpochSummary[] | undefined) ?? []).map(({ epoch, heldOut }) => ({ epoch, heldOut }))
+  return {
+    path: dir,
+    title: record.title ?? null,
+    name: basename(dir),
+    family: record.config.family,
+    dataset: record.dataset,
+    latentDims: record.config.latentDims,
+    epochsDone: saved?.document.position?.epoch ?? history.length,
+    epochs: history,
+    metrics: await readMetrics(dir)
+  }
 }
 
 /** Most bytes an atlas may hold before thumbnails are downsampled (2x, 4x...). */

@@ -95,6 +95,34 @@ test('the CDVAE shows its objective defaults, and its latent health once trained
   await page.screenshot({ path: testInfo.outputPath('latent-health.png') })
 })
 
+test('runs are named, compared side by side, and deleted after a confirmation', async ({ page }, testInfo) => {
+  await page.goto(host.url)
+  const runs = page.getByTestId('run')
+  await expect.poll(async () => runs.count()).toBeGreaterThanOrEqual(2)
+  const count = await runs.count()
+
+  await runs.nth(0).getByTestId('rename-run').click()
+  await page.getByTestId('run-title-input').fill('baseline CDVAE')
+  await page.getByTestId('run-title-save').click()
+  await expect(runs.nth(0).getByTestId('run-open')).toContainText('baseline CDVAE')
+
+  await runs.nth(0).getByTestId('compare-run').check()
+  await runs.nth(1).getByTestId('compare-run').check()
+  await page.getByTestId('compare-runs').click()
+  const table = page.getByTestId('comparison-table')
+  await expect(table).toContainText('baseline CDVAE')
+  // Both runs' held-out -ELBO and bits/dim are figures, and the chart is drawn.
+  await expect(page.getByTestId('comparison-total')).toHaveText(/−ELBO\s*\d+\.\d+\s*\d+\.\d+/)
+  await expect(page.getByTestId('comparison-bits_per_dim')).toHaveText(/\d\.\d{4}.*\d\.\d{4}/)
+  await expect(page.getByTestId('comparison-chart').locator('canvas')).toBeVisible()
+  await page.screenshot({ path: testInfo.outputPath('compare.png') })
+
+  await runs.nth(count - 1).getByTestId('delete-run').click()
+  await expect(runs).toHaveCount(count)
+  await runs.nth(count - 1).getByTestId('confirm-delete-run').click()
+  await expect(runs).toHaveCount(count - 1)
+})
+
 test('the diagnostics panel lists every backend and the one chosen', async ({ page }) => {
   await page.goto(host.url)
   await page.getByTestId('open-diagnostics').click()

@@ -112,4 +112,16 @@ describe('the engine under careless use', () => {
     expect(state.epochs.map((e) => e.epoch)).toEqual([1, 2])
     expect(state.metrics?.heldOut.total).toBeGreaterThan(0)
   }, 300_000)
+
+  it('renames and deletes only runs of its own runs folder, and not the open one', async () => {
+    const { ask } = makeEngine()
+    await ask('dataset.open', { path: small })
+    await ask('train.start', { family: 'vae', epochs: 1, latentDim: 2 })
+    for (let i = 0; i < 600 && (await ask<EngineState>('engine.state')).status.phase !== 'ready'; i++) await new Promise((r) => setTimeout(r, 100))
+    const [run] = await ask<{ path: string; title: string | null }[]>('runs.list')
+    expect((await ask<{ title: string | null }[]>('run.rename', { path: run.path, title: '  first try ' }))[0].title).toBe('first try')
+    await expect(ask('run.rename', { path: small, title: 'x' })).rejects.toThrow(/is not one of the app's runs/)
+    await expect(ask('run.delete', { path: join(run.path, '..', '..') })).rejects.toThrow(/is not one of the app's runs/)
+    await expect(ask('run.delete', { path: run.path })).rejects.toThrow(/this run is open/)
+  }, 300_000)
 })

@@ -19,6 +19,7 @@ import type {
   ModelMetrics,
   ModelSummary,
   ExportFormatName,
+  RunComparison,
   TrainArgs,
   TrainEpochEvent,
   TrainStepEvent
@@ -82,6 +83,10 @@ class AppState {
   path = $state.raw<{ space: string; positions: Float32Array } | null>(null)
   working = $state<string | null>(null)
   runs = $state<RunListing[]>([])
+  /** Runs ticked for comparison, by path. */
+  comparePaths = $state<string[]>([])
+  /** The runs compared side by side, once asked for. */
+  comparison = $state<RunComparison[] | null>(null)
   /** All items' thumbnails (the sprite atlas hover previews draw from), fetched once per dataset. */
   thumbnails = $state.raw<{ cellWidth: number; cellHeight: number; channels: number; bytes: Uint8Array } | null>(null)
   error = $state<string | null>(null)
@@ -251,7 +256,38 @@ class AppState {
 
   async listRuns(): Promise<void> {
     const runs = await this.client?.request('runs.list', {}).catch(() => null)
-    if (runs) this.runs = runs
+    if (runs) this.setRuns(runs)
+  }
+
+  private setRuns(runs: RunListing[]): void {
+    this.runs = runs
+    this.comparePaths = this.comparePaths.filter((path) => runs.some((r) => r.path === path))
+  }
+
+  async renameRun(path: string, title: string): Promise<void> {
+    const client = this.client
+    if (!client) return
+    const runs = await this.run(() => client.request('run.rename', { path, title }))
+    if (runs) this.setRuns(runs)
+  }
+
+  async deleteRun(path: string): Promise<void> {
+    const client = this.client
+    if (!client) return
+    const runs = await this.run(() => client.request('run.delete', { path }))
+    if (runs) this.setRuns(runs)
+  }
+
+  toggleCompare(path: string): void {
+    this.comparePaths = this.comparePaths.includes(path) ? this.comparePaths.filter((p) => p !== path) : [...this.comparePaths, path].slice(-8)
+  }
+
+  async compareRuns(): Promise<void> {
+    const client = this.client
+    if (!client || this.comparePaths.length < 2) return
+    const paths = [...this.comparePaths]
+    const comparison = await this.run(() => client.request('runs.compare', { paths }))
+    if (comparison) this.comparison = comparison
   }
 
   /** Reopens a trained model's folder: its dataset is loaded if needed, then its maps. */
