@@ -1,7 +1,7 @@
 // `npx cartographer`: headless training (for a GPU server) and dataset inspection. What `train`
 // writes (run.json, a tfjs-format checkpoint, history.json, latents) is what the app writes too.
 import { existsSync } from 'node:fs'
-import { mkdir, readFile, writeFile } from 'node:fs/promises'
+import { mkdir, readFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { createModel, type ModelFamily } from '../../models/index'

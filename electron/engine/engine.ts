@@ -3,7 +3,7 @@
 // events it emits. It runs as a child process of the Electron main process, of the browser-mode
 // host, or in-process in tests.
 import { existsSync } from 'node:fs'
-import { mkdir, readFile, rm } from 'node:fs/promises'
+import { mkdir, rm } from 'node:fs/promises'
 import { basename, isAbsolute, join, resolve } from 'node:path'
 import * as tf from '@tensorflow/tfjs'
 import {
@@ -806,8 +806,6 @@ export class Engine {
   async inspect(index: number): Promise<ItemView> {
     const dataset = this.requireDataset()
     if (index >= dataset.split.length) throw new Error(`there is no item ${index}; the dataset has ${dataset.split.length}`)
-    const { width, height, channels } = dataset
-    const k = width * height * channels
     const images = [{ name: 'original', image: this.itemImage(index) }]
     let predictedLabel: string | null = null
     const model = this.session?.model

@@ -296,7 +296,7 @@ function claim(state: NNDescentState): number {
 
 /** Runs (part of) one item from `cursor` (0 at the start) until done or until `due()`; returns
  *  -1 when the item is done, else the cursor to resume from. */
-export function runItem(state: NNDescentState, phase: NNDescentPhase, item: number, ranges: number, cursor: number, due: () => boolean): number {
+export function runItem(state: NNDescentState, phase: NNDescentPhase, item: number, cursor: number, due: () => boolean): number {
   if (phase === 'trees') {
     buildTree(state, item)
     return -1
@@ -316,7 +316,7 @@ export function runPhaseItems(state: NNDescentState, phase: NNDescentPhase, rang
     const item = claim(state)
     if (item >= items) return
     Atomics.store(state.control, ITEM_STATE + item, ItemState.Claimed)
-    runItem(state, phase, item, ranges, 0, () => false)
+    runItem(state, phase, item, 0, () => false)
     Atomics.store(state.control, ITEM_STATE + item, ItemState.DoneByHelper)
   }
 }
@@ -515,7 +515,7 @@ export async function nnDescent(
     const runHere = async (item: number): Promise<void> => {
       let cursor = 0
       for (;;) {
-        cursor = runItem(state, phase, item, ranges, cursor, due)
+        cursor = runItem(state, phase, item, cursor, due)
         if (cursor < 0) break
         if (ticker) await ticker.yieldNow()
       }

@@ -129,7 +129,7 @@ function requireReplica(): Replica {
 }
 
 async function step(indices: Int32Array, seed: number, globalStep?: number): Promise<TrainWorkerReply> {
-  const { exchange, rank } = requireReplica()
+  const { exchange } = requireReplica()
   let reply: Extract<TrainWorkerReply, { type: 'stepped' }>
   try {
     reply = await writeGradient(indices, seed, globalStep)

@@ -48,7 +48,6 @@ function gaussianNll(v: number[], mean: number[], logGamma: number): number {
   return k * logGamma + sse / (2 * Math.exp(2 * logGamma)) + (k / 2) * LOG2PI
 }
 
-const add = (a: number[], b: number[]) => a.map((v, i) => v + b[i])
 const reparam = (mu: number[], lv: number[], eps: number[]) => mu.map((m, i) => m + Math.exp(lv[i] / 2) * eps[i])
 
 describe('Gaussian KL divergences', () => {
