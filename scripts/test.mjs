@@ -1,4 +1,4 @@
-// `npm test`: build, type-check (tsc and svelte-check), unit tests (vitest), then end-to-end tests
+// `npm test`: build, type-check (tsc and svelte-check), lint (ESLint), unit tests (vitest), then end-to-end tests
 // (Playwright in Debian's Chromium against browser mode and the real engine). Every stage runs even
 // when an earlier one fails, and the last line sums the tests: "N passed, N failed, N skipped".
 import { spawnSync } from 'node:child_process'
@@ -10,6 +10,7 @@ const stages = [
   { name: 'build', command: 'npx', args: ['electron-vite', 'build'] },
   { name: 'tsc', command: 'npx', args: ['tsc', '--noEmit', '-p', 'tsconfig.json'] },
   { name: 'svelte-check', command: 'npx', args: ['svelte-check', '--tsconfig', './tsconfig.json', '--threshold', 'warning', '--fail-on-warnings'] },
+  { name: 'lint', command: 'npx', args: ['eslint', '--max-warnings', '0', '.'] },
   { name: 'unit', command: 'npx', args: ['vitest', 'run', '--reporter=default', '--reporter=json', '--outputFile.json=test-results/unit.json'] },
   { name: 'e2e', command: 'npx', args: ['playwright', 'test'] }
 ]

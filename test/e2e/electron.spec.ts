@@ -5,7 +5,7 @@ import { _electron as electron, expect, test } from '@playwright/test'
 
 function electronUnavailable(): string | null {
   try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
+     
     require('electron')
   } catch (error) {
     return `Electron cannot launch here: ${String((error as Error).message).split('\n')[0]}`

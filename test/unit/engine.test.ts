@@ -87,7 +87,7 @@ describe('the engine under careless use', () => {
     await ready()
     // A 2D map with other settings, made from the latents in memory (no encoding).
     const statuses = (): string[] => events.filter((e) => e.name === 'status').map((e) => (e.payload as { message: string }).message)
-    let before = statuses().length
+    const before = statuses().length
     await ask('maps.refresh', { projection: { nNeighbors: 8, minDist: 0.3, seed: 2, nComponents: 2 } })
     await ready()
     expect(statuses().slice(before).filter((m) => /encoding/.test(m))).toEqual([])
