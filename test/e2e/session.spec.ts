@@ -5,7 +5,7 @@
 // family, and the diagnostics panel.
 import { mkdtemp, readFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { basename, join } from 'node:path'
 import { expect, test } from '@playwright/test'
 import { writeShapesFolder } from '../../electron/engine/datasets/shapes'
 import { startTestHost, type Host } from './helpers'
@@ -121,6 +121,29 @@ test('runs are named, compared side by side, and deleted after a confirmation', 
   await expect(runs).toHaveCount(count)
   await runs.nth(count - 1).getByTestId('confirm-delete-run').click()
   await expect(runs).toHaveCount(count - 1)
+})
+
+test('window habits: the ? overlay, recent folders, a log scale for the curves, a paused ETA', async ({ page }) => {
+  await page.goto(host.url)
+  await page.keyboard.press('?')
+  await expect(page.getByTestId('help-overlay')).toContainText('double-click')
+  await page.keyboard.press('Escape')
+  await expect(page.getByTestId('help-overlay')).toHaveCount(0)
+  await page.getByTestId('dataset-path').fill(datasetDir)
+  await page.getByTestId('open-dataset').click()
+  await expect(page.getByTestId('dataset-title')).toContainText('240')
+  await page.reload()
+  await expect(page.getByTestId('recent-datasets')).toContainText(basename(datasetDir))
+  await page.getByTestId('model-family').selectOption('vae')
+  await page.getByTestId('epochs').fill('200')
+  await page.getByTestId('train').click()
+  await expect(page.getByTestId('loss-chart').locator('canvas')).toBeVisible()
+  await page.getByTestId('loss-log-scale').check()
+  await expect(page.getByTestId('loss-chart').locator('canvas')).toBeVisible()
+  await page.getByRole('button', { name: 'Pause' }).click()
+  await expect(page.getByTestId('train-readout')).toContainText('paused')
+  await page.getByRole('button', { name: 'Cancel' }).click()
+  await expect(page.getByTestId('train')).toBeVisible()
 })
 
 test('the diagnostics panel lists every backend and the one chosen', async ({ page }) => {

@@ -51,6 +51,18 @@ export interface HistoryPoint {
   terms: Record<string, number>
 }
 
+const RECENT_KEY = 'cartographer.recentDatasets'
+const RECENT_DATASETS = 5
+
+function readRecent(): string[] {
+  try {
+    const stored = JSON.parse(localStorage.getItem(RECENT_KEY) ?? '[]') as unknown
+    return Array.isArray(stored) ? stored.filter((p): p is string => typeof p === 'string').slice(0, RECENT_DATASETS) : []
+  } catch {
+    return []
+  }
+}
+
 class AppState {
   client: EngineClient | null = null
   info = $state<EngineInfo | null>(null)
@@ -238,6 +250,7 @@ class AppState {
     const summary = await this.run(() => client.request('dataset.open', { path }))
     this.loading = null
     if (!summary) return
+    if (path) this.rememberDataset(path)
     this.dataset = summary
     this.model = null
     this.maps = {}
@@ -246,6 +259,18 @@ class AppState {
     this.hiddenClasses = []
     this.clearExploration()
     this.clearHistory()
+  }
+
+  /** Folders opened lately, newest first (kept by the window, not the engine). */
+  recentDatasets = $state<string[]>(readRecent())
+
+  private rememberDataset(path: string): void {
+    this.recentDatasets = [path, ...this.recentDatasets.filter((p) => p !== path)].slice(0, RECENT_DATASETS)
+    try {
+      localStorage.setItem(RECENT_KEY, JSON.stringify(this.recentDatasets))
+    } catch {
+      // Storage may be off (a private window): the list lasts this session.
+    }
   }
 
   private async loadThumbnails(): Promise<void> {
