@@ -317,17 +317,31 @@ class AppState {
 
   /** Reopens a trained model's folder: its dataset is loaded if needed, then its maps. */
   async openRun(path: string): Promise<void> {
+    await this.switchRun('run.open', path)
+  }
+
+  /** Continues an interrupted run: its curves so far, then live training. */
+  async resumeRun(path: string): Promise<void> {
+    if (!(await this.switchRun('run.resume', path))) return
+    this.training = 'running'
+    void this.listRuns()
+  }
+
+  /** Leaves what the window shows for another run (opened or resumed), with its curves and map settings. */
+  private async switchRun(request: 'run.open' | 'run.resume', path: string): Promise<boolean> {
     const client = this.client
-    if (!client) return
+    if (!client) return false
     this.clearExploration()
     this.maps = {}
     this.item = null
     this.selected = null
+    this.notice = null
     this.clearHistory()
-    const model = await this.run(() => client.request('run.open', { path }))
-    if (!model) return
+    const model = await this.run(() => client.request(request, { path }))
+    if (!model) return false
     this.model = model
     await this.loadHistory()
+    return true
   }
 
   /** The open run's curves so far and the settings of its maps, as the engine holds them. */
@@ -338,24 +352,6 @@ class AppState {
     this.stepCount = this.stepHistory.length
     this.epochHistory = state.epochs
     this.projection = { ...state.projection }
-  }
-
-  /** Continues an interrupted run: its curves so far, then live training. */
-  async resumeRun(path: string): Promise<void> {
-    const client = this.client
-    if (!client) return
-    this.clearExploration()
-    this.maps = {}
-    this.item = null
-    this.selected = null
-    this.notice = null
-    this.clearHistory()
-    const model = await this.run(() => client.request('run.resume', { path }))
-    if (!model) return
-    this.model = model
-    this.training = 'running'
-    await this.loadHistory()
-    void this.listRuns()
   }
 
   /** Writes the open model's latents and maps into its run folder's exports/ and says where. */
