@@ -18,7 +18,6 @@ export interface RenderFigures {
 }
 
 export async function measureRendering(counts: number[]): Promise<RenderFigures[]> {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { startHost } = require(join(__dirname, '../out/main/host.js')) as { startHost(o: object): Promise<{ port: number; close(): Promise<void> }> }
   const host = await startHost({})
   const browser = await chromium.launch({

@@ -5,7 +5,6 @@ import { _electron as electron, expect, test } from '@playwright/test'
 
 function electronUnavailable(): string | null {
   try {
-     
     require('electron')
   } catch (error) {
     return `Electron cannot launch here: ${String((error as Error).message).split('\n')[0]}`

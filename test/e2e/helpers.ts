@@ -14,7 +14,6 @@ export interface Host {
 /** Starts the built host (out/main/host.js: `npm run build` first) with its own data folder. */
 export async function startTestHost(): Promise<Host> {
   const dataDir = await mkdtemp(join(tmpdir(), 'cartographer-e2e-data-'))
-   
   const { startHost } = require(join(__dirname, '../../out/main/host.js')) as { startHost(o: object): Promise<Host> }
   return startHost({ env: { CARTOGRAPHER_DATA_DIR: dataDir, CARTOGRAPHER_BACKEND: process.env.CARTOGRAPHER_BACKEND ?? 'auto' } })
 }

@@ -25,7 +25,6 @@ const HOST_JS = join(__dirname, '../../out/main/host.js')
 
 async function startBuiltHost(): Promise<RunningHost> {
   const dataDir = await mkdtemp(join(tmpdir(), 'cartographer-host-test-'))
-   
   const { startHost } = require(HOST_JS) as { startHost(o: object): Promise<RunningHost> }
   return startHost({ env: { CARTOGRAPHER_DATA_DIR: dataDir, CARTOGRAPHER_BACKEND: 'wasm' } })
 }
