@@ -12,7 +12,7 @@ import { importanceWeightedBound, IWAE_SAMPLES } from '../../models/iwae'
 import { readAndDispose } from '../../models/readback'
 import { evaluateWithHealth, type EpochSummary, type TrainOptions } from '../../models/train'
 import type { ImageDataset } from './datasets/types'
-import { loadLatestCheckpoint, writeFileAtomic } from './storage'
+import { loadLatestCheckpointDocument, writeFileAtomic } from './storage'
 import { LatentProjection } from './projection'
 import { bytesToBase64, type ObjectiveArgs, type ProjectionSettings, type RunComparison, type RunListing, type ThumbnailAtlas } from '../common/contract'
 
@@ -321,17 +321,15 @@ export async function listRuns(runsDir: string, active: string | null = null): P
     try {
       const dir = join(runsDir, name)
       const run = await readRunRecord(dir)
-      const latest = JSON.parse(await readFile(join(dir, 'latest.json'), 'utf8')) as { savedAt: string; step: number; checkpoint: string }
+      const latest = JSON.parse(await readFile(join(dir, 'latest.json'), 'utf8')) as { savedAt: string; step: number }
       const outcome = (await readFile(join(dir, 'outcome.json'), 'utf8').then(JSON.parse, () => null)) as RunOutcome | null
-      const checkpoint = JSON.parse(await readFile(join(dir, String(latest.checkpoint).replace(/[^\w-]/g, ''), 'checkpoint.json'), 'utf8')) as {
-        position: { epoch: number } | null
-        meta: { history?: { heldOut: Record<string, number> }[] }
-      }
+      const checkpoint = await loadLatestCheckpointDocument(dir)
+      if (!checkpoint) continue
       const epochsDone = checkpoint.position?.epoch ?? 0
       const epochsPlanned = run.options?.epochs ?? epochsDone
       const state: RunListing['state'] =
         dir === active ? 'training' : outcome?.state === 'failed' ? 'failed' : epochsDone >= epochsPlanned ? 'finished' : 'interrupted'
-      const heldOut = checkpoint.meta?.history?.at(-1)?.heldOut.total
+      const heldOut = (checkpoint.meta?.history as EpochSummary[] | undefined)?.at(-1)?.heldOut.total
       runs.push({
         path: dir,
         name,
@@ -377,8 +375,8 @@ export async function renameRun(runDir: string, title: string): Promise<void> {
 export async function compareRun(path: string): Promise<RunComparison> {
   const dir = resolve(path)
   const record = await readRunRecord(dir)
-  const saved = await loadLatestCheckpoint(dir)
-  const history = ((saved?.document.meta.history as EpochSummary[] | undefined) ?? []).map(({ epoch, heldOut }) => ({ epoch, heldOut }))
+  const document = await loadLatestCheckpointDocument(dir)
+  const history = ((document?.meta.history as EpochSummary[] | undefined) ?? []).map(({ epoch, heldOut }) => ({ epoch, heldOut }))
   return {
     path: dir,
     title: record.title ?? null,
@@ -386,7 +384,7 @@ export async function compareRun(path: string): Promise<RunComparison> {
     family: record.config.family,
     dataset: record.dataset,
     latentDims: record.config.latentDims,
-    epochsDone: saved?.document.position?.epoch ?? history.length,
+    epochsDone: document?.position?.epoch ?? history.length,
     epochs: history,
     metrics: await readMetrics(dir)
   }

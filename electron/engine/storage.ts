@@ -58,7 +58,8 @@ export async function saveCheckpoint(runDir: string, checkpoint: SerializedCheck
   return folder
 }
 
-export async function loadLatestCheckpoint(runDir: string): Promise<SerializedCheckpoint | null> {
+/** The latest checkpoint's folder (null when the run has no latest.json yet). */
+async function latestCheckpointFolder(runDir: string): Promise<string | null> {
   let pointer: { checkpoint: string }
   try {
     pointer = JSON.parse(await readFile(join(runDir, LATEST), 'utf8'))
@@ -68,8 +69,23 @@ export async function loadLatestCheckpoint(runDir: string): Promise<SerializedCh
   // The pointer names a checkpoint folder of this run, nothing else ("../../etc" is not one).
   const name = typeof pointer?.checkpoint === 'string' ? pointer.checkpoint : ''
   if (!CHECKPOINT_FOLDER.test(name)) throw new Error(`${join(runDir, LATEST)} does not name a checkpoint folder of this run (it says ${JSON.stringify(name.slice(0, 80))})`)
-  const folder = join(runDir, name)
-  const document = JSON.parse((await readRegularFile(join(folder, 'checkpoint.json'), CHECKPOINT_FILE_MAX_BYTES)).toString('utf8'))
+  return join(runDir, name)
+}
+
+async function readCheckpointDocument(folder: string): Promise<SerializedCheckpoint['document']> {
+  return JSON.parse((await readRegularFile(join(folder, 'checkpoint.json'), CHECKPOINT_FILE_MAX_BYTES)).toString('utf8'))
+}
+
+/** Only the latest checkpoint's checkpoint.json (position, history, config): no weights read. */
+export async function loadLatestCheckpointDocument(runDir: string): Promise<SerializedCheckpoint['document'] | null> {
+  const folder = await latestCheckpointFolder(runDir)
+  return folder ? readCheckpointDocument(folder) : null
+}
+
+export async function loadLatestCheckpoint(runDir: string): Promise<SerializedCheckpoint | null> {
+  const folder = await latestCheckpointFolder(runDir)
+  if (!folder) return null
+  const document = await readCheckpointDocument(folder)
   const weights = new Uint8Array(await readRegularFile(join(folder, 'weights.bin'), CHECKPOINT_FILE_MAX_BYTES))
   let optimizer: Uint8Array | null = null
   try {
