@@ -3,7 +3,6 @@
 // space's KL (beta), ramp the KL weights up from 0 over the first steps (KL warm-up) and spare each
 // dimension's first nats (free bits). With the defaults below the two are the same thing.
 import * as tf from '@tensorflow/tfjs'
-import { sumPerItem } from './distributions'
 import type { LossResult } from './types'
 
 export interface ObjectiveConfig {
@@ -59,7 +58,7 @@ export function assembleLoss(
   for (const [space, perDim] of Object.entries(klPerDim)) {
     const meanPerDim = perDim.mean(0) as tf.Tensor1D
     klMeans[space] = meanPerDim
-    const kl = sumPerItem(perDim).mean() as tf.Scalar
+    const kl = meanPerDim.sum() as tf.Scalar
     terms[`kl_${space}`] = kl
     total = add(total, kl)
     const weight = klWeightOf(objective, space) * warmup

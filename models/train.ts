@@ -324,33 +324,26 @@ export function evaluationChunks(count: number, batchSize: number): { from: numb
 export async function evaluateChunk(model: VaeFamilyModel, data: TrainingData, indices: ArrayLike<number>, seed: number): Promise<ChunkEvaluation> {
   const batch = makeBatch(data, indices)
   try {
-    const { scalars, vectors } = tf.tidy(() => {
+    const { scalars, spaces } = tf.tidy(() => {
       const { total, terms, klPerDim } = model.loss(batch.x, batch.labels, seed)
       const posteriors = model.posteriors(batch.x)
-      const vectors: Record<string, tf.Tensor> = {}
+      const spaces: Record<string, { kl: tf.Tensor; mean: tf.Tensor; meanSquare: tf.Tensor }> = {}
       for (const [space, kl] of Object.entries(klPerDim)) {
         const mu = posteriors[space]?.mu
-        if (!mu) continue
-        Object.assign(vectors, { [`kl:${space}`]: kl, [`mean:${space}`]: mu.mean(0), [`meanSquare:${space}`]: mu.square().mean(0) })
+        if (mu) spaces[space] = { kl, mean: mu.mean(0), meanSquare: mu.square().mean(0) }
       }
-      return { scalars: { total, ...terms } as Record<string, tf.Tensor>, vectors }
+      return { scalars: { total, ...terms } as Record<string, tf.Tensor>, spaces }
     })
-    const read = await readAndDispose({ ...prefixed('value:', scalars), ...vectors })
-    const values: Record<string, number> = {}
+    const values = Object.fromEntries(Object.entries(await readAndDispose(scalars)).map(([name, v]) => [name, v[0]]))
     const moments: ChunkEvaluation['moments'] = {}
-    for (const [key, v] of Object.entries(read)) {
-      const [kind, name] = [key.slice(0, key.indexOf(':')), key.slice(key.indexOf(':') + 1)]
-      if (kind === 'value') values[name] = v[0]
-      else (moments[name] ??= { kl: [], mean: [], meanSquare: [] })[kind as 'kl' | 'mean' | 'meanSquare'] = Array.from(v)
+    for (const [space, tensors] of Object.entries(spaces)) {
+      const { kl, mean, meanSquare } = await readAndDispose(tensors)
+      moments[space] = { kl: Array.from(kl), mean: Array.from(mean), meanSquare: Array.from(meanSquare) }
     }
     return { count: indices.length, values, moments }
   } finally {
     tf.dispose([batch.x, batch.labels ?? []])
   }
-}
-
-function prefixed<T>(prefix: string, record: Record<string, T>): Record<string, T> {
-  return Object.fromEntries(Object.entries(record).map(([k, v]) => [prefix + k, v]))
 }
 
 /** Chunk means (in chunk order) to the item means, plus bits per dimension and each space's health. */
