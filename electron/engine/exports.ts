@@ -4,7 +4,7 @@
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import sharp from 'sharp'
-import type { ExportFormatName as ExportFormat } from '../common/contract'
+import type { ExportFormatName } from '../common/contract'
 import { writeFileAtomic } from './storage'
 import type { ImageDataset } from './datasets/types'
 
@@ -103,7 +103,7 @@ export async function spriteImage(dataset: ImageDataset, limit = SPRITE_LIMIT): 
 }
 
 /** Writes the chosen formats into `dir` (created); returns the files written, relative to it. */
-export async function writeExports(dir: string, input: ExportInput, formats: readonly ExportFormat[]): Promise<string[]> {
+export async function writeExports(dir: string, input: ExportInput, formats: readonly ExportFormatName[]): Promise<string[]> {
   const { dataset, latents } = input
   const n = dataset.split.length
   await mkdir(dir, { recursive: true })
