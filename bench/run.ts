@@ -308,6 +308,9 @@ function recordIwae(key: string, title: string, bound: ImportanceWeightedBound |
 async function conditionalQuality(c: ConditionalCase, dataset: ImageDataset, data: TrainingData, classify: (x: tf.Tensor4D) => Int32Array): Promise<void> {
   const numClasses = data.numClasses
   const config = modelConfigFor(dataset, c.family, { seed: 1, conditionalPrior: c.conditionalPrior })
+  // `--adversary W`: the CDVAE's z_u class adversary at another weight than the default.
+  const adversaryIndex = process.argv.indexOf('--adversary')
+  if (adversaryIndex >= 0 && c.family === 'cdvae') config.objective = { ...config.objective, freeSpaceAdversary: Number(process.argv[adversaryIndex + 1]) }
   const model = createModel(config)
   const epochs = quick ? 1 : c.epochs
   const { trainer, description } = appTrainer(model, data, { ...defaultTrainOptions(data.trainIndices.length, c.family), epochs, seed: 1 })

@@ -4,12 +4,15 @@
 //   p(x | z_l, z_u): blind to c.
 // Loss = -E_q[log p(x | z_l, z_u)] + KL(q(z_l|x) || p(z_l|c)) + KL(q(z_u|x) || N(0, I)).
 import * as tf from '@tensorflow/tfjs'
-import { GaussianHead, ImageDecoder, ImageTrunk, ParameterStore } from './blocks'
+import { GaussianHead, ImageDecoder, ImageTrunk, layersConcat, layersImageMean, layersInput, Mlp, ParameterStore } from './blocks'
 import { klStandardNormalPerDim, logPriorOverPosterior, reparameterize, sumTerms } from './distributions'
-import { assembleLoss, classConditionalMmd } from './objective'
+import { adversarialClassTerm, assembleLoss, classConditionalMmd } from './objective'
 import { ClassPrior, ImageLikelihood, standardNoise } from './priors'
-import type { DecodedImages, LatentSpaceInfo, LossResult, ModelConfig, SampleOptions, VaeFamilyModel } from './types'
+import type { DecodedImages, ExportedNetwork, LatentSpaceInfo, LossResult, ModelConfig, SampleOptions, VaeFamilyModel } from './types'
 import { requireLabels } from './vae'
+
+/** Hidden units of each of the z_u adversary's two hidden layers. */
+const ADVERSARY_WIDTH = 128
 
 export class Cdvae implements VaeFamilyModel {
   readonly parameters: ParameterStore
@@ -24,6 +27,8 @@ export class Cdvae implements VaeFamilyModel {
   private readonly uHead: GaussianHead
   private readonly decoder: ImageDecoder
   private readonly likelihood: ImageLikelihood
+  /** Present only when the objective asks for it, so runs trained without it keep their weights' names. */
+  private readonly adversary: Mlp | null
 
   constructor(readonly config: ModelConfig) {
     if (config.numClasses < 2) {
@@ -38,6 +43,9 @@ export class Cdvae implements VaeFamilyModel {
     this.decoder = new ImageDecoder(store, 'decoder', this.lDim + this.uDim, config.image)
     this.likelihood = new ImageLikelihood(store, 'x', config.likelihood, config.gamma)
     this.prior = new ClassPrior(store, 'prior/z_l', config.numClasses, this.lDim, config.classPriorRadius, config.classPriorLearned)
+    // Made last, so that every other weight starts as it did before the adversary existed.
+    this.adversary =
+      config.objective.freeSpaceAdversary > 0 ? new Mlp(store, 'adversary/z_u', [this.uDim, ADVERSARY_WIDTH, ADVERSARY_WIDTH, config.numClasses]) : null
     this.spaces = [
       { name: 'z_l', dim: this.lDim, description: 'class-informed latent, prior p(z_l|c)', isImage: false },
       { name: 'z_u', dim: this.uDim, description: 'free latent, prior N(0, I)', isImage: false }
@@ -65,13 +73,22 @@ export class Cdvae implements VaeFamilyModel {
     const known = requireLabels(labels)
     // The independence term compares z_u's draws with prior draws of a stream of their own (the
     // negative seeds, which no reparameterisation uses).
-    const independence = this.config.objective.freeSpaceIndependence
+    const { freeSpaceIndependence: independence, freeSpaceAdversary } = this.config.objective
+    const regularizers: tf.Scalar[] = []
+    if (independence > 0) {
+      regularizers.push(classConditionalMmd(zu, known, this.config.numClasses, standardNoise(x.shape[0], this.uDim, -(seed + 1))).mul(independence))
+    }
+    const adversary = this.adversary
+    if (adversary && freeSpaceAdversary > 0) {
+      // On the means: they are what the maps show and what the 5-NN class accuracy measures.
+      regularizers.push(adversarialClassTerm((v, frozen) => adversary.apply(v, frozen), u.mu, known, this.config.numClasses, freeSpaceAdversary))
+    }
     return assembleLoss(
       this.likelihood.negLogLik(this.decoder.apply(tf.concat([zl, zu], 1)), x),
       { z_l: this.prior.klPerDim(l.mu, l.logvar, known), z_u: klStandardNormalPerDim(u.mu, u.logvar) },
       this.config.objective,
       step,
-      independence > 0 ? classConditionalMmd(zu, known, this.config.numClasses, standardNoise(x.shape[0], this.uDim, -(seed + 1))).mul(independence) : undefined
+      regularizers.length ? tf.addN(regularizers) : undefined
     )
   }
 
@@ -117,6 +134,20 @@ export class Cdvae implements VaeFamilyModel {
   /** The free classifier's scores: log p(z_l = mu_l(x) | c) for every c. */
   classLogLikelihoods(x: tf.Tensor4D): tf.Tensor2D {
     return this.prior.logLikelihoods(this.encode(x).z_l)
+  }
+
+  networks(): ExportedNetwork[] {
+    const x = layersInput('x', [this.config.image.height, this.config.image.width, this.config.image.channels])
+    const h = this.trunk.toLayers(x, 'encoder')
+    const l = this.lHead.toLayers(h, 'z_l')
+    const u = this.uHead.toLayers(h, 'z_u')
+    const zl = layersInput('z_l', [this.lDim])
+    const zu = layersInput('z_u', [this.uDim])
+    const decoded = layersImageMean(this.decoder.toLayers(layersConcat([zl, zu], 'z_l_z_u'), 'decoder'), 'x_mean')
+    return [
+      { name: 'encoder', description: 'x [h, w, c] in [0, 1] -> z_l_mean, z_l_logvar, z_u_mean, z_u_logvar', model: tf.model({ name: 'encoder', inputs: x, outputs: [l.mu, l.logvar, u.mu, u.logvar] }) },
+      { name: 'decoder', description: 'z_l, z_u -> x_mean [h, w, c] in [0, 1]', model: tf.model({ name: 'decoder', inputs: [zl, zu], outputs: decoded }) }
+    ]
   }
 
   dispose(): void {

@@ -3,6 +3,7 @@
 // space's KL (beta), ramp the KL weights up from 0 over the first steps (KL warm-up) and spare each
 // dimension's first nats (free bits). With the defaults below the two are the same thing.
 import * as tf from '@tensorflow/tfjs'
+import { stopGradient } from './distributions'
 import type { LossResult } from './types'
 
 export interface ObjectiveConfig {
@@ -17,10 +18,16 @@ export interface ObjectiveConfig {
    * between each class's aggregate posterior q(z_u | c) and the prior N(0, I); 0 = off.
    */
   freeSpaceIndependence: number
+  /**
+   * Weight of the adversarial class term on the free space (the CDVAE's z_u): a small classifier
+   * learns to tell the class from z_u's posterior means, and the encoder is charged this weight
+   * times the cross-entropy between that classifier's guess and a uniform guess; 0 = off.
+   */
+  freeSpaceAdversary: number
 }
 
 /** The plain ELBO: every KL weight 1, no free bits, no warm-up. */
-export const ELBO_OBJECTIVE: ObjectiveConfig = Object.freeze({ klWeights: Object.freeze({}) as Record<string, number>, freeBits: 0, warmupSteps: 0, freeSpaceIndependence: 0 })
+export const ELBO_OBJECTIVE: ObjectiveConfig = Object.freeze({ klWeights: Object.freeze({}) as Record<string, number>, freeBits: 0, warmupSteps: 0, freeSpaceIndependence: 0, freeSpaceAdversary: 0 })
 
 export const klWeightOf = (objective: ObjectiveConfig, space: string): number => objective.klWeights[space] ?? 1
 
@@ -78,6 +85,7 @@ export const isPlainElbo = (objective: ObjectiveConfig): boolean =>
   objective.freeBits === 0 &&
   objective.warmupSteps === 0 &&
   objective.freeSpaceIndependence === 0 &&
+  objective.freeSpaceAdversary === 0 &&
   Object.values(objective.klWeights).every((w) => w === 1)
 
 /** In words, for logs: "the ELBO" or "KL(z_l) x4, z_u class-independence 10". */
@@ -88,6 +96,7 @@ export function describeObjective(objective: ObjectiveConfig): string {
   if (objective.freeBits > 0) parts.push(`free bits ${objective.freeBits} nats/dim`)
   if (objective.warmupSteps > 0) parts.push(`KL warm-up over ${objective.warmupSteps} steps`)
   if (objective.freeSpaceIndependence > 0) parts.push(`z_u class-independence ${objective.freeSpaceIndependence}`)
+  if (objective.freeSpaceAdversary > 0) parts.push(`z_u class adversary ${objective.freeSpaceAdversary}`)
   return parts.length ? `${parts.join(', ')} (the reported loss stays the ELBO)` : 'the ELBO'
 }
 
@@ -117,5 +126,31 @@ export function classConditionalMmd(samples: tf.Tensor2D, labels: tf.Tensor1D, n
     const perClass = within.sub(across.mul(2)).add(priorWithin)
     const weights = counts.mul(tf.greaterEqual(counts, 2).toFloat())
     return perClass.mul(weights).sum().div(tf.maximum(weights.sum(), 1)) as tf.Scalar
+  })
+}
+
+/**
+ * The adversarial class term on a free space, as one scalar whose gradient trains both sides in
+ * the same optimiser step (no second optimiser, so the data-parallel trainer needs nothing new):
+ * - the classifier sees the means with their gradient stopped and learns to name the class
+ *   (cross-entropy with the labels, weight 1);
+ * - the encoder sees the classifier with its weights' gradient stopped and is charged `weight`
+ *   times the cross-entropy between the classifier's guess and the uniform guess, least (log C)
+ *   when the guess says nothing. Aiming at the uniform guess rather than reversing the classifier's
+ *   gradient keeps the encoder from hiding the class by making the classifier confidently wrong.
+ * `logits(x, frozen)` is the classifier; `means` [b, d]; `labels` [b].
+ */
+export function adversarialClassTerm(
+  logits: (x: tf.Tensor2D, frozen: boolean) => tf.Tensor2D,
+  means: tf.Tensor2D,
+  labels: tf.Tensor1D,
+  numClasses: number,
+  weight: number
+): tf.Scalar {
+  return tf.tidy(() => {
+    const targets = tf.oneHot(labels.toInt(), numClasses).toFloat()
+    const classifier = tf.logSoftmax(logits(stopGradient(means), false)).mul(targets).sum(1).mean().neg()
+    const encoder = tf.logSoftmax(logits(means, true)).mean(1).mean().neg()
+    return classifier.add(encoder.mul(weight)) as tf.Scalar
   })
 }

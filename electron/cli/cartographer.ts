@@ -4,7 +4,7 @@ import { existsSync } from 'node:fs'
 import { mkdir, readFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
-import { createModel, type ModelFamily } from '../../models/index'
+import { createModel, type ModelFamily, type VaeFamilyModel } from '../../models/index'
 import { restoreCheckpoint, restoreOptimizerState, serializeCheckpoint } from '../../models/checkpoint'
 import { defaultTrainOptions, type EpochSummary, type LatentHealth, type Trainer } from '../../models/train'
 import type { ModelMetrics } from '../../models/metrics'
@@ -26,7 +26,7 @@ const USAGE = `Latent Cartographer, headless
   cartographer train --data <folder> --out <dir> [--model vae|srvae|cdvae] [--epochs N]
                      [--latent D] [--batch B] [--lr L] [--seed S] [--max-items N]
                      [--kl-weight SPACE=W]... [--free-bits NATS] [--warmup STEPS]
-                     [--independence W] [--conditional-prior]
+                     [--independence W] [--adversary W] [--conditional-prior]
                      [--backend auto|tensorflow-gpu|webgpu|tensorflow|wasm|cpu] [--resume]
   cartographer inspect --data <folder> [--size S]
   cartographer export --run <run folder> --out <folder> [--format npy,csv,projector]
@@ -40,7 +40,8 @@ train   trains a model and writes run.json, checkpoint files, history.json, late
         The objective options change what training minimises (the reported loss is always the
         ELBO): --kl-weight z_l=4 weighs a space's KL, --free-bits spares each dimension's first
         nats, --warmup ramps the KL weights up over the first steps, --independence weighs the
-        CDVAE's class-independence term on z_u. Each family's defaults are in the README.
+        CDVAE's class-independence term on z_u, --adversary its adversarial class term on z_u.
+        Each family's defaults are in the README.
 doctor  says which backends load and why others do not (CUDA/cuDNN libraries for
         tfjs-node-gpu, the WebGPU adapter and its limits), which one the app chooses, and times
         the reference model's training on each (--bench-seconds 0 skips that).
@@ -164,7 +165,14 @@ async function exportRun(values: Values): Promise<number> {
     if (projection.n === count) maps.set(space, { components: projection.nComponents, values: projection.embedding })
   }
   const out = resolve(values.out)
-  const files = await writeExports(out, { dataset, latents, maps }, [...new Set(formats)] as ExportFormatName[])
+  let model: { model: VaeFamilyModel; runJson: string } | undefined
+  if (formats.includes('model')) {
+    const saved = await loadLatestCheckpoint(runDir)
+    if (!saved) throw new Error(`${runDir} has no checkpoint to export the model from`)
+    model = { model: await restoreCheckpoint(saved), runJson: await readFile(join(runDir, 'run.json'), 'utf8') }
+  }
+  const files = await writeExports(out, { dataset, latents, maps, model }, [...new Set(formats)] as ExportFormatName[])
+  model?.model.dispose()
   console.log(`wrote ${files.length} files to ${out}:\n  ${files.join('\n  ')}`)
   return 0
 }
@@ -195,7 +203,8 @@ async function train(values: Values): Promise<number> {
     klWeights: klWeightsOption(values),
     freeBits: numberOption(values, 'free-bits', 0, 10),
     warmupSteps: numberOption(values, 'warmup', 0, 10_000_000, true),
-    freeSpaceIndependence: numberOption(values, 'independence', 0, 1000)
+    freeSpaceIndependence: numberOption(values, 'independence', 0, 1000),
+    freeSpaceAdversary: numberOption(values, 'adversary', 0, 1000)
   }
   const backend = await selectBackend(backendName as BackendPreference)
   console.log(`backend: ${backend.backend}${describeBackends(backend) ? ` (${describeBackends(backend)})` : ''}`)
@@ -354,6 +363,7 @@ const OPTIONS = {
   'free-bits': { type: 'string' },
   warmup: { type: 'string' },
   independence: { type: 'string' },
+  adversary: { type: 'string' },
   'conditional-prior': { type: 'boolean' },
   resume: { type: 'boolean' },
   json: { type: 'boolean' },

@@ -151,6 +151,8 @@ export interface ObjectiveArgs {
   warmupSteps?: number
   /** The CDVAE: weight of the term that keeps the class out of z_u. */
   freeSpaceIndependence?: number
+  /** The CDVAE: weight of the adversarial term that hides the class from z_u's means. */
+  freeSpaceAdversary?: number
 }
 
 export interface ModelSummary {
@@ -353,8 +355,8 @@ export interface Requests {
 }
 
 /** What `run.export` and `cartographer export` write (electron/engine/exports.ts). */
-export type ExportFormatName = 'npy' | 'csv' | 'projector'
-export const EXPORT_FORMAT_NAMES: readonly ExportFormatName[] = ['npy', 'csv', 'projector']
+export type ExportFormatName = 'npy' | 'csv' | 'projector' | 'model'
+export const EXPORT_FORMAT_NAMES: readonly ExportFormatName[] = ['npy', 'csv', 'projector', 'model']
 
 export interface Events {
   status: EngineStatus
@@ -604,7 +606,8 @@ const ARG_CHECKS: Record<RequestName, Check> = {
         klWeights: optional(numberRecord(shortString(32), finite(0, 100), 8)),
         freeBits: optional(finite(0, 10)),
         warmupSteps: optional(integer(0, 10_000_000)),
-        freeSpaceIndependence: optional(finite(0, 1000))
+        freeSpaceIndependence: optional(finite(0, 1000)),
+        freeSpaceAdversary: optional(finite(0, 1000))
       })
     )
   }),

@@ -66,12 +66,14 @@ export function modelConfigFor(
     if (!spaces.includes(space)) throw new Error(`a KL weight for "${space}": the ${family.toUpperCase()} has no such latent space (it has ${spaces.join(', ')})`)
   }
   if (asked.freeSpaceIndependence && family !== 'cdvae') throw new Error('the class-independence term applies to the CDVAE\'s z_u only')
+  if (asked.freeSpaceAdversary && family !== 'cdvae') throw new Error('the class adversary applies to the CDVAE\'s z_u only')
   const base = config.objective
   config.objective = {
     klWeights: { ...base.klWeights, ...asked.klWeights },
     freeBits: asked.freeBits ?? base.freeBits,
     warmupSteps: asked.warmupSteps ?? base.warmupSteps,
-    freeSpaceIndependence: asked.freeSpaceIndependence ?? base.freeSpaceIndependence
+    freeSpaceIndependence: asked.freeSpaceIndependence ?? base.freeSpaceIndependence,
+    freeSpaceAdversary: asked.freeSpaceAdversary ?? base.freeSpaceAdversary
   }
   return config
 }

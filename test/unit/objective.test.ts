@@ -1,13 +1,13 @@
 // The training objective against the ELBO it stands in for: weights, free bits and warm-up change
 // what is differentiated and never what is reported; the class-independence term against its
-// closed form; class prior layouts; seeds that tfjs would ignore.
+// closed form; the class adversary's two gradients and what they do; class prior layouts; seeds that tfjs would ignore.
 import * as tf from '@tensorflow/tfjs'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { createModel, defaultModelConfig, type ModelConfig } from '../../models/index'
-import { assembleLoss, classConditionalMmd, ELBO_OBJECTIVE, isPlainElbo, warmupFactor, type ObjectiveConfig } from '../../models/objective'
+import { adversarialClassTerm, assembleLoss, classConditionalMmd, ELBO_OBJECTIVE, isPlainElbo, warmupFactor, type ObjectiveConfig } from '../../models/objective'
 import { separatedPoints } from '../../models/priors'
 import { seededRandom, tfSeed } from '../../models/random'
-import { reparameterize } from '../../models/distributions'
+import { reparameterize, stopGradient } from '../../models/distributions'
 
 beforeAll(async () => {
   await tf.setBackend('cpu')
@@ -120,6 +120,54 @@ describe('the class-independence term (class-conditional MMD to the prior)', () 
     expect(value(b.objective)).not.toBeCloseTo(value(b.total), 2)
     plain.dispose()
     regularised.dispose()
+  })
+})
+
+const stopGradientOf = (v: tf.Variable): tf.Tensor2D => stopGradient(v as tf.Tensor) as tf.Tensor2D
+
+describe('adversarialClassTerm', () => {
+  it('gives the classifier the labelled cross-entropy\'s gradient and the means only the uniform target\'s', () => {
+    const weight = tf.variable(tf.tensor2d([[0.5, -0.3, 0.2], [0.1, 0.4, -0.6]]))
+    const bias = tf.variable(tf.tensor1d([0.1, 0, -0.1]))
+    const means = tf.tensor2d([[1, 2], [-0.5, 0.3], [0.2, -1], [2, 0]])
+    const labels = tf.tensor1d([0, 2, 1, 2], 'int32')
+    const targets = tf.oneHot(labels, 3).toFloat()
+    const classifier = (w: tf.Tensor) => (x: tf.Tensor2D, frozen: boolean): tf.Tensor2D => x.matMul((frozen ? stopGradient(w) : w) as tf.Tensor2D).add(bias)
+    const [gradMeans, gradWeight] = tf.grads((m: tf.Tensor, w: tf.Tensor) => adversarialClassTerm(classifier(w), m as tf.Tensor2D, labels, 3, 7))([means, weight])
+    // The means' gradient: 7 x that of the cross-entropy to the uniform guess, the weights held
+    // (without the term's stop-gradient the labelled cross-entropy's pull would add to it).
+    const expectedMeans = tf.grad((m: tf.Tensor) => tf.logSoftmax((m as tf.Tensor2D).matMul(weight as tf.Tensor2D).add(bias)).mean(1).mean().neg().mul(7))(means)
+    // The weights' gradient: that of the labelled cross-entropy alone, the means held.
+    const expectedWeight = tf.grad((w: tf.Tensor) => tf.logSoftmax(means.matMul(w as tf.Tensor2D).add(bias)).mul(targets).sum(1).mean().neg())(weight)
+    gradMeans.dataSync().forEach((v, i) => expect(v).toBeCloseTo(expectedMeans.dataSync()[i], 5))
+    gradWeight.dataSync().forEach((v, i) => expect(v).toBeCloseTo(expectedWeight.dataSync()[i], 5))
+    // A classifier that says nothing costs log C on each side.
+    const blind = adversarialClassTerm((x) => tf.zeros([x.shape[0], 3]) as tf.Tensor2D, means, labels, 3, 7)
+    expect(value(blind)).toBeCloseTo(8 * Math.log(3), 5)
+  })
+
+  it('trained jointly, the classifier learns the class and the encoder hides it', () => {
+    // Means = noise + shift * (class sign) in the first coordinate: the shift is the encoder's
+    // one parameter; the adversary is linear. Minimising the term must first let the classifier
+    // read the class, then take the shift (the class information) away.
+    const n = 256
+    const labels = tf.tensor1d(Array.from({ length: n }, (_, i) => i % 2), 'int32')
+    const sign = labels.toFloat().mul(2).sub(1).reshape([n, 1])
+    const noise = tf.randomNormal([n, 2], 0, 1, 'float32', 11) as tf.Tensor2D
+    const shift = tf.variable(tf.scalar(3))
+    const weight = tf.variable(tf.zeros([2, 2]))
+    const bias = tf.variable(tf.zeros([2]))
+    const adversary = (x: tf.Tensor2D, isFrozen: boolean): tf.Tensor2D => (isFrozen ? x.matMul(stopGradientOf(weight)).add(stopGradientOf(bias)) : x.matMul(weight as tf.Tensor2D).add(bias))
+    const means = () => noise.add(tf.concat([sign.mul(shift), tf.zeros([n, 1])], 1)) as tf.Tensor2D
+    const accuracy = () => tf.tidy(() => adversary(means(), false).argMax(1).equal(labels).toFloat().mean().dataSync()[0])
+    // Adam keeps its moments by position in the variable list: one optimiser per list.
+    const classifierAlone = tf.train.adam(0.05)
+    for (let step = 0; step < 30; step++) classifierAlone.minimize(() => adversarialClassTerm(adversary, means(), labels, 2, 1), false, [weight, bias])
+    expect(accuracy()).toBeGreaterThan(0.9)
+    const both = tf.train.adam(0.05)
+    for (let step = 0; step < 400; step++) both.minimize(() => adversarialClassTerm(adversary, means(), labels, 2, 1), false, [shift, weight, bias])
+    expect(Math.abs(shift.dataSync()[0])).toBeLessThan(0.5)
+    expect(accuracy()).toBeLessThan(0.7)
   })
 })
 
