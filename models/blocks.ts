@@ -2,6 +2,7 @@
 // bottom and its weights save under stable names. Initialisation follows PyTorch's defaults
 // (uniform in +-1/sqrt(fan_in)) so that the benchmark compares like with like.
 import * as tf from '@tensorflow/tfjs'
+import { stopGradient } from './distributions'
 
 export interface ImageShape {
   height: number
@@ -92,8 +93,14 @@ export class Dense {
     this.weight = store.uniform(`${name}/kernel`, [inDim, outDim], bound)
     this.bias = store.uniform(`${name}/bias`, [outDim], bound)
   }
-  apply(x: tf.Tensor2D): tf.Tensor2D {
+  /** `frozen`: the same values with no gradient to the weights (an adversary seen by its opponent). */
+  apply(x: tf.Tensor2D, frozen = false): tf.Tensor2D {
+    if (frozen) return x.matMul(stopGradient(this.weight as tf.Tensor2D)).add(stopGradient(this.bias as tf.Tensor))
     return x.matMul(this.weight as tf.Tensor2D).add(this.bias)
+  }
+  /** The same map as a Keras layer holding this layer's current values (an exported LayersModel). */
+  toLayers(x: tf.SymbolicTensor, name: string, activation?: 'relu'): tf.SymbolicTensor {
+    return tf.layers.dense({ units: this.outDim, activation, name, weights: [this.weight, this.bias] }).apply(x) as tf.SymbolicTensor
   }
 }
 
@@ -108,6 +115,10 @@ export class DownConv {
   }
   apply(x: tf.Tensor4D): tf.Tensor4D {
     return tf.conv2d(x, this.filter as tf.Tensor4D, 2, 'same').add(this.bias)
+  }
+  toLayers(x: tf.SymbolicTensor, name: string): tf.SymbolicTensor {
+    const layer = tf.layers.conv2d({ filters: this.outChannels, kernelSize: 3, strides: 2, padding: 'same', activation: 'relu', name, weights: [this.filter, this.bias] })
+    return layer.apply(x) as tf.SymbolicTensor
   }
 }
 
@@ -124,6 +135,11 @@ export class UpConv {
   apply(x: tf.Tensor4D): tf.Tensor4D {
     const [b, h, w] = x.shape
     return tf.conv2dTranspose(x, this.filter as tf.Tensor4D, [b, h * 2, w * 2, this.outChannels], 2, 'same').add(this.bias)
+  }
+  /** Keras keeps a transposed convolution's kernel as [h, w, out, in], as here. */
+  toLayers(x: tf.SymbolicTensor, name: string, activation?: 'relu'): tf.SymbolicTensor {
+    const layer = tf.layers.conv2dTranspose({ filters: this.outChannels, kernelSize: 3, strides: 2, padding: 'same', activation, name, weights: [this.filter, this.bias] })
+    return layer.apply(x) as tf.SymbolicTensor
   }
 }
 
@@ -178,6 +194,14 @@ export class ImageTrunk {
     for (const dense of this.denses) h = tf.relu(dense.apply(h))
     return h
   }
+
+  toLayers(x: tf.SymbolicTensor, name: string): tf.SymbolicTensor {
+    let h = x
+    this.convs.forEach((conv, i) => (h = conv.toLayers(h, `${name}_conv${i}`)))
+    h = tf.layers.flatten({ name: `${name}_flatten` }).apply(h) as tf.SymbolicTensor
+    this.denses.forEach((dense, i) => (h = dense.toLayers(h, `${name}_dense${i}`, 'relu')))
+    return h
+  }
 }
 
 /** Feature vector -> (mean, log-variance) of a diagonal Gaussian. */
@@ -190,6 +214,9 @@ export class GaussianHead {
   }
   apply(h: tf.Tensor2D): { mu: tf.Tensor2D; logvar: tf.Tensor2D } {
     return { mu: this.mean.apply(h), logvar: this.logvar.apply(h) }
+  }
+  toLayers(h: tf.SymbolicTensor, name: string): { mu: tf.SymbolicTensor; logvar: tf.SymbolicTensor } {
+    return { mu: this.mean.toLayers(h, `${name}_mean`), logvar: this.logvar.toLayers(h, `${name}_logvar`) }
   }
 }
 
@@ -241,20 +268,49 @@ export class ImageDecoder {
     })
     return h.reshape([b, height, width, channels])
   }
+
+  /** Pre-activations as Keras layers; the likelihood's mean (a sigmoid) is the exporter's to add. */
+  toLayers(v: tf.SymbolicTensor, name: string): tf.SymbolicTensor {
+    const { height, width, channels } = this.shape
+    if (this.ups.length) {
+      let h = this.denses[0].toLayers(v, `${name}_dense0`, 'relu')
+      h = tf.layers.reshape({ targetShape: this.seedShape, name: `${name}_reshape` }).apply(h) as tf.SymbolicTensor
+      this.ups.forEach((up, i) => (h = up.toLayers(h, `${name}_up${i}`, i < this.ups.length - 1 ? 'relu' : undefined)))
+      return h
+    }
+    let h = v
+    this.denses.forEach((dense, i) => (h = dense.toLayers(h, `${name}_dense${i}`, i < this.denses.length - 1 ? 'relu' : undefined)))
+    return tf.layers.reshape({ targetShape: [height, width, channels], name: `${name}_reshape` }).apply(h) as tf.SymbolicTensor
+  }
 }
 
-/** A small MLP with ReLU between layers (used for SRVAE's conditional prior network). */
+/** A small MLP with ReLU between layers (the SRVAE's conditional prior network, the CDVAE's z_u adversary). */
 export class Mlp {
   private readonly layers: Dense[] = []
   constructor(store: ParameterStore, name: string, dims: number[]) {
     for (let i = 0; i + 1 < dims.length; i++) this.layers.push(new Dense(store, `${name}/dense${i}`, dims[i], dims[i + 1]))
   }
-  apply(x: tf.Tensor2D): tf.Tensor2D {
+  apply(x: tf.Tensor2D, frozen = false): tf.Tensor2D {
     let h = x
     this.layers.forEach((layer, i) => {
-      h = layer.apply(h)
+      h = layer.apply(h, frozen)
       if (i < this.layers.length - 1) h = tf.relu(h)
     })
     return h
   }
+  toLayers(x: tf.SymbolicTensor, name: string): tf.SymbolicTensor {
+    let h = x
+    this.layers.forEach((layer, i) => (h = layer.toLayers(h, `${name}_dense${i}`, i < this.layers.length - 1 ? 'relu' : undefined)))
+    return h
+  }
 }
+
+/** An input of an exported network: an image [h, w, c] or a vector [dim]. */
+export const layersInput = (name: string, shape: number[]): tf.SymbolicTensor => tf.input({ shape, name })
+
+/** The likelihood's mean from a decoder's pre-activations: the sigmoid, as ImageLikelihood.mean. */
+export const layersImageMean = (pre: tf.SymbolicTensor, name: string): tf.SymbolicTensor =>
+  tf.layers.activation({ activation: 'sigmoid', name }).apply(pre) as tf.SymbolicTensor
+
+export const layersConcat = (inputs: tf.SymbolicTensor[], name: string): tf.SymbolicTensor =>
+  tf.layers.concatenate({ name }).apply(inputs) as tf.SymbolicTensor

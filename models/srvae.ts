@@ -7,11 +7,11 @@
 // Loss = -log p(x|y,z) - log p(y|u) + KL(q(u|y) || p(u)) + KL(q(z|x) || p(z|y,u)),
 // with u ~ q(u|y), z ~ q(z|x), and the x-decoder fed the true y during training.
 import * as tf from '@tensorflow/tfjs'
-import { GaussianHead, ImageDecoder, ImageTrunk, Mlp, ParameterStore, pixelCount, type ImageShape } from './blocks'
+import { GaussianHead, ImageDecoder, ImageTrunk, layersConcat, layersImageMean, layersInput, Mlp, ParameterStore, pixelCount, type ImageShape } from './blocks'
 import { klDiagonalGaussiansPerDim, klStandardNormalPerDim, logPriorOverPosterior, reparameterize, sumTerms } from './distributions'
 import { assembleLoss } from './objective'
 import { ClassPrior, ImageLikelihood, standardNoise } from './priors'
-import type { DecodedImages, LatentSpaceInfo, LossResult, ModelConfig, SampleOptions, VaeFamilyModel } from './types'
+import type { DecodedImages, ExportedNetwork, LatentSpaceInfo, LossResult, ModelConfig, SampleOptions, VaeFamilyModel } from './types'
 import { requireLabels } from './vae'
 
 const PRIOR_HIDDEN = 256
@@ -179,6 +179,34 @@ export class Srvae implements VaeFamilyModel {
 
   classLogLikelihoods(x: tf.Tensor4D): tf.Tensor2D | null {
     return this.uPrior ? this.uPrior.logLikelihoods(this.encode(x).u) : null
+  }
+
+  /**
+   * y itself is x average-pooled by the downscale factor and flattened (no network); p(z | y, u)'s
+   * network gives [mean | logvar] side by side, z's dimensions each.
+   */
+  networks(): ExportedNetwork[] {
+    const { height, width, channels } = this.config.image
+    const y = layersInput('y', [this.yDim])
+    const yImage = tf.layers.reshape({ targetShape: [this.yShape.height, this.yShape.width, this.yShape.channels], name: 'y_image' }).apply(y) as tf.SymbolicTensor
+    const qu = this.uHead.toLayers(this.uTrunk.toLayers(yImage, 'encoder_u'), 'u')
+    const x = layersInput('x', [height, width, channels])
+    const qz = this.zHead.toLayers(this.zTrunk.toLayers(x, 'encoder_z'), 'z')
+    const u = layersInput('u', [this.uDim])
+    const yDecoded = layersImageMean(this.yDecoder.toLayers(u, 'decoder_y'), 'y_mean')
+    const yForPrior = layersInput('y', [this.yDim])
+    const uForPrior = layersInput('u', [this.uDim])
+    const prior = this.zPrior.toLayers(layersConcat([yForPrior, uForPrior], 'y_u'), 'prior_z')
+    const yForX = layersInput('y', [this.yDim])
+    const z = layersInput('z', [this.zDim])
+    const xDecoded = layersImageMean(this.xDecoder.toLayers(layersConcat([yForX, z], 'y_z'), 'decoder_x'), 'x_mean')
+    return [
+      { name: 'encoder_u', description: 'y (x downscaled, flattened) -> u_mean, u_logvar', model: tf.model({ name: 'encoder_u', inputs: y, outputs: [qu.mu, qu.logvar] }) },
+      { name: 'encoder_z', description: 'x [h, w, c] in [0, 1] -> z_mean, z_logvar', model: tf.model({ name: 'encoder_z', inputs: x, outputs: [qz.mu, qz.logvar] }) },
+      { name: 'decoder_y', description: 'u -> y_mean [h/f, w/f, c] in [0, 1]', model: tf.model({ name: 'decoder_y', inputs: u, outputs: yDecoded }) },
+      { name: 'prior_z', description: 'y, u -> [z mean | z logvar] of p(z | y, u)', model: tf.model({ name: 'prior_z', inputs: [yForPrior, uForPrior], outputs: prior }) },
+      { name: 'decoder_x', description: 'y, z -> x_mean [h, w, c] in [0, 1]', model: tf.model({ name: 'decoder_x', inputs: [yForX, z], outputs: xDecoded }) }
+    ]
   }
 
   dispose(): void {

@@ -101,5 +101,19 @@ export interface VaeFamilyModel {
   sample(n: number, options?: SampleOptions): DecodedImages
   /** log p(top latent = posterior mean | c) for every class, [n, C]: the free classifier. */
   classLogLikelihoods(x: tf.Tensor4D): tf.Tensor2D | null
+  /**
+   * The model's networks as Keras-style LayersModels holding the current weights, for other
+   * TensorFlow.js code to load and call (exports): encoders give each space's posterior mean and
+   * log-variance, decoders the likelihood's mean image in [0, 1].
+   */
+  networks(): ExportedNetwork[]
   dispose(): void
+}
+
+export interface ExportedNetwork {
+  /** File-safe name: encoder, decoder, encoder_u, ... */
+  name: string
+  /** What goes in and comes out, in words. */
+  description: string
+  model: tf.LayersModel
 }

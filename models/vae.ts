@@ -2,11 +2,11 @@
 // q(z | x) = N(mu(x), s2(x)); p(x | z) Bernoulli or calibrated Gaussian.
 // Loss = -E_q[log p(x | z)] (one reparameterised sample) + KL(q(z|x) || p(z)) (closed form).
 import * as tf from '@tensorflow/tfjs'
-import { GaussianHead, ImageDecoder, ImageTrunk, ParameterStore } from './blocks'
+import { GaussianHead, ImageDecoder, ImageTrunk, layersImageMean, layersInput, ParameterStore } from './blocks'
 import { klStandardNormalPerDim, logPriorOverPosterior, reparameterize, sumTerms } from './distributions'
 import { assembleLoss } from './objective'
 import { ClassPrior, ImageLikelihood, standardNoise } from './priors'
-import type { DecodedImages, LatentSpaceInfo, LossResult, ModelConfig, SampleOptions, VaeFamilyModel } from './types'
+import type { DecodedImages, ExportedNetwork, LatentSpaceInfo, LossResult, ModelConfig, SampleOptions, VaeFamilyModel } from './types'
 
 export class Vae implements VaeFamilyModel {
   readonly parameters: ParameterStore
@@ -82,6 +82,16 @@ export class Vae implements VaeFamilyModel {
 
   classLogLikelihoods(x: tf.Tensor4D): tf.Tensor2D | null {
     return this.prior ? this.prior.logLikelihoods(this.encode(x).z) : null
+  }
+
+  networks(): ExportedNetwork[] {
+    const x = layersInput('x', [this.config.image.height, this.config.image.width, this.config.image.channels])
+    const q = this.head.toLayers(this.trunk.toLayers(x, 'encoder'), 'z')
+    const z = layersInput('z', [this.zDim])
+    return [
+      { name: 'encoder', description: 'x [h, w, c] in [0, 1] -> z_mean, z_logvar', model: tf.model({ name: 'encoder', inputs: x, outputs: [q.mu, q.logvar] }) },
+      { name: 'decoder', description: 'z -> x_mean [h, w, c] in [0, 1]', model: tf.model({ name: 'decoder', inputs: z, outputs: layersImageMean(this.decoder.toLayers(z, 'decoder'), 'x_mean') }) }
+    ]
   }
 
   dispose(): void {

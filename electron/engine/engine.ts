@@ -3,7 +3,7 @@
 // events it emits. It runs as a child process of the Electron main process, of the browser-mode
 // host, or in-process in tests.
 import { existsSync } from 'node:fs'
-import { mkdir, rm } from 'node:fs/promises'
+import { mkdir, readFile, rm } from 'node:fs/promises'
 import { basename, isAbsolute, join, resolve } from 'node:path'
 import * as tf from '@tensorflow/tfjs'
 import {
@@ -256,8 +256,14 @@ export class Engine {
       adapter: backend.adapter ? adapterName(backend.adapter) : null,
       families: MODEL_FAMILIES.map(({ family, title, needsLabels }) => {
         const config = defaultModelConfig(family, { height: 28, width: 28, channels: 1 }, 2)
-        const { klWeights, freeBits, warmupSteps, freeSpaceIndependence } = config.objective
-        return { family, title, needsLabels, klSpaces: Object.keys(config.latentDims), objective: { klWeights: { ...klWeights }, freeBits, warmupSteps, freeSpaceIndependence } }
+        const { klWeights, freeBits, warmupSteps, freeSpaceIndependence, freeSpaceAdversary } = config.objective
+        return {
+          family,
+          title,
+          needsLabels,
+          klSpaces: Object.keys(config.latentDims),
+          objective: { klWeights: { ...klWeights }, freeBits, warmupSteps, freeSpaceIndependence, freeSpaceAdversary }
+        }
       })
     }
   }
@@ -746,7 +752,8 @@ export class Engine {
       maps.set(space, { components: dimensions, values: dimensions === 3 ? positions : positions.filter((_, i) => i % 3 !== 2) })
     }
     const dir = join(session.runDir, 'exports')
-    const files = await writeExports(dir, { dataset, latents: session.latents, maps }, formats)
+    const model = formats.includes('model') ? { model: session.model, runJson: await readFile(join(session.runDir, 'run.json'), 'utf8') } : undefined
+    const files = await writeExports(dir, { dataset, latents: session.latents, maps, model }, formats)
     this.emit('log', { level: 'info', message: `exported ${files.length} files (${formats.join(', ')}) to ${dir}` })
     return { dir, files }
   }

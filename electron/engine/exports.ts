@@ -1,10 +1,13 @@
 // What was learned, out of the app in the formats people use (issue 13): every latent space as
 // NPY (numpy's own format) and CSV, the maps' coordinates likewise, and a folder that TensorBoard's
-// Embedding Projector opens as it is (tensors.tsv, metadata.tsv, a sprite, projector_config.pbtxt).
+// Embedding Projector opens as it is (tensors.tsv, metadata.tsv, a sprite, projector_config.pbtxt),
+// and the model's networks as TensorFlow.js LayersModels (model.json + weights.bin each).
+import * as tf from '@tensorflow/tfjs'
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import sharp from 'sharp'
 import type { ExportFormatName } from '../common/contract'
+import type { VaeFamilyModel } from '../../models/index'
 import { writeFileAtomic } from './storage'
 import type { ImageDataset } from './datasets/types'
 
@@ -18,7 +21,71 @@ export interface ExportInput {
   latents: Map<string, { dim: number; values: Float32Array }>
   /** Map coordinates per space, n * components, item order (those made so far). */
   maps?: Map<string, { components: number; values: Float32Array }>
+  /** The trained model and its run.json text, for the 'model' format. */
+  model?: { model: VaeFamilyModel; runJson: string }
 }
+
+/**
+ * One network as the files tf.loadLayersModel reads: model.json (topology and weights manifest,
+ * format 'layers-model') and weights.bin beside it.
+ */
+async function layersModelFiles(model: tf.LayersModel): Promise<{ json: string; weights: Uint8Array }> {
+  let files: { json: string; weights: Uint8Array } | null = null
+  await model.save(
+    tf.io.withSaveHandler(async (artifacts) => {
+      const weightData = artifacts.weightData
+      if (!weightData || Array.isArray(weightData)) throw new Error('expected the weights as one buffer')
+      const json = {
+        format: 'layers-model',
+        generatedBy: `TensorFlow.js tfjs-layers v${tf.version.tfjs}`,
+        convertedBy: 'Latent Cartographer',
+        modelTopology: artifacts.modelTopology,
+        weightsManifest: [{ paths: ['weights.bin'], weights: artifacts.weightSpecs ?? [] }]
+      }
+      files = { json: JSON.stringify(json), weights: new Uint8Array(weightData) }
+      return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } }
+    })
+  )
+  if (!files) throw new Error('the model was not saved')
+  return files
+}
+
+/** Each class prior's means and log-variances, [class][dimension], by the space they are a prior of. */
+async function classPriors(model: VaeFamilyModel): Promise<Record<string, { means: number[][]; logvars: number[][] }>> {
+  const out: Record<string, { means: number[][]; logvars: number[][] }> = {}
+  const named = new Map(model.parameters.entries())
+  for (const [name, variable] of named) {
+    const space = /^prior\/(.+)\/class_means$/.exec(name)?.[1]
+    const logvars = space ? named.get(`prior/${space}/class_logvars`) : undefined
+    if (!space || !logvars) continue
+    out[space] = { means: (await variable.array()) as number[][], logvars: (await logvars.array()) as number[][] }
+  }
+  return out
+}
+
+/** How to load and call the exported networks, written beside them. */
+function modelReadme(model: VaeFamilyModel, networks: { name: string; description: string }[]): string {
+  const { height, width, channels } = model.config.image
+  return [
+    `# ${model.config.family.toUpperCase()} exported by Latent Cartographer`,
+    '',
+    `Images are ${width} x ${height} x ${channels}, values in [0, 1], NHWC. Each folder is a TensorFlow.js LayersModel:`,
+    '',
+    ...networks.map((n) => `- \`${n.name}/model.json\`: ${n.description}`),
+    '',
+    'run.json holds the model configuration (latent sizes, likelihood, class names are in the dataset).',
+    'priors.json holds each class prior p(. | c) as means and log-variances per class, where the model has one.',
+    '',
+    '```js',
+    "import * as tf from '@tensorflow/tfjs'",
+    "// In Node: a file:// handler (tfjs-node) or tf.io.fromMemory on the files' contents; in a browser: an http URL.",
+    `const decoder = await tf.loadLayersModel('${networks.find((n) => n.name.startsWith('decoder'))?.name ?? 'decoder'}/model.json')`,
+    'const images = decoder.predict(latents) // latents: tf.Tensor2D, or an array of them for several inputs',
+    '```',
+    ''
+  ].join('\n')
+}
+
 
 /**
  * A float32 array as an .npy file (format version 1.0): the magic string, a header dict padded with
@@ -125,6 +192,25 @@ export async function writeExports(dir: string, input: ExportInput, formats: rea
   if (formats.includes('csv')) {
     for (const [space, { dim, values }] of latents) await write(`latents-${space}.csv`, csvTable(dataset, values, dim, `${space}_`))
     for (const [space, { components, values }] of input.maps ?? []) await write(`map-${space}.csv`, csvTable(dataset, values, components, `${space}_map_`))
+  }
+  if (formats.includes('model')) {
+    if (!input.model) throw new Error('the model format needs the trained model')
+    const { model, runJson } = input.model
+    const networks = model.networks()
+    try {
+      for (const network of networks) {
+        await mkdir(join(dir, 'model', network.name), { recursive: true })
+        const files = await layersModelFiles(network.model)
+        await write(join('model', network.name, 'model.json'), files.json)
+        await write(join('model', network.name, 'weights.bin'), files.weights)
+      }
+    } finally {
+      for (const network of networks) network.model.dispose()
+    }
+    await write(join('model', 'run.json'), runJson)
+    const priors = await classPriors(model)
+    if (Object.keys(priors).length) await write(join('model', 'priors.json'), JSON.stringify(priors, null, 1))
+    await write(join('model', 'README.md'), modelReadme(model, networks))
   }
   if (formats.includes('projector')) {
     await mkdir(join(dir, 'projector'), { recursive: true })

@@ -1,15 +1,17 @@
 // Data out (electron/engine/exports.ts): each format read back. NPY by a parser written here from
 // numpy's format description (and by numpy itself where python3 has it), CSV and TSV row and column
 // counts and values, the projector's sprite by its size and its tiles' pixels, its config by the
-// fields the Embedding Projector reads.
+// fields the Embedding Projector reads; the model's networks loaded by tfjs-layers and called.
 import { spawnSync } from 'node:child_process'
 import { mkdtemp, readFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import * as tf from '@tensorflow/tfjs'
 import sharp from 'sharp'
 import { describe, expect, it } from 'vitest'
 import { npyBytes, spriteImage, writeExports } from '../../electron/engine/exports'
 import { generateShapes } from '../../electron/engine/datasets/shapes'
+import { createModel, defaultModelConfig } from '../../models/index'
 
 /** Parses an .npy file of float32 values: its shape and values. */
 function parseNpy(bytes: Uint8Array): { shape: number[]; values: Float32Array } {
@@ -120,4 +122,67 @@ describe('writeExports', () => {
       expect(Math.abs(data[((oy + ty) * info.width + ox + tx) * info.channels] - mean)).toBeLessThanOrEqual(0.5)
     }
   })
+})
+
+describe('the model format', () => {
+  // Each family's networks written as LayersModels, loaded back by tfjs-layers alone (no code of
+  // this project), and called: their outputs must be the app's own encodings and decodings.
+  const loadNetwork = async (dir: string, name: string): Promise<tf.LayersModel> => {
+    const json = JSON.parse(await readFile(join(dir, 'model', name, 'model.json'), 'utf8'))
+    expect(json.format).toBe('layers-model')
+    expect(json.weightsManifest[0].paths).toEqual(['weights.bin'])
+    const weights = await readFile(join(dir, 'model', name, 'weights.bin'))
+    return tf.loadLayersModel(tf.io.fromMemory({ modelTopology: json.modelTopology, weightSpecs: json.weightsManifest[0].weights, weightData: new Uint8Array(weights).buffer }))
+  }
+  const close = (a: tf.Tensor, b: tf.Tensor) => {
+    expect(a.shape).toEqual(b.shape)
+    expect(tf.max(tf.abs(tf.sub(a, b))).dataSync()[0]).toBeLessThan(1e-4)
+  }
+
+  // 16 px: the convolutional trunk and decoder; 8 px: the MLP ones.
+  for (const side of [16, 8]) {
+    it(`loads and calls every family's networks as the app does (${side} px)`, async () => {
+      await tf.setBackend('cpu')
+      const image = { height: side, width: side, channels: 1 }
+      const x = tf.randomUniform([3, side, side, 1], 0, 1, 'float32', 5) as tf.Tensor4D
+      const dataset = generateShapes({ count: 6, size: side, seed: 1 })
+      for (const family of ['vae', 'cdvae', 'srvae'] as const) {
+        const config = defaultModelConfig(family, image, 3, { seed: 2, conditionalPrior: family !== 'cdvae' })
+        const model = createModel(config)
+        const dir = await mkdtemp(join(tmpdir(), `lc-model-${family}-`))
+        const latents = new Map(model.spaces.map((s) => [s.name, { dim: s.dim, values: new Float32Array(6 * s.dim) }]))
+        const files = await writeExports(dir, { dataset, latents, model: { model, runJson: JSON.stringify({ config }) } }, ['model'])
+        expect(files).toContain(join('model', 'run.json'))
+        expect(files).toContain(join('model', 'README.md'))
+        const priors = JSON.parse(await readFile(join(dir, 'model', 'priors.json'), 'utf8'))
+        const space = model.conditionalSpace as string
+        expect(priors[space].means).toHaveLength(3)
+        const posteriors = model.posteriors(x)
+        if (family === 'srvae') {
+          const srvae = model as unknown as { downscale(x: tf.Tensor4D): tf.Tensor2D; priorZ(y: tf.Tensor2D, u: tf.Tensor2D): { mu: tf.Tensor2D; logvar: tf.Tensor2D } }
+          const y = srvae.downscale(x)
+          const [uMean, uLogvar] = (await loadNetwork(dir, 'encoder_u')).predict(y) as tf.Tensor[]
+          close(uMean, posteriors.u.mu)
+          close(uLogvar, posteriors.u.logvar)
+          const [zMean] = (await loadNetwork(dir, 'encoder_z')).predict(x) as tf.Tensor[]
+          close(zMean, posteriors.z.mu)
+          const prior = (await loadNetwork(dir, 'prior_z')).predict([y, posteriors.u.mu]) as tf.Tensor2D
+          const expected = srvae.priorZ(y, posteriors.u.mu)
+          close(prior, tf.concat([expected.mu, expected.logvar], 1))
+          close((await loadNetwork(dir, 'decoder_x')).predict([y, posteriors.z.mu]) as tf.Tensor, model.decode('z', posteriors.z.mu, { y }).x)
+          close((await loadNetwork(dir, 'decoder_y')).predict(posteriors.u.mu) as tf.Tensor, model.reconstruct(x).y_decoded)
+        } else if (family === 'cdvae') {
+          const outputs = (await loadNetwork(dir, 'encoder')).predict(x) as tf.Tensor[]
+          ;[posteriors.z_l.mu, posteriors.z_l.logvar, posteriors.z_u.mu, posteriors.z_u.logvar].forEach((t, i) => close(outputs[i], t))
+          close((await loadNetwork(dir, 'decoder')).predict([posteriors.z_l.mu, posteriors.z_u.mu]) as tf.Tensor, model.reconstruct(x).x)
+        } else {
+          const [mean, logvar] = (await loadNetwork(dir, 'encoder')).predict(x) as tf.Tensor[]
+          close(mean, posteriors.z.mu)
+          close(logvar, posteriors.z.logvar)
+          close((await loadNetwork(dir, 'decoder')).predict(posteriors.z.mu) as tf.Tensor, model.reconstruct(x).x)
+        }
+        model.dispose()
+      }
+    })
+  }
 })
