@@ -91,6 +91,7 @@ test('the CDVAE shows its objective defaults, and its latent health once trained
   const dir = /to (\/.*exports)$/.exec((await page.locator('.notice').textContent()) ?? '')?.[1] ?? ''
   expect((await readFile(join(dir, 'latents-z_l.npy'))).subarray(1, 6).toString('latin1')).toBe('NUMPY')
   expect(await readFile(join(dir, 'projector', 'projector_config.pbtxt'), 'utf8')).toContain('tensor_path: "tensors-z_u.tsv"')
+  expect(JSON.parse(await readFile(join(dir, 'model', 'decoder', 'model.json'), 'utf8')).format).toBe('layers-model')
   await health.scrollIntoViewIfNeeded()
   await page.screenshot({ path: testInfo.outputPath('latent-health.png') })
 })

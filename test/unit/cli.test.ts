@@ -63,17 +63,22 @@ describe('cartographer command line', () => {
     expect(result.err).toMatch(reason)
   })
 
-  it('export writes a trained run\'s latents as NPY, CSV and a projector folder', async () => {
+  it('export writes a trained run\'s latents as NPY, CSV, a projector folder and its model as LayersModels', async () => {
     const out = await mkdtemp(join(tmpdir(), 'cartographer-cli-export-run-'))
     expect((await cli('train', '--data', data, '--out', out, '--model', 'cdvae', '--epochs', '1', '--latent', '4')).code).toBe(0)
     const target = await mkdtemp(join(tmpdir(), 'cartographer-cli-export-'))
-    const result = await cli('export', '--run', out, '--out', target, '--format', 'npy,projector')
+    const result = await cli('export', '--run', out, '--out', target, '--format', 'npy,projector,model')
     expect(result.code).toBe(0)
     expect(result.out).toMatch(/wrote \d+ files/)
     const npy = await readFile(join(target, 'latents-z_l.npy'))
     expect(npy.subarray(1, 6).toString('latin1')).toBe('NUMPY')
     expect(npy.toString('latin1', 10, 128)).toMatch(/'shape': \(\d+, 2\)/)
     expect((await readFile(join(target, 'projector', 'projector_config.pbtxt'), 'utf8')).match(/embeddings \{/g)).toHaveLength(2)
+    // The model from the run's last checkpoint: z_l and z_u of 2 each into the decoder.
+    const decoder = JSON.parse(await readFile(join(target, 'model', 'decoder', 'model.json'), 'utf8'))
+    expect(decoder.format).toBe('layers-model')
+    expect(JSON.stringify(decoder.modelTopology)).toContain('"batch_input_shape":[null,2]')
+    expect(JSON.parse(await readFile(join(target, 'model', 'priors.json'), 'utf8')).z_l.means[0]).toHaveLength(2)
     expect((await cli('export', '--run', out, '--out', target, '--format', 'parquet')).err).toMatch(/--format takes npy, csv, projector/)
     expect((await cli('export', '--out', target)).code).toBe(2)
   })
