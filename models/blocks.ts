@@ -116,8 +116,8 @@ export class DownConv {
   apply(x: tf.Tensor4D): tf.Tensor4D {
     return tf.conv2d(x, this.filter as tf.Tensor4D, 2, 'same').add(this.bias)
   }
-  toLayers(x: tf.SymbolicTensor, name: string): tf.SymbolicTensor {
-    const layer = tf.layers.conv2d({ filters: this.outChannels, kernelSize: 3, strides: 2, padding: 'same', activation: 'relu', name, weights: [this.filter, this.bias] })
+  toLayers(x: tf.SymbolicTensor, name: string, activation?: 'relu'): tf.SymbolicTensor {
+    const layer = tf.layers.conv2d({ filters: this.outChannels, kernelSize: 3, strides: 2, padding: 'same', activation, name, weights: [this.filter, this.bias] })
     return layer.apply(x) as tf.SymbolicTensor
   }
 }
@@ -197,7 +197,7 @@ export class ImageTrunk {
 
   toLayers(x: tf.SymbolicTensor, name: string): tf.SymbolicTensor {
     let h = x
-    this.convs.forEach((conv, i) => (h = conv.toLayers(h, `${name}_conv${i}`)))
+    this.convs.forEach((conv, i) => (h = conv.toLayers(h, `${name}_conv${i}`, 'relu')))
     h = tf.layers.flatten({ name: `${name}_flatten` }).apply(h) as tf.SymbolicTensor
     this.denses.forEach((dense, i) => (h = dense.toLayers(h, `${name}_dense${i}`, 'relu')))
     return h
