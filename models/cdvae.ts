@@ -136,6 +136,10 @@ export class Cdvae implements VaeFamilyModel {
     return this.prior.logLikelihoods(this.encode(x).z_l)
   }
 
+  classPrior(): ClassPrior {
+    return this.prior
+  }
+
   networks(): ExportedNetwork[] {
     const x = layersInput('x', [this.config.image.height, this.config.image.width, this.config.image.channels])
     const h = this.trunk.toLayers(x, 'encoder')

@@ -181,6 +181,10 @@ export class Srvae implements VaeFamilyModel {
     return this.uPrior ? this.uPrior.logLikelihoods(this.encode(x).u) : null
   }
 
+  classPrior(): ClassPrior | null {
+    return this.uPrior
+  }
+
   /**
    * y itself is x average-pooled by the downscale factor and flattened (no network); p(z | y, u)'s
    * network gives [mean | logvar] side by side, z's dimensions each.

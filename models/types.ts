@@ -3,6 +3,7 @@
 import type * as tf from '@tensorflow/tfjs'
 import type { ImageShape, ParameterStore } from './blocks'
 import type { ObjectiveConfig } from './objective'
+import type { ClassPrior } from './priors'
 
 export type ModelFamily = 'vae' | 'srvae' | 'cdvae'
 export type Likelihood = 'bernoulli' | 'gaussian'
@@ -107,6 +108,8 @@ export interface VaeFamilyModel {
    * log-variance, decoders the likelihood's mean image in [0, 1].
    */
   networks(): ExportedNetwork[]
+  /** The class prior p(. | c) of the conditional space, where the model has one (exports). */
+  classPrior(): ClassPrior | null
   dispose(): void
 }
 

@@ -84,6 +84,10 @@ export class Vae implements VaeFamilyModel {
     return this.prior ? this.prior.logLikelihoods(this.encode(x).z) : null
   }
 
+  classPrior(): ClassPrior | null {
+    return this.prior
+  }
+
   networks(): ExportedNetwork[] {
     const x = layersInput('x', [this.config.image.height, this.config.image.width, this.config.image.channels])
     const q = this.head.toLayers(this.trunk.toLayers(x, 'encoder'), 'z')

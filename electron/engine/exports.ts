@@ -50,17 +50,11 @@ async function layersModelFiles(model: tf.LayersModel): Promise<{ json: string; 
   return files
 }
 
-/** Each class prior's means and log-variances, [class][dimension], by the space they are a prior of. */
+/** The class prior's means and log-variances, [class][dimension], under the space it is a prior of. */
 async function classPriors(model: VaeFamilyModel): Promise<Record<string, { means: number[][]; logvars: number[][] }>> {
-  const out: Record<string, { means: number[][]; logvars: number[][] }> = {}
-  const named = new Map(model.parameters.entries())
-  for (const [name, variable] of named) {
-    const space = /^prior\/(.+)\/class_means$/.exec(name)?.[1]
-    const logvars = space ? named.get(`prior/${space}/class_logvars`) : undefined
-    if (!space || !logvars) continue
-    out[space] = { means: (await variable.array()) as number[][], logvars: (await logvars.array()) as number[][] }
-  }
-  return out
+  const prior = model.classPrior()
+  if (!prior || !model.conditionalSpace) return {}
+  return { [model.conditionalSpace]: { means: (await prior.means.array()) as number[][], logvars: (await prior.logvars.array()) as number[][] } }
 }
 
 /** How to load and call the exported networks, written beside them. */
