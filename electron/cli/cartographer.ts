@@ -29,7 +29,7 @@ const USAGE = `Latent Cartographer, headless
                      [--independence W] [--adversary W] [--conditional-prior]
                      [--backend auto|tensorflow-gpu|webgpu|tensorflow|wasm|cpu] [--resume]
   cartographer inspect --data <folder> [--size S]
-  cartographer export --run <run folder> --out <folder> [--format npy,csv,projector]
+  cartographer export --run <run folder> --out <folder> [--format npy,csv,projector,model]
   cartographer doctor [--json] [--bench-seconds S] [--include-software]
   cartographer --help | --version
 
