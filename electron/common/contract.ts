@@ -332,6 +332,8 @@ export interface Requests {
   /** Per-item reconstruction errors (computed on first use), sent with fresh map.update events. */
   'maps.errors': { args: Record<string, never>; result: { computed: boolean } }
   'dataset.thumbnails': { args: Record<string, never>; result: ThumbnailAtlas }
+  /** One item's image at full resolution (the hover preview, where the atlas is downsampled). */
+  'dataset.item': { args: { index: number }; result: ImagePayload }
   /** Reopens a trained model's folder (the app's or the CLI's --out): weights, latents, maps. */
   'run.open': { args: { path: string }; result: ModelSummary }
   /** Continues an interrupted run from its last checkpoint, with the options it was started with. */
@@ -397,6 +399,7 @@ export const REQUEST_NAMES: RequestName[] = [
   'run.open',
   'run.resume',
   'dataset.thumbnails',
+  'dataset.item',
   'decode.point',
   'interpolate',
   'generate.grid',
@@ -627,6 +630,7 @@ const ARG_CHECKS: Record<RequestName, Check> = {
   'runs.compare': shape({ paths: stringList(2, 8, 4096) }),
   'maps.errors': noArgs,
   'dataset.thumbnails': noArgs,
+  'dataset.item': shape({ index: integer(0, 100_000_000) }),
   'run.open': shape({ path: shortString(4096) }),
   'run.resume': shape({ path: shortString(4096) }),
   'decode.point': shape({ space: shortString(32), position: vector3 }),

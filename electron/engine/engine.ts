@@ -187,6 +187,7 @@ export class Engine {
     },
     'runs.compare': async (args) => Promise.all(args.paths.map((path) => compareRun(path))),
     'dataset.thumbnails': async () => thumbnailAtlas(this.requireDataset()),
+    'dataset.item': async (args) => this.itemImage(this.requireItem(args.index)),
     'run.open': async (args) => this.openRun(args.path),
     'run.resume': async (args) => this.resumeRun(args.path),
     'maps.errors': async () => {
@@ -202,7 +203,8 @@ export class Engine {
           500,
           (done) => this.status('encoding', `reconstruction error ${done.toLocaleString('en')} / ${n.toLocaleString('en')}`, done / n, null, false)
         )
-        this.status('ready', 'ready: the maps are coloured by reconstruction error')
+        // Says what was done, not what the window shows: the colour mode may change back while this stands.
+        this.status('ready', `ready: reconstruction error of all ${n.toLocaleString('en')} items computed`)
       }
       for (const space of session.maps.keys()) this.emit('map.update', this.mapData(space, true))
       return { computed: true }
@@ -810,9 +812,16 @@ export class Engine {
     return { width, height, channels, base64: bytesToBase64(pixels.subarray(index * k, (index + 1) * k)) }
   }
 
+  /** `index` when the open dataset has that item. */
+  private requireItem(index: number): number {
+    const count = this.requireDataset().split.length
+    if (index >= count) throw new Error(`there is no item ${index}; the dataset has ${count}`)
+    return index
+  }
+
   async inspect(index: number): Promise<ItemView> {
     const dataset = this.requireDataset()
-    if (index >= dataset.split.length) throw new Error(`there is no item ${index}; the dataset has ${dataset.split.length}`)
+    this.requireItem(index)
     const images = [{ name: 'original', image: this.itemImage(index) }]
     let predictedLabel: string | null = null
     const model = this.session?.model

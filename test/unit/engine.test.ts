@@ -5,9 +5,11 @@ import { mkdtemp } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { beforeAll, describe, expect, it } from 'vitest'
-import type { EngineState, Events, RequestName } from '../../electron/common/contract'
+import { base64ToBytes, type EngineState, type Events, type ImagePayload, type RequestName, type ThumbnailAtlas } from '../../electron/common/contract'
 import { Engine } from '../../electron/engine/engine'
 import { writeShapesFolder } from '../../electron/engine/datasets/shapes'
+import type { ImageDataset } from '../../electron/engine/datasets/types'
+import { thumbnailAtlas } from '../../electron/engine/runs'
 
 let small: string
 let other: string
@@ -47,6 +49,32 @@ describe('the engine under careless use', () => {
     if (a.status === 'rejected') expect(a.reason.message).toMatch(/replaced by a later request/)
     const state = await ask<EngineState>('engine.state')
     expect(state.dataset?.itemCount).toBe(60)
+  })
+
+  it('sends one item at full resolution (the hover preview), and refuses an item the dataset lacks', async () => {
+    const { ask } = makeEngine()
+    await ask('dataset.open', { path: small })
+    const atlas = await ask<ThumbnailAtlas>('dataset.thumbnails')
+    const item = await ask<ImagePayload>('dataset.item', { index: 7 })
+    expect([item.width, item.height, item.channels]).toEqual([16, 16, 1])
+    // 120 small items fit the atlas at full size: the item is its cell, byte for byte.
+    expect(atlas.downsample).toBe(1)
+    const cell = base64ToBytes(atlas.base64).subarray(7 * 256, 8 * 256)
+    expect(Array.from(base64ToBytes(item.base64))).toEqual(Array.from(cell))
+    await expect(ask('dataset.item', { index: 120 })).rejects.toThrow(/no item 120; the dataset has 120/)
+  })
+
+  it('downsamples the thumbnail atlas by striding when every item at full size would pass its budget', () => {
+    // 7,000 items of 64 x 64 grey: 28.7 MB, over the 24 MiB budget, so every second pixel.
+    const count = 7000
+    const pixels = new Uint8Array(count * 64 * 64)
+    for (let i = 0; i < pixels.length; i++) pixels[i] = (i * 7) % 251
+    const atlas = thumbnailAtlas({ width: 64, height: 64, channels: 1, pixels, split: new Uint8Array(count) } as unknown as ImageDataset)
+    expect([atlas.downsample, atlas.cellWidth, atlas.cellHeight, atlas.count]).toEqual([2, 32, 32, count])
+    const bytes = base64ToBytes(atlas.base64)
+    expect(bytes.length).toBe(count * 32 * 32)
+    // Item 5's cell, row 3, column 4: the item's pixel (6, 8).
+    expect(bytes[5 * 1024 + 3 * 32 + 4]).toBe(pixels[5 * 4096 + 6 * 64 + 8])
   })
 
   it('refuses a relative dataset path instead of resolving it against its working directory', async () => {

@@ -53,6 +53,8 @@ export interface HistoryPoint {
 
 const RECENT_KEY = 'cartographer.recentDatasets'
 const RECENT_DATASETS = 5
+/** Hover previews kept at full resolution (each a few kB). */
+const FULL_IMAGE_CACHE = 256
 
 function readRecent(): string[] {
   try {
@@ -100,7 +102,9 @@ class AppState {
   /** The runs compared side by side, once asked for. */
   comparison = $state<RunComparison[] | null>(null)
   /** All items' thumbnails (the sprite atlas hover previews draw from), fetched once per dataset. */
-  thumbnails = $state.raw<{ cellWidth: number; cellHeight: number; channels: number; bytes: Uint8Array } | null>(null)
+  thumbnails = $state.raw<{ cellWidth: number; cellHeight: number; channels: number; downsample: number; bytes: Uint8Array } | null>(null)
+  /** Full-resolution images of recently hovered items, where the atlas is downsampled (newest last). */
+  private readonly fullImages = new Map<number, ImagePayload>()
   error = $state<string | null>(null)
   notice = $state<string | null>(null)
 
@@ -276,7 +280,22 @@ class AppState {
   private async loadThumbnails(): Promise<void> {
     this.thumbnails = null
     const atlas = await this.client?.request('dataset.thumbnails', {}).catch(() => null)
-    if (atlas) this.thumbnails = { cellWidth: atlas.cellWidth, cellHeight: atlas.cellHeight, channels: atlas.channels, bytes: base64ToBytes(atlas.base64) }
+    this.fullImages.clear()
+    if (atlas) this.thumbnails = { cellWidth: atlas.cellWidth, cellHeight: atlas.cellHeight, channels: atlas.channels, downsample: atlas.downsample, bytes: base64ToBytes(atlas.base64) }
+  }
+
+  /**
+   * An item's image at full resolution, for a hover preview whose atlas cell is downsampled (a
+   * 70k-item set's atlas holds 14 px cells for 28 px images); null when it cannot be had.
+   */
+  async fullImage(index: number): Promise<ImagePayload | null> {
+    const known = this.fullImages.get(index)
+    if (known) return known
+    const image = await this.client?.request('dataset.item', { index }).catch(() => null)
+    if (!image) return null
+    this.fullImages.set(index, image)
+    if (this.fullImages.size > FULL_IMAGE_CACHE) this.fullImages.delete(this.fullImages.keys().next().value as number)
+    return image
   }
 
   async listRuns(): Promise<void> {
