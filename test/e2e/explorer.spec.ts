@@ -97,6 +97,11 @@ test('CDVAE: linked maps, hover, inspect, decode a place, interpolate, generate,
   await expect(page.getByTestId('strip-x').locator('canvas')).toHaveCount(10)
   expect(maxDifference(await pixels(page, 'strip-x-0'), reconstructionA)).toBeLessThanOrEqual(2)
   const strip = await pixels(page, 'strip-x-9')
+  // The whole strip is in view: its last image ends inside the drawer.
+  const drawerBox = await page.getByTestId('drawer').boundingBox()
+  const lastBox = await page.getByTestId('strip-x-9').boundingBox()
+  expect(lastBox!.x + lastBox!.width).toBeLessThanOrEqual(drawerBox!.x + drawerBox!.width)
+  expect(lastBox!.width).toBeGreaterThan(28)
   await shot('4-interpolation.png')
   // The PNG export downloads the strip.
   const download = page.waitForEvent('download')
@@ -152,6 +157,17 @@ test('SRVAE: three maps u, y, z and the item panel shows y and its decoding', as
   expect((await canvasStats(page, '[data-testid="image-y"]')).width).toBe(14)
   await page.getByTestId('samples').click()
   await expect(page.getByTestId('drawer')).toHaveAttribute('data-kind', 'samples')
+  // y (14 px) is drawn at x's (28 px) size, each under its x, and no row runs off the drawer.
+  const drawerRight = await page.getByTestId('drawer').boundingBox().then((b) => b!.x + b!.width)
+  const count = await page.getByTestId('strip-x').locator('canvas').count()
+  expect(count).toBeGreaterThan(1)
+  for (const i of [0, count - 1]) {
+    const x = await page.getByTestId(`strip-x-${i}`).boundingBox()
+    const y = await page.getByTestId(`strip-y-${i}`).boundingBox()
+    expect(Math.abs(x!.x - y!.x)).toBeLessThanOrEqual(1)
+    expect(Math.abs(x!.width - y!.width)).toBeLessThanOrEqual(1)
+    expect(x!.x + x!.width).toBeLessThanOrEqual(drawerRight)
+  }
   await page.screenshot({ path: testInfo.outputPath('srvae.png') })
 })
 
