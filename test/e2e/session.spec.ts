@@ -147,6 +147,27 @@ test('window habits: the ? overlay, recent folders, a log scale for the curves, 
   await expect(page.getByTestId('train')).toBeVisible()
 })
 
+test('a folder dropped onto the window opens; a dropped file whose path the browser hides says so', async ({ page }) => {
+  const dropDir = await mkdtemp(join(tmpdir(), 'cartographer-e2e-drop-'))
+  await writeShapesFolder(dropDir, { countPerClass: 10, size: 28, seed: 6 })
+  await page.goto(host.url)
+  const drop = (payload: { uri?: string; fileName?: string }) =>
+    page.evaluate(({ uri, fileName }) => {
+      const data = new DataTransfer()
+      if (uri) data.setData('text/uri-list', uri)
+      if (fileName) data.items.add(new File(['x'], fileName))
+      window.dispatchEvent(new DragEvent('dragover', { dataTransfer: data, bubbles: true, cancelable: true }))
+      document.body.dispatchEvent(new DragEvent('drop', { dataTransfer: data, bubbles: true, cancelable: true }))
+    }, payload)
+  // A file manager's drag: a file:// link, the path percent-encoded.
+  await drop({ uri: `file://${dropDir.split('/').map(encodeURIComponent).join('/')}` })
+  await expect(page.getByTestId('dataset-title')).toContainText('60')
+  await expect(page.getByTestId('drop-target')).toHaveCount(0)
+  await drop({ fileName: 'my-images' })
+  await expect(page.getByTestId('error')).toContainText('"my-images" was dropped')
+  await expect(page.getByTestId('error')).toContainText('type or paste its path')
+})
+
 test('the diagnostics panel lists every backend and the one chosen', async ({ page }) => {
   await page.goto(host.url)
   await page.getByTestId('open-diagnostics').click()

@@ -14,6 +14,7 @@ interface PreloadBridge {
   mode: 'electron'
   request(name: string, args: unknown): Promise<ResponseMessage>
   onEvent(listener: (message: EventMessage) => void): () => void
+  pathForFile(file: File): string
 }
 
 declare global {
@@ -74,6 +75,12 @@ class WebSocketClient implements EngineClient {
     this.listeners.add(listener)
     return () => this.listeners.delete(listener)
   }
+}
+
+/** Electron's path of a dropped file or folder; null in a browser, which is never told it. */
+export function pathForDroppedFile(): ((file: File) => string) | null {
+  const bridge = window.cartographer
+  return bridge ? (file) => bridge.pathForFile(file) : null
 }
 
 export function createClient(): EngineClient {
