@@ -30,6 +30,18 @@ async function pixels(page: Page, testId: string): Promise<number[]> {
   })
 }
 
+/** The file a click downloads. */
+async function download(page: Page, click: () => Promise<void>): Promise<Buffer> {
+  const downloaded = page.waitForEvent('download')
+  await click()
+  const png = await readFile((await (await downloaded).path()) as string)
+  expect(png.subarray(1, 4).toString()).toBe('PNG')
+  return png
+}
+
+/** A PNG's size from its IHDR chunk. */
+const pngSize = (png: Buffer) => ({ width: png.readUInt32BE(16), height: png.readUInt32BE(20) })
+
 const maxDifference = (a: number[], b: number[]) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0)
 
 async function openAndTrain(page: Page, family: string, epochs: string): Promise<void> {
@@ -67,6 +79,47 @@ test('CDVAE: linked maps, hover, inspect, decode a place, interpolate, generate,
   expect(thumb.std).toBeGreaterThan(5)
   await shot('1-linked-hover.png')
 
+  // The map as a PNG at twice its size on screen, every point drawn.
+  const mapCanvas = page.locator('[data-testid="map-z_l"] canvas.scatter-canvas')
+  const onScreen = await mapCanvas.evaluate((c) => ({ width: c.clientWidth, height: c.clientHeight }))
+  await page.getByTestId('map-png-scale-z_l').selectOption('2')
+  const mapPng = await download(page, () => page.getByTestId('map-png-z_l').click())
+  expect(pngSize(mapPng)).toEqual({ width: onScreen.width * 2, height: onScreen.height * 2 })
+
+  // Lasso: a square dragged round item 5 selects exactly the items drawn inside it, and they export.
+  await page.getByTestId('lasso-mode').check()
+  const half = 45
+  const corners = [[-half, -half], [half, -half], [half, half], [-half, half], [-half, -half + 1]]
+  await page.mouse.move(hoverAt.x + corners[0][0], hoverAt.y + corners[0][1])
+  await page.mouse.down()
+  for (const [dx, dy] of corners.slice(1)) await page.mouse.move(hoverAt.x + dx, hoverAt.y + dy, { steps: 6 })
+  await page.mouse.up()
+  const expected = await page.evaluate(
+    ([x, y, h]) => {
+      const map = (window as unknown as { cartographerMaps: Record<string, { count: number; canvas: HTMLCanvasElement; screenPosition(i: number): { x: number; y: number } | null }> }).cartographerMaps.z_l
+      const rect = map.canvas.getBoundingClientRect()
+      const inside: number[] = []
+      for (let i = 0; i < map.count; i++) {
+        const p = map.screenPosition(i)
+        if (p && Math.abs(p.x + rect.left - x) < h - 1 && Math.abs(p.y + rect.top - y) < h - 1) inside.push(i)
+      }
+      return inside
+    },
+    [hoverAt.x, hoverAt.y, half]
+  )
+  expect(expected.length).toBeGreaterThan(0)
+  await expect(page.getByTestId('selection-summary')).toContainText(`${expected.length} items selected on z_l`)
+  await page.getByTestId('export-selection').click()
+  await expect(page.locator('.notice')).toContainText(`Exported ${expected.length} selected items`)
+  const exportDir = /to (\S+)$/.exec((await page.locator('.notice').textContent()) ?? '')?.[1] ?? ''
+  const indicesNpy = await readFile(join(exportDir, 'indices.npy'))
+  const headerLength = indicesNpy.readUInt16LE(8)
+  expect(Array.from(new Int32Array(indicesNpy.buffer.slice(indicesNpy.byteOffset + 10 + headerLength, indicesNpy.byteOffset + indicesNpy.byteLength)))).toEqual(expected)
+  await shot('1b-lasso.png')
+  await page.keyboard.press('Escape')
+  await expect(page.getByTestId('selection-summary')).toHaveCount(0)
+  await expect(page.getByTestId('lasso-mode')).not.toBeChecked()
+
   // Colour by reconstruction error changes the map's colours.
   const before = await page.locator('[data-testid="map-z_l"] canvas.scatter-canvas').screenshot()
   await page.getByTestId('colour-mode').selectOption('error')
@@ -103,12 +156,9 @@ test('CDVAE: linked maps, hover, inspect, decode a place, interpolate, generate,
   expect(lastBox!.x + lastBox!.width).toBeLessThanOrEqual(drawerBox!.x + drawerBox!.width)
   expect(lastBox!.width).toBeGreaterThan(28)
   await shot('4-interpolation.png')
-  // The PNG export downloads the strip.
-  const download = page.waitForEvent('download')
-  await page.getByTestId('export-png').click()
-  const file = await (await download).path()
-  const png = await readFile(file as string)
-  expect(png.subarray(1, 4).toString()).toBe('PNG')
+  // The PNG export downloads the strip: 10 images of 28 px at 4x, the row names beside them.
+  const stripPng = await download(page, () => page.getByTestId('export-png').click())
+  expect(pngSize(stripPng).width).toBeGreaterThan(10 * (28 * 4 + 2) + 2)
   // B's own reconstruction equals the strip's last image.
   const itemB = Number(/B: item #(\d+)/.exec((await page.getByTestId('interpolate-panel').textContent()) ?? '')?.[1] ?? NaN)
   expect(itemB).not.toBe(itemA)
@@ -125,6 +175,10 @@ test('CDVAE: linked maps, hover, inspect, decode a place, interpolate, generate,
   await expect(grid.locator('tbody canvas')).toHaveCount(24)
   expect((await canvasStats(page, '[data-testid="grid-0-0"]')).std).toBeGreaterThan(5)
   await shot('5-class-grid.png')
+  // Its PNG: 6 columns x 4 rows of 28 px at 4x, with a title line and the class names above.
+  const gridPng = pngSize(await download(page, () => page.getByTestId('export-png').click()))
+  expect(gridPng.width).toBe(6 * (28 * 4 + 2) + 2)
+  expect(gridPng.height).toBeGreaterThan(4 * (28 * 4 + 2) + 2 + 30)
   // "This item as every class": one row, six columns.
   await page.getByTestId('item-as-every-class').click()
   await expect(grid.locator('tbody tr')).toHaveCount(1)

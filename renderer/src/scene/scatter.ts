@@ -6,6 +6,7 @@ import * as THREE from 'three'
 import { OrbitControls } from 'three/examples/jsm/controls/OrbitControls.js'
 import { seededRandom, shuffleInPlace } from '../../../models/random'
 import { nearestOnScreen, PickGrid } from './pick-grid'
+import { itemsInPolygon, type ScreenPoint } from './lasso'
 
 const VERTEX_SHADER = `
 attribute vec3 color;
@@ -95,10 +96,17 @@ export class LatentScatter {
   /** The points bucketed in 3D for picking: built when the points have settled, or by the first pick. */
   private pickGrid: PickGrid | null = null
   private gridTimer = 0
-  private readonly listeners: { hover: ((i: number | null) => void)[]; click: ((i: number | null, e: MouseEvent) => void)[] } = {
+  private readonly listeners: {
+    hover: ((i: number | null) => void)[]
+    click: ((i: number | null, e: MouseEvent) => void)[]
+    lasso: ((outline: ScreenPoint[], done: boolean) => void)[]
+  } = {
     hover: [],
-    click: []
+    click: [],
+    lasso: []
   }
+  /** While on, a left-drag draws a lasso instead of orbiting or panning. */
+  private lassoMode = false
   private highlighted: number | null = null
   private secondary: number | null = null
   private pinPositions: [number, number, number][] = []
@@ -163,8 +171,22 @@ export class LatentScatter {
 
   on(event: 'hover', listener: (index: number | null) => void): void
   on(event: 'click', listener: (index: number | null, e: MouseEvent) => void): void
-  on(event: 'hover' | 'click', listener: (index: number | null, e: MouseEvent) => void): void {
-    ;(this.listeners[event] as typeof listener[]).push(listener)
+  /** The lasso's outline as it is drawn (`done` false) and once the button is released (`done` true). */
+  on(event: 'lasso', listener: (outline: ScreenPoint[], done: boolean) => void): void
+  on(event: 'hover' | 'click' | 'lasso', listener: (...args: never[]) => void): void {
+    ;(this.listeners[event] as unknown[]).push(listener)
+  }
+
+  /** Left-drag draws a lasso (on) or moves the camera (off, the default). */
+  setLassoMode(on: boolean): void {
+    this.lassoMode = on
+    this.controls.enabled = !on
+    this.canvas.style.cursor = on ? 'crosshair' : ''
+  }
+
+  /** The visible items drawn inside a closed outline (CSS pixels relative to the canvas), in item order. */
+  itemsInside(outline: ScreenPoint[]): Int32Array {
+    return itemsInPolygon(this.screenPositions(), this.visible, outline)
   }
 
   /** The item ringed as hovered (in this view or a linked one), for tests and tooltips. */
@@ -399,8 +421,26 @@ export class LatentScatter {
       const rect = this.canvas.getBoundingClientRect()
       return { x: e.clientX - rect.left, y: e.clientY - rect.top }
     }
-    this.canvas.addEventListener('pointerdown', (e) => (downAt = local(e)))
+    let outline: ScreenPoint[] | null = null
+    this.canvas.addEventListener('pointerdown', (e) => {
+      downAt = local(e)
+      if (this.lassoMode && e.button === 0) {
+        outline = [downAt]
+        this.canvas.setPointerCapture(e.pointerId)
+      }
+    })
+    this.canvas.addEventListener('pointerup', () => {
+      if (!outline) return
+      const done = outline
+      outline = null
+      for (const l of this.listeners.lasso) l(done, true)
+    })
     this.canvas.addEventListener('pointermove', (e) => {
+      if (outline) {
+        outline.push(local(e))
+        for (const l of this.listeners.lasso) l(outline, false)
+        return
+      }
       if (e.buttons) return
       const { x, y } = local(e)
       const index = this.pick(x, y)
@@ -450,6 +490,28 @@ export class LatentScatter {
   /** Renders now (tests and screenshots read pixels right after). */
   renderNow(): void {
     this.draw()
+  }
+
+  /**
+   * The map as it is on screen, drawn again at `scale` times its size (the canvas's CSS size): every
+   * point, sharp, each point and marker as large relative to the picture as on screen. For a figure.
+   */
+  snapshot(scale: number): HTMLCanvasElement {
+    const ratio = this.renderer.getPixelRatio()
+    const render = (pixelRatio: number) => {
+      this.renderer.setPixelRatio(pixelRatio)
+      this.material.uniforms.pixelRatio.value = pixelRatio
+      this.geometry.setDrawRange(0, Infinity)
+      this.renderer.render(this.scene, this.camera)
+    }
+    render(scale)
+    // Copied before the canvas goes back to its own size (which clears it).
+    const out = document.createElement('canvas')
+    out.width = this.canvas.width
+    out.height = this.canvas.height
+    ;(out.getContext('2d') as CanvasRenderingContext2D).drawImage(this.canvas, 0, 0)
+    render(ratio)
+    return out
   }
 
   /** How many points the last frame drew (all of them unless the camera was moving on software GL). */
