@@ -354,6 +354,8 @@ export interface Requests {
   'engine.doctor': { args: { benchSeconds: number }; result: DoctorReport }
   /** Writes the open model's latents and maps into its run folder's exports/ (NPY, CSV, projector folder). */
   'run.export': { args: { formats: ExportFormatName[] }; result: { dir: string; files: string[] } }
+  /** Writes the chosen items (a lasso on a map) into the run folder's exports/selection-<time>/: indices, files, latents, map coordinates (NPY and CSV). */
+  'selection.export': { args: { indices: number[] }; result: { dir: string; files: string[] } }
 }
 
 /** What `run.export` and `cartographer export` write (electron/engine/exports.ts). */
@@ -408,7 +410,8 @@ export const REQUEST_NAMES: RequestName[] = [
   'dialog.chooseFolder',
   'engine.state',
   'engine.doctor',
-  'run.export'
+  'run.export',
+  'selection.export'
 ]
 
 /** Requests the Electron main process answers itself instead of forwarding to the engine. */
@@ -537,6 +540,16 @@ const stringList =
     v.forEach((x, i) => shortString(maxLength)(x, `${p}[${i}]`))
   }
 
+/** A list of `min` to `max` distinct integers in [0, `largest`]. */
+const integerList =
+  (min: number, max: number, largest: number): Check =>
+  (v, p) => {
+    if (!Array.isArray(v) || v.length < min || v.length > max) throw new ContractError(`${p} must be a list of ${min} to ${max} item indices`)
+    const bad = v.findIndex((x) => !Number.isInteger(x) || x < 0 || x > largest)
+    if (bad >= 0) throw new ContractError(`${p}[${bad}] must be an integer from 0 to ${largest}`)
+    if (new Set(v).size !== v.length) throw new ContractError(`${p} must not repeat an index`)
+  }
+
 /** A non-empty array of distinct values from a few strings. */
 const subsetOf =
   (values: readonly string[]): Check =>
@@ -658,7 +671,8 @@ const ARG_CHECKS: Record<RequestName, Check> = {
   'dialog.chooseFolder': noArgs,
   'engine.state': noArgs,
   'engine.doctor': shape({ benchSeconds: integer(0, 60) }),
-  'run.export': shape({ formats: subsetOf(EXPORT_FORMAT_NAMES) })
+  'run.export': shape({ formats: subsetOf(EXPORT_FORMAT_NAMES) }),
+  'selection.export': shape({ indices: integerList(1, 10_000_000, 100_000_000) })
 }
 
 /** A request's id where it has a usable one, else -1 (for the error reply to anything else). */

@@ -154,6 +154,7 @@ export class Engine {
       return runDoctor(args.benchSeconds)
     },
     'run.export': async (args) => this.exportRun(args.formats),
+    'selection.export': async (args) => this.exportRun(['npy', 'csv'], Int32Array.from(args.indices)),
     'dataset.open': async (args) => this.openDataset(args.path, args.size),
     'train.start': async (args) => this.startTraining(args),
     'train.pause': async () => {
@@ -745,7 +746,11 @@ export class Engine {
    * The open model's latents (and the maps made so far) in the chosen formats, into exports/ of its
    * own run folder: the app writes nowhere the user did not give it.
    */
-  private async exportRun(formats: ExportFormatName[]): Promise<{ dir: string; files: string[] }> {
+  /**
+   * The open model's latents and maps (and model) into its run folder's exports/, or, for `items`
+   * (a selection on a map), those items alone into exports/selection-<date and time>/.
+   */
+  private async exportRun(formats: ExportFormatName[], items?: Int32Array): Promise<{ dir: string; files: string[] }> {
     const session = this.requireModel()
     const dataset = this.requireDataset()
     if (session.latents.size === 0) throw new Error('the items are not encoded yet: export once the maps are being made')
@@ -753,10 +758,12 @@ export class Engine {
     for (const [space, { positions, dimensions }] of session.maps) {
       maps.set(space, { components: dimensions, values: dimensions === 3 ? positions : positions.filter((_, i) => i % 3 !== 2) })
     }
-    const dir = join(session.runDir, 'exports')
+    const stamp = new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15)
+    const dir = items ? join(session.runDir, 'exports', `selection-${stamp}`) : join(session.runDir, 'exports')
     const model = formats.includes('model') ? { model: session.model, runJson: await readFile(join(session.runDir, 'run.json'), 'utf8') } : undefined
-    const files = await writeExports(dir, { dataset, latents: session.latents, maps, model }, formats)
-    this.emit('log', { level: 'info', message: `exported ${files.length} files (${formats.join(', ')}) to ${dir}` })
+    const files = await writeExports(dir, { dataset, latents: session.latents, maps, model, items }, formats)
+    const what = items ? `${items.length.toLocaleString('en')} selected items` : formats.join(', ')
+    this.emit('log', { level: 'info', message: `exported ${files.length} files (${what}) to ${dir}` })
     return { dir, files }
   }
 

@@ -23,6 +23,11 @@ export interface ExportInput {
   maps?: Map<string, { components: number; values: Float32Array }>
   /** The trained model and its run.json text, for the 'model' format. */
   model?: { model: VaeFamilyModel; runJson: string }
+  /**
+   * Only these items, in this order (a selection made on a map), with their dataset indices kept in
+   * the CSVs' index column and written as indices.npy; NPY and CSV only. Default: every item.
+   */
+  items?: Int32Array
 }
 
 /**
@@ -85,18 +90,20 @@ function modelReadme(model: VaeFamilyModel, networks: { name: string; descriptio
  * A float32 array as an .npy file (format version 1.0): the magic string, a header dict padded with
  * spaces to a multiple of 64 bytes and ended by a newline, then the little-endian values.
  */
-export function npyBytes(values: Float32Array, shape: number[]): Uint8Array {
+export function npyBytes(values: Float32Array | Int32Array, shape: number[]): Uint8Array {
   const count = shape.reduce((p, d) => p * d, 1)
   if (count !== values.length) throw new Error(`an NPY of shape (${shape.join(', ')}) holds ${count} values, not ${values.length}`)
-  const dict = `{'descr': '<f4', 'fortran_order': False, 'shape': (${shape.join(', ')}${shape.length === 1 ? ',' : ''}), }`
+  const descr = values instanceof Int32Array ? '<i4' : '<f4'
+  const dict = `{'descr': '${descr}', 'fortran_order': False, 'shape': (${shape.join(', ')}${shape.length === 1 ? ',' : ''}), }`
   const preamble = 10 // magic (6) + version (2) + header length (2)
   const padded = dict + ' '.repeat((64 - ((preamble + dict.length + 1) % 64)) % 64) + '\n'
   const out = new Uint8Array(preamble + padded.length + values.byteLength)
   out.set([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 1, 0], 0)
   new DataView(out.buffer).setUint16(8, padded.length, true)
   out.set(Buffer.from(padded, 'latin1'), preamble)
-  const body = new Float32Array(values.length)
-  body.set(values)
+  // A copy: the values may be a view into a larger buffer, and the body is little-endian as the
+  // platforms this runs on are.
+  const body = values instanceof Int32Array ? new Int32Array(values) : new Float32Array(values)
   out.set(new Uint8Array(body.buffer), preamble + padded.length)
   return out
 }
@@ -112,16 +119,26 @@ function csvField(text: string): string {
 /** A TSV field for the projector's metadata: tabs and line breaks would split rows. */
 const tsvField = (text: string) => text.replace(/[\t\r\n]/g, ' ')
 
-/** index, file, class, split, then one column per dimension (`prefix`0, `prefix`1, ...). */
-function csvTable(dataset: ImageDataset, values: Float32Array, dim: number, prefix: string): string {
-  const n = values.length / dim
+/**
+ * index, file, class, split, then one column per dimension (`prefix`0, `prefix`1, ...); one row
+ * per item of `items` (dataset indices), whose values are the rows of `values` in that order.
+ */
+function csvTable(dataset: ImageDataset, values: Float32Array, dim: number, prefix: string, items: Int32Array): string {
   const lines = [['index', 'file', 'class', 'split', ...Array.from({ length: dim }, (_, d) => `${prefix}${d}`)].join(',')]
-  for (let i = 0; i < n; i++) {
-    const row = [String(i), csvField(dataset.itemNames[i] ?? ''), csvField(className(dataset, i)), splitName(dataset, i)]
-    for (let d = 0; d < dim; d++) row.push(String(values[i * dim + d]))
-    lines.push(row.join(','))
-  }
+  items.forEach((i, row) => {
+    const fields = [String(i), csvField(dataset.itemNames[i] ?? ''), csvField(className(dataset, i)), splitName(dataset, i)]
+    for (let d = 0; d < dim; d++) fields.push(String(values[row * dim + d]))
+    lines.push(fields.join(','))
+  })
   return lines.join('\n') + '\n'
+}
+
+/** The rows `items` of an n x `dim` table, in that order. */
+function rowsOf(values: Float32Array, dim: number, items: Int32Array | null): Float32Array {
+  if (!items) return values
+  const out = new Float32Array(items.length * dim)
+  items.forEach((i, row) => out.set(values.subarray(i * dim, (i + 1) * dim), row * dim))
+  return out
 }
 
 /**
@@ -167,6 +184,15 @@ export async function spriteImage(dataset: ImageDataset, limit = SPRITE_LIMIT): 
 export async function writeExports(dir: string, input: ExportInput, formats: readonly ExportFormatName[]): Promise<string[]> {
   const { dataset, latents } = input
   const n = dataset.split.length
+  const selection = input.items ?? null
+  if (selection) {
+    const outside = selection.find((i) => i < 0 || i >= n)
+    if (outside !== undefined) throw new Error(`there is no item ${outside}; the dataset has ${n}`)
+    const whole = formats.filter((f) => f !== 'npy' && f !== 'csv')
+    if (whole.length) throw new Error(`a selection exports as NPY and CSV, not ${whole.join(', ')}`)
+  }
+  const items = selection ?? Int32Array.from({ length: n }, (_, i) => i)
+  const m = items.length
   await mkdir(dir, { recursive: true })
   const written: string[] = []
   const write = async (name: string, data: Uint8Array | string) => {
@@ -177,15 +203,18 @@ export async function writeExports(dir: string, input: ExportInput, formats: rea
     if (values.length !== n * dim) throw new Error(`the latents of ${space} hold ${values.length} values, not ${n} items x ${dim}`)
   }
   if (formats.includes('npy')) {
-    for (const [space, { dim, values }] of latents) await write(`latents-${space}.npy`, npyBytes(values, [n, dim]))
-    for (const [space, { components, values }] of input.maps ?? []) await write(`map-${space}.npy`, npyBytes(values, [n, components]))
-    const labels = new Float32Array(n).fill(-1)
-    if (dataset.labels) labels.set(dataset.labels)
-    await write('labels.npy', npyBytes(labels, [n]))
+    if (selection) await write('indices.npy', npyBytes(selection, [m]))
+    for (const [space, { dim, values }] of latents) await write(`latents-${space}.npy`, npyBytes(rowsOf(values, dim, selection), [m, dim]))
+    for (const [space, { components, values }] of input.maps ?? []) await write(`map-${space}.npy`, npyBytes(rowsOf(values, components, selection), [m, components]))
+    const labels = new Float32Array(m).fill(-1)
+    if (dataset.labels) items.forEach((i, row) => (labels[row] = dataset.labels![i]))
+    await write('labels.npy', npyBytes(labels, [m]))
   }
   if (formats.includes('csv')) {
-    for (const [space, { dim, values }] of latents) await write(`latents-${space}.csv`, csvTable(dataset, values, dim, `${space}_`))
-    for (const [space, { components, values }] of input.maps ?? []) await write(`map-${space}.csv`, csvTable(dataset, values, components, `${space}_map_`))
+    for (const [space, { dim, values }] of latents) await write(`latents-${space}.csv`, csvTable(dataset, rowsOf(values, dim, selection), dim, `${space}_`, items))
+    for (const [space, { components, values }] of input.maps ?? []) {
+      await write(`map-${space}.csv`, csvTable(dataset, rowsOf(values, components, selection), components, `${space}_map_`, items))
+    }
   }
   if (formats.includes('model')) {
     if (!input.model) throw new Error('the model format needs the trained model')

@@ -13,8 +13,8 @@ import { npyBytes, spriteImage, writeExports } from '../../electron/engine/expor
 import { generateShapes } from '../../electron/engine/datasets/shapes'
 import { createModel, defaultModelConfig } from '../../models/index'
 
-/** Parses an .npy file of float32 values: its shape and values. */
-function parseNpy(bytes: Uint8Array): { shape: number[]; values: Float32Array } {
+/** Parses an .npy file of float32 (or, with `type` '<i4', int32) values: its shape and values. */
+function parseNpy(bytes: Uint8Array, type: '<f4' | '<i4' = '<f4'): { shape: number[]; values: Float32Array | Int32Array } {
   expect(Array.from(bytes.subarray(0, 6))).toEqual([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59])
   expect(Array.from(bytes.subarray(6, 8))).toEqual([1, 0])
   const headerLength = bytes[8] + bytes[9] * 256
@@ -22,7 +22,7 @@ function parseNpy(bytes: Uint8Array): { shape: number[]; values: Float32Array } 
   // numpy: the whole preamble is a multiple of 64 bytes, the header ends with a newline.
   expect((10 + headerLength) % 64).toBe(0)
   expect(header.endsWith('\n')).toBe(true)
-  expect(header).toContain("'descr': '<f4'")
+  expect(header).toContain(`'descr': '${type}'`)
   expect(header).toContain("'fortran_order': False")
   const shape = (/'shape': \(([^)]*)\)/.exec(header)?.[1] ?? '')
     .split(',')
@@ -30,7 +30,7 @@ function parseNpy(bytes: Uint8Array): { shape: number[]; values: Float32Array } 
     .filter(Boolean)
     .map(Number)
   const body = bytes.slice(10 + headerLength)
-  return { shape, values: new Float32Array(body.buffer, body.byteOffset, body.byteLength / 4) }
+  return { shape, values: type === '<i4' ? new Int32Array(body.buffer, body.byteOffset, body.byteLength / 4) : new Float32Array(body.buffer, body.byteOffset, body.byteLength / 4) }
 }
 
 const hasNumpy = spawnSync('python3', ['-c', 'import numpy'], { stdio: 'ignore' }).status === 0
@@ -63,6 +63,28 @@ describe('writeExports', () => {
   const z = Float32Array.from({ length: n * 3 }, (_, i) => Math.sin(i))
   const u = Float32Array.from({ length: n * 2 }, (_, i) => Math.cos(i))
   const map = Float32Array.from({ length: n * 2 }, (_, i) => i)
+
+  it('writes a selection: its indices, and its items\' rows of every latent space and map, in its order', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'cartographer-export-selection-'))
+    const items = Int32Array.from([17, 3, 29])
+    const input = { dataset, latents: new Map([['z', { dim: 3, values: z }]]), maps: new Map([['z', { components: 2, values: map }]]), items }
+    const files = await writeExports(dir, input, ['npy', 'csv'])
+    expect(files.sort()).toEqual(['indices.npy', 'labels.npy', 'latents-z.csv', 'latents-z.npy', 'map-z.csv', 'map-z.npy'])
+    const indices = parseNpy(new Uint8Array(await readFile(join(dir, 'indices.npy'))), '<i4')
+    expect([indices.shape, Array.from(indices.values)]).toEqual([[3], [17, 3, 29]])
+    const latents = parseNpy(new Uint8Array(await readFile(join(dir, 'latents-z.npy'))))
+    expect(latents.shape).toEqual([3, 3])
+    expect(Array.from(latents.values)).toEqual([...z.subarray(51, 54), ...z.subarray(9, 12), ...z.subarray(87, 90)])
+    expect(Array.from(parseNpy(new Uint8Array(await readFile(join(dir, 'map-z.npy')))).values)).toEqual([34, 35, 6, 7, 58, 59])
+    expect(Array.from(parseNpy(new Uint8Array(await readFile(join(dir, 'labels.npy')))).values)).toEqual([17, 3, 29].map((i) => dataset.labels![i]))
+    const csv = (await readFile(join(dir, 'latents-z.csv'), 'utf8')).trimEnd().split('\n')
+    expect(csv).toHaveLength(4)
+    expect(csv.slice(1).map((line) => line.split(',')[0])).toEqual(['17', '3', '29'])
+    expect(csv[2].split(',')[1]).toBe(dataset.itemNames[3])
+    expect(Number(csv[3].split(',').at(-1))).toBeCloseTo(z[89], 6)
+    await expect(writeExports(dir, input, ['projector'])).rejects.toThrow(/a selection exports as NPY and CSV, not projector/)
+    await expect(writeExports(dir, { ...input, items: Int32Array.from([30]) }, ['npy'])).rejects.toThrow(/no item 30; the dataset has 30/)
+  })
 
   it('writes NPY, CSV and a projector folder that read back to the same items', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'cartographer-export-'))

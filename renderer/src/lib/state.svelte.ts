@@ -87,6 +87,10 @@ class AppState {
   selected = $state<number | null>(null)
   item = $state<ItemView | null>(null)
   hiddenClasses = $state<number[]>([])
+  /** While on, a left-drag on a map draws a lasso (the L key or the Lasso button). */
+  lassoMode = $state(false)
+  /** Items chosen with the lasso, on the map where they were drawn round (every map dims the rest). */
+  lassoSelection = $state.raw<{ space: string; indices: Int32Array } | null>(null)
   /** The second end of an interpolation (Shift-click), an item or a pinned point. */
   pathEnd = $state<PathEnd | null>(null)
   pins = $state<PinnedPoint[]>([])
@@ -381,6 +385,15 @@ class AppState {
     if (result) this.notice = `Exported ${result.files.length} files to ${result.dir}`
   }
 
+  /** Writes the lassoed items (indices, files, latents, map coordinates) into the run's exports/. */
+  async exportSelection(): Promise<void> {
+    const client = this.client
+    const chosen = this.lassoSelection
+    if (!client || !chosen) return
+    const result = await this.run(() => client.request('selection.export', { indices: Array.from(chosen.indices) }))
+    if (result) this.notice = `Exported ${chosen.indices.length.toLocaleString('en')} selected items (${result.files.length} files) to ${result.dir}`
+  }
+
   async chooseFolder(): Promise<string | null> {
     const client = this.client
     if (!client || client.mode !== 'electron') return null
@@ -427,6 +440,7 @@ class AppState {
   }
 
   private clearExploration(): void {
+    this.lassoSelection = null
     this.pathEnd = null
     this.pins = []
     this.activePin = null
