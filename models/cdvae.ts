@@ -6,7 +6,7 @@
 import * as tf from '@tensorflow/tfjs'
 import { GaussianHead, ImageDecoder, ImageTrunk, layersConcat, layersImageMean, layersInput, Mlp, ParameterStore } from './blocks'
 import { klStandardNormalPerDim, logPriorOverPosterior, reparameterize, sumTerms } from './distributions'
-import { adversarialClassTerm, assembleLoss, classConditionalMmd } from './objective'
+import { adversarialClassTerm, assembleLoss, classConditionalMmd, standardizeColumns } from './objective'
 import { ClassPrior, ImageLikelihood, standardNoise } from './priors'
 import type { DecodedImages, ExportedNetwork, LatentSpaceInfo, LossResult, ModelConfig, SampleOptions, VaeFamilyModel } from './types'
 import { requireLabels } from './vae'
@@ -80,8 +80,9 @@ export class Cdvae implements VaeFamilyModel {
     }
     const adversary = this.adversary
     if (adversary && freeSpaceAdversary > 0) {
-      // On the means: they are what the maps show and what the 5-NN class accuracy measures.
-      regularizers.push(adversarialClassTerm((v, frozen) => adversary.apply(v, frozen), u.mu, known, this.config.numClasses, freeSpaceAdversary))
+      // On the means, standardised: they are what the maps show and what the 5-NN class accuracy
+      // measures, and that accuracy ignores the space's scale.
+      regularizers.push(adversarialClassTerm((v, frozen) => adversary.apply(v, frozen), standardizeColumns(u.mu), known, this.config.numClasses, freeSpaceAdversary))
     }
     return assembleLoss(
       this.likelihood.negLogLik(this.decoder.apply(tf.concat([zl, zu], 1)), x),

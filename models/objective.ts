@@ -130,6 +130,20 @@ export function classConditionalMmd(samples: tf.Tensor2D, labels: tf.Tensor1D, n
 }
 
 /**
+ * Each column of a batch moved to mean 0 and variance 1 (with the gradient through the batch's
+ * statistics, as batch normalisation has it). The class adversary reads the means through it:
+ * 5-NN accuracy does not change when a space is shrunk, so neither may the adversary's view, else
+ * the encoder hides the class most cheaply by shrinking z_u towards a constant (measured: at weight
+ * 20 on raw means z_u collapsed to 0.21 nats while its 5-NN class accuracy stayed 0.69).
+ */
+export function standardizeColumns(x: tf.Tensor2D): tf.Tensor2D {
+  return tf.tidy(() => {
+    const { mean, variance } = tf.moments(x, 0)
+    return x.sub(mean).div(variance.add(1e-8).sqrt()) as tf.Tensor2D
+  })
+}
+
+/**
  * The adversarial class term on a free space, as one scalar whose gradient trains both sides in
  * the same optimiser step (no second optimiser, so the data-parallel trainer needs nothing new):
  * - the classifier sees the means with their gradient stopped and learns to name the class

@@ -4,7 +4,7 @@
 import * as tf from '@tensorflow/tfjs'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { createModel, defaultModelConfig, type ModelConfig } from '../../models/index'
-import { adversarialClassTerm, assembleLoss, classConditionalMmd, ELBO_OBJECTIVE, isPlainElbo, warmupFactor, type ObjectiveConfig } from '../../models/objective'
+import { adversarialClassTerm, assembleLoss, classConditionalMmd, ELBO_OBJECTIVE, isPlainElbo, standardizeColumns, warmupFactor, type ObjectiveConfig } from '../../models/objective'
 import { separatedPoints } from '../../models/priors'
 import { seededRandom, tfSeed } from '../../models/random'
 import { reparameterize, stopGradient } from '../../models/distributions'
@@ -168,6 +168,30 @@ describe('adversarialClassTerm', () => {
     for (let step = 0; step < 400; step++) both.minimize(() => adversarialClassTerm(adversary, means(), labels, 2, 1), false, [shift, weight, bias])
     expect(Math.abs(shift.dataSync()[0])).toBeLessThan(0.5)
     expect(accuracy()).toBeLessThan(0.7)
+  })
+})
+
+describe('standardizeColumns (the class adversary\'s view of z_u)', () => {
+  const x = tf.tensor2d([[1, 10], [2, 14], [4, 9], [5, 7]])
+
+  it('gives every column mean 0 and variance 1', () => {
+    const { mean, variance } = tf.moments(standardizeColumns(x), 0)
+    mean.dataSync().forEach((v) => expect(v).toBeCloseTo(0, 5))
+    variance.dataSync().forEach((v) => expect(v).toBeCloseTo(1, 4))
+  })
+
+  it('does not change when the space is shrunk or moved, so hiding the class by shrinking z_u does not pay', () => {
+    const shrunk = standardizeColumns(x.mul(0.01).add(3) as tf.Tensor2D).dataSync()
+    standardizeColumns(x).dataSync().forEach((v, i) => expect(shrunk[i]).toBeCloseTo(v, 3))
+    // The adversary's charge to the encoder has no gradient along the space's scale.
+    const labels = tf.tensor1d([0, 1, 0, 1], 'int32')
+    const weight = tf.tensor2d([[0.7, -0.4], [0.2, 0.9]])
+    const classifier = (v: tf.Tensor2D): tf.Tensor2D => v.matMul(weight) as tf.Tensor2D
+    const scaleGradient = tf.grad((scale: tf.Tensor) => adversarialClassTerm(classifier, standardizeColumns(x.mul(scale) as tf.Tensor2D), labels, 2, 5))(tf.scalar(0.3))
+    expect(Math.abs(scaleGradient.dataSync()[0])).toBeLessThan(1e-4)
+    // Without the standardisation the same charge does depend on the scale.
+    const rawGradient = tf.grad((scale: tf.Tensor) => adversarialClassTerm(classifier, x.mul(scale) as tf.Tensor2D, labels, 2, 5))(tf.scalar(0.3))
+    expect(Math.abs(rawGradient.dataSync()[0])).toBeGreaterThan(0.1)
   })
 })
 
