@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Benchmark of electron/engine/projection.ts against plain umap-js (and, optionally, the
+// Benchmark of electron/engine/projection/index.ts against plain umap-js (and, optionally, the
 // `embedding-atlas` WebAssembly UMAP), in separate child processes so that each route's peak
 // memory is its own.
 //
@@ -56,16 +56,18 @@ function parseArgs(argv) {
 async function buildModule() {
   const ts = (await import('typescript')).default
   mkdirSync(cacheDir, { recursive: true })
-  // projection-parallel starts projection-layout-worker.mjs from beside itself for the layout threads.
-  for (const name of ['projection', 'projection-cancel', 'projection-knn', 'projection-nndescent', 'projection-umap', 'projection-parallel', 'projection-layout-worker', 'worker-path']) {
-    const src = readFileSync(join(root, 'electron', 'engine', `${name}.ts`), 'utf8')
+  // parallel.mjs starts layout-worker.mjs from beside itself for the layout threads.
+  const sources = [...['index', 'cancel', 'knn', 'nndescent', 'umap', 'parallel', 'layout-worker'].map((name) => ['projection', name]), ['.', 'worker-path']]
+  for (const [folder, name] of sources) {
+    const src = readFileSync(join(root, 'electron', 'engine', folder, `${name}.ts`), 'utf8')
     let out = ts.transpileModule(src, {
       compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022, verbatimModuleSyntax: false }
     }).outputText
-    out = out.replace(/from '\.\/(projection[a-z-]*|worker-path)'/g, "from './$1.mjs'")
+    // Every module lands in one folder: './knn' and '../worker-path' both become siblings.
+    out = out.replace(/from '\.\.?\/(index|cancel|knn|nndescent|umap|parallel|layout-worker|worker-path)'/g, "from './$1.mjs'")
     writeFileSync(join(cacheDir, `${name}.mjs`), out)
   }
-  return pathToFileURL(join(cacheDir, 'projection.mjs')).href
+  return pathToFileURL(join(cacheDir, 'index.mjs')).href
 }
 
 // ---------------------------------------------------------------------------------------------

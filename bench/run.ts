@@ -16,7 +16,7 @@
 //                                 some sections; prints them and writes bench/results.partial.json
 //                                 (results.json and results.md always hold one whole run)
 import { spawnSync } from 'node:child_process'
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs'
 import { availableParallelism, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Worker } from 'node:worker_threads'
@@ -26,15 +26,15 @@ import { defaultTrainOptions, evaluate, evaluateWithHealth, GPU_BATCH_SIZE, Trai
 import { describeObjective } from '../models/objective'
 import type { TrainingData } from '../models/data'
 import { makeBatch, shuffled } from '../models/data'
-import { BACKEND_PREFERENCES, describeBackends, isGpuBackend, selectBackend, type BackendPreference } from '../electron/engine/backend'
-import { adapterName } from '../electron/engine/webgpu'
+import { BACKEND_PREFERENCES, describeBackends, isGpuBackend, selectBackend, type BackendPreference } from '../electron/engine/backend/select'
+import { adapterName } from '../electron/engine/backend/webgpu'
 import { loadDataset } from '../electron/engine/datasets/index'
 import { encodeAll, IWAE_ITEMS, measureModel, modelConfigFor, trainingData } from '../electron/engine/runs'
 import { importanceWeightedBound, IWAE_SAMPLES, type ImportanceWeightedBound } from '../models/iwae'
 import type { ImageDataset } from '../electron/engine/datasets/types'
-import { ParallelTrainer } from '../electron/engine/parallel-trainer'
-import { knnClassAccuracy, trustworthiness } from '../electron/engine/projection'
-import { runProjection } from '../electron/engine/projection-runner'
+import { ParallelTrainer } from '../electron/engine/training/parallel-trainer'
+import { knnClassAccuracy, trustworthiness } from '../electron/engine/projection/index'
+import { runProjection } from '../electron/engine/projection/runner'
 import { measureRendering } from './render'
 import { Engine } from '../electron/engine/engine'
 import type { EngineState, RequestName } from '../electron/common/contract'
@@ -80,7 +80,7 @@ function trainWorkerSpawn(): () => Worker {
   const built = join(__dirname, '..', 'out', 'main', 'train-worker.js')
   if (existsSync(built)) return () => new Worker(built)
   const hook = require.resolve('tsx/cjs')
-  const source = join(__dirname, '..', 'electron', 'engine', 'train-worker.ts')
+  const source = join(__dirname, '..', 'electron', 'engine', 'training', 'worker.ts')
   return () => new Worker(`require(${JSON.stringify(hook)}); require(${JSON.stringify(source)})`, { eval: true })
 }
 
@@ -262,14 +262,41 @@ async function trainClassifier(data: TrainingData, numClasses: number): Promise<
       tf.layers.dense({ units: numClasses })
     ]
   })
-  const optimizer = tf.train.adam(1e-3)
-  for (let epoch = 0; epoch < (quick ? 1 : 4); epoch++) {
-    const order = shuffled(data.trainIndices, 4242 + epoch)
-    for (let from = 0; from < order.length; from += 128) {
-      const batch = makeBatch(data, order.subarray(from, from + 128))
-      optimizer.minimize(() => tf.losses.softmaxCrossEntropy(tf.oneHot(batch.labels!.toInt(), numClasses), net.apply(batch.x) as tf.Tensor2D) as tf.Scalar)
-      tf.dispose([batch.x, batch.labels!])
+  // Its weights are kept in .cache/ (ignored by git): the classifier is fixed by its seeds and the
+  // data, and training it is ten of the class study's minutes on 2 cores, so an experiment with the
+  // models reuses it. It is evaluated again below on every run.
+  const cacheFile = join('.cache', `bench-classifier-${quick ? 'quick' : 'full'}-${data.trainIndices.length}.bin`)
+  const shapes = net.getWeights().map((w) => w.shape)
+  const total = shapes.reduce((sum, shape) => sum + shape.reduce((a, b) => a * b, 1), 0)
+  if (existsSync(cacheFile) && statSync(cacheFile).size === total * 4) {
+    const values = new Float32Array(new Uint8Array(readFileSync(cacheFile)).buffer)
+    let offset = 0
+    net.setWeights(shapes.map((shape) => {
+      const size = shape.reduce((a, b) => a * b, 1)
+      const tensor = tf.tensor(values.subarray(offset, offset + size), shape)
+      offset += size
+      return tensor
+    }))
+    console.log(`independent classifier: weights from ${cacheFile}`)
+  } else {
+    const optimizer = tf.train.adam(1e-3)
+    for (let epoch = 0; epoch < (quick ? 1 : 4); epoch++) {
+      const order = shuffled(data.trainIndices, 4242 + epoch)
+      for (let from = 0; from < order.length; from += 128) {
+        const batch = makeBatch(data, order.subarray(from, from + 128))
+        optimizer.minimize(() => tf.losses.softmaxCrossEntropy(tf.oneHot(batch.labels!.toInt(), numClasses), net.apply(batch.x) as tf.Tensor2D) as tf.Scalar)
+        tf.dispose([batch.x, batch.labels!])
+      }
     }
+    const values = new Float32Array(total)
+    let offset = 0
+    for (const w of net.getWeights()) {
+      values.set(w.dataSync(), offset)
+      offset += w.size
+    }
+    mkdirSync('.cache', { recursive: true })
+    writeFileSync(`${cacheFile}.tmp`, Buffer.from(values.buffer))
+    renameSync(`${cacheFile}.tmp`, cacheFile)
   }
   const predict = (x: tf.Tensor4D) => tf.tidy(() => (net.apply(x) as tf.Tensor2D).argMax(1).dataSync() as Int32Array)
   const test = makeBatch(data, data.heldOutIndices)

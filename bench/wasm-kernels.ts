@@ -1,6 +1,6 @@
 /**
  * Training throughput of the reference conv VAE (../shared/bench/README.md) on TensorFlow.js's wasm backend
- * with the kernels of models/kernels/wasm.ts, batch 128, Adam 1e-3, plus a per-kernel profile of one step.
+ * with the kernels of electron/engine/backend/wasm-kernels.ts, batch 128, Adam 1e-3, plus a per-kernel profile of one step.
  *
  * Run (compiles to /tmp, no extra packages):
  *   npx tsc --outDir /tmp/lc-bench --rootDir . --module commonjs --moduleResolution node10 --target es2022 \
@@ -19,7 +19,7 @@ import * as fs from 'node:fs';
 import * as zlib from 'node:zlib';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
-import { registerWasmKernels } from '../models/kernels/wasm';
+import { registerWasmKernels } from '../electron/engine/backend/wasm-kernels';
 
 const BATCH = 128;
 const LATENT = 16;

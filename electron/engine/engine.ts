@@ -41,12 +41,12 @@ import { restoreCheckpoint, restoreOptimizerState, serializeCheckpoint } from '.
 import { defaultEpochs, defaultTrainOptions, Trainer, TrainingCancelledError, TrainingDivergedError, type EpochSummary, type StepProgress } from '../../models/train'
 import type { ModelMetrics } from '../../models/metrics'
 import { IWAE_SAMPLES } from '../../models/iwae'
-import { isGpuBackend, selectBackend, type BackendPreference, type BackendSelection } from './backend'
-import { runDoctor } from './doctor-process'
-import { adapterName } from './webgpu'
-import { createTrainer, describeTrainer } from './parallel-trainer'
+import { isGpuBackend, selectBackend, type BackendPreference, type BackendSelection } from './backend/select'
+import { runDoctor } from './backend/doctor-process'
+import { adapterName } from './backend/webgpu'
+import { createTrainer, describeTrainer } from './training/parallel-trainer'
 import { defaultDatasetPath, loadDataset, loadDefaultDataset, type ImageDataset } from './datasets/index'
-import type { LatentProjection } from './projection'
+import type { LatentProjection } from './projection/index'
 import {
   ancestralSamples,
   classGrid,
@@ -60,7 +60,7 @@ import {
   toImagePayloads,
   traversalGrid
 } from './explorer'
-import { runProjection } from './projection-runner'
+import { runProjection } from './projection/runner'
 import { writeExports } from './exports'
 import { compareRun, ownRunFolder, renameRun, encodeAll, readLatents, storedProjectionSettings, weightsDigest, isGeneratedSource, thumbnailAtlas, listRuns, loadStoredProjection, measureModel, modelConfigFor, projectionFile, readMetrics, readRunRecord, trainingData, writeLatents, writeRunOutcome, checkDatasetFits, type RunRecord } from './runs'
 import { loadLatestCheckpoint, removeStaleTemporaries, saveCheckpoint, writeFileAtomic } from './storage'

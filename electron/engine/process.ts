@@ -4,7 +4,7 @@
 import { describeRequestError, requestIdOf, validateRequest, type EventMessage, type ResponseMessage } from '../common/contract'
 import { Engine } from './engine'
 import { defaultDataDir } from './runs'
-import type { BackendPreference } from './backend'
+import type { BackendPreference } from './backend/select'
 
 interface ParentChannel {
   send(message: ResponseMessage | EventMessage): void

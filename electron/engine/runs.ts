@@ -13,7 +13,7 @@ import { readAndDispose } from '../../models/readback'
 import { evaluateWithHealth, type EpochSummary, type TrainOptions } from '../../models/train'
 import type { ImageDataset } from './datasets/types'
 import { loadLatestCheckpointDocument, writeFileAtomic } from './storage'
-import { LatentProjection } from './projection'
+import { LatentProjection } from './projection/index'
 import { bytesToBase64, type ObjectiveArgs, type ProjectionSettings, type RunComparison, type RunListing, type ThumbnailAtlas } from '../common/contract'
 
 /** Where the app keeps runs and the dataset cache (the desktop app passes its own userData folder). */

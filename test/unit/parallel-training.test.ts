@@ -1,7 +1,7 @@
-// Data-parallel training over worker threads (electron/engine/parallel-trainer.ts): the loss falls,
+// Data-parallel training over worker threads (electron/engine/training/parallel-trainer.ts): the loss falls,
 // runs reproduce from a seed, the replicas stay identical, a run resumed from a checkpoint ends
 // where an uninterrupted one does, and pause, cancel and the NaN guard behave as Trainer's do.
-// vitest runs TypeScript sources, so the workers run train-worker.ts through tsx's require hook.
+// vitest runs TypeScript sources, so the workers run training/worker.ts through tsx's require hook.
 import { mkdtemp } from 'node:fs/promises'
 import { createRequire } from 'node:module'
 import { tmpdir } from 'node:os'
@@ -13,13 +13,13 @@ import '@tensorflow/tfjs-backend-wasm'
 import { describe, expect, it } from 'vitest'
 import { restoreCheckpoint, restoreOptimizerState, serializeCheckpoint } from '../../models/checkpoint'
 import { evaluate, TrainingCancelledError, TrainingDivergedError, type TrainOptions } from '../../models/train'
-import { ParallelTrainer } from '../../electron/engine/parallel-trainer'
+import { ParallelTrainer } from '../../electron/engine/training/parallel-trainer'
 import { loadLatestCheckpoint, saveCheckpoint } from '../../electron/engine/storage'
-import { flattenWeights, getOptimizerState, ReplicaAdam, setOptimizerState } from '../../electron/engine/train-replica'
+import { flattenWeights, getOptimizerState, ReplicaAdam, setOptimizerState } from '../../electron/engine/training/replica'
 import { data, modelFor, trainOptions, useWasmBackend } from './training-fixture'
 
 const tsxHook = createRequire(import.meta.url).resolve('tsx/cjs')
-const workerSource = fileURLToPath(new URL('../../electron/engine/train-worker.ts', import.meta.url))
+const workerSource = fileURLToPath(new URL('../../electron/engine/training/worker.ts', import.meta.url))
 const spawn = () => new Worker(`require(${JSON.stringify(tsxHook)}); require(${JSON.stringify(workerSource)})`, { eval: true })
 
 useWasmBackend()

@@ -1,14 +1,14 @@
-// The neighbour search on several threads (projection-nndescent.ts): the layout threads of
-// projection-parallel.ts take part in it. vitest runs the TypeScript sources, so the extra
-// thread is projection-layout-worker.ts through tsx's require hook.
+// The neighbour search on several threads (projection/nndescent.ts): the layout threads of
+// projection/parallel.ts take part in it. vitest runs the TypeScript sources, so the extra
+// thread is projection/layout-worker.ts through tsx's require hook.
 import { Worker } from 'node:worker_threads'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import * as tf from '@tensorflow/tfjs'
 import '@tensorflow/tfjs-backend-wasm'
-import { LatentProjection, trustworthiness, type ProjectionProgress } from '../../electron/engine/projection'
-import { Rng, Ticker, bruteForceKnn, knnRecall, nnDescentKnn, type KnnGraph } from '../../electron/engine/projection-knn'
-import { ItemState, itemState, type NNDescentHelper, type NNDescentPhase, type NNDescentState } from '../../electron/engine/projection-nndescent'
-import { LayoutThread, closeLayoutThreads, liveLayoutWorkers } from '../../electron/engine/projection-parallel'
+import { LatentProjection, trustworthiness, type ProjectionProgress } from '../../electron/engine/projection/index'
+import { Rng, Ticker, bruteForceKnn, knnRecall, nnDescentKnn, type KnnGraph } from '../../electron/engine/projection/knn'
+import { ItemState, itemState, type NNDescentHelper, type NNDescentPhase, type NNDescentState } from '../../electron/engine/projection/nndescent'
+import { LayoutThread, closeLayoutThreads, liveLayoutWorkers } from '../../electron/engine/projection/parallel'
 
 /** `clusters` overlapping Gaussian blobs in `dim` dimensions, `per` points each, numbered in a
  *  scrambled order (as a caller's data would be; fit relabels in locality order itself). */

@@ -7,10 +7,10 @@ import {
   knnClassAccuracy,
   trustworthiness,
   type ProjectionProgress
-} from '../../electron/engine/projection'
-import { Rng, Ticker, bruteForceKnn, exactKnnTf, knnRecall, nnDescentKnn } from '../../electron/engine/projection-knn'
-import { Layout, LayoutThread, liveLayoutWorkers } from '../../electron/engine/projection-parallel'
-import { LayoutOptimizer, findABParams, fuzzySimplicialSet, layoutEdges, layoutSchedule } from '../../electron/engine/projection-umap'
+} from '../../electron/engine/projection/index'
+import { Rng, Ticker, bruteForceKnn, exactKnnTf, knnRecall, nnDescentKnn } from '../../electron/engine/projection/knn'
+import { Layout, LayoutThread, liveLayoutWorkers } from '../../electron/engine/projection/parallel'
+import { LayoutOptimizer, findABParams, fuzzySimplicialSet, layoutEdges, layoutSchedule } from '../../electron/engine/projection/umap'
 
 /** `clusters` well-separated Gaussian blobs in `dim` dimensions, `per` points each. */
 function gaussianClusters(clusters: number, per: number, dim: number, seed: number, spread = 6, sd = 1) {
@@ -224,7 +224,7 @@ describe('LatentProjection.fit options and failures', () => {
   })
 })
 
-// vitest runs the TypeScript sources, so the extra layout thread is projection-layout-worker.ts
+// vitest runs the TypeScript sources, so the extra layout thread is projection/layout-worker.ts
 // through tsx's require hook (the built app uses out/main/projection-layout-worker.js).
 describe('parallel layout (Hogwild SGD on 2 threads)', () => {
   const dim = 16
@@ -410,7 +410,7 @@ describe('nearest neighbours', () => {
     // queries that are not in the data set
     const q = new Float32Array(5 * dim).map(() => r.gauss())
     const gq = await exactKnnTf(x, n, dim, k, undefined, undefined, { data: q, m: 5 })
-    const { bruteForceKnnQuery } = await import('../../electron/engine/projection-knn')
+    const { bruteForceKnnQuery } = await import('../../electron/engine/projection/knn')
     const rq = bruteForceKnnQuery(x, n, q, 5, dim, k)
     expect(Array.from(gq.indices)).toEqual(Array.from(rq.indices))
   })

@@ -2,8 +2,8 @@
 // because it switches TensorFlow.js backends and times training, which must not touch the models
 // this engine holds. The built CLI sits beside the engine's bundle (out/main/cli.js).
 import { fork } from 'node:child_process'
-import type { DoctorReport } from '../common/contract'
-import { builtWorkerPath } from './worker-path'
+import type { DoctorReport } from '../../common/contract'
+import { builtWorkerPath } from '../worker-path'
 
 export function runDoctor(benchSeconds: number): Promise<DoctorReport> {
   const cli = builtWorkerPath('cli', __dirname)

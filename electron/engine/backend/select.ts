@@ -3,8 +3,8 @@
 // through Dawn), then tfjs-node, then wasm (with the project's gradient kernels, so conv nets
 // train), then the pure-JS cpu backend. A software WebGPU adapter is used only when asked for.
 import * as tf from '@tensorflow/tfjs'
-import type { BackendChoice } from '../common/contract'
-import { registerWasmKernels } from '../../models/kernels/wasm'
+import type { BackendChoice } from '../../common/contract'
+import { registerWasmKernels } from './wasm-kernels'
 import { activateWebGpu, adapterName, probeWebGpu, type AdapterReport } from './webgpu'
 
 export interface BackendSelection {

@@ -4,7 +4,7 @@
 // (SwiftShader, llvmpipe, lavapipe, or any the driver marks as a fallback) check correctness only:
 // they are used when asked for by name, never chosen automatically.
 import * as tf from '@tensorflow/tfjs'
-import type { AdapterReport } from '../common/contract'
+import type { AdapterReport } from '../../common/contract'
 
 export type { AdapterReport }
 

@@ -12,14 +12,14 @@
 //      backend, or n <= EXACT_KNN_MAX_N_WASM on wasm), otherwise random-projection trees +
 //      NN-descent (what umap-learn uses through pynndescent; recall ~0.98-0.99 here). On the
 //      single-threaded wasm backend exact 60k x 60k costs ~30 s, NN-descent ~4-6 s on one thread.
-//      NN-descent runs on the layout threads too (projection-nndescent.ts): ~1.3-1.45x faster on two,
+//      NN-descent runs on the layout threads too (projection/nndescent.ts): ~1.3-1.45x faster on two,
 //      and the graph is the same bit for bit as on one thread.
 //   3. fuzzy simplicial set (smooth kNN distances, memberships, fuzzy union) as a COO edge list.
 //   4. SGD layout (umap-learn's optimize_layout_euclidean: per-edge sampling schedule,
 //      negative sampling, gradient clip 4, linear learning-rate decay). The curve
 //      1/(1 + a d^2b) is read from a table instead of calling Math.pow (85 ns a call here).
 //      On two cores and for more than a small map it runs on two threads, like umap-learn's
-//      parallel mode (Hogwild SGD over a shared embedding; see projection-parallel.ts): about
+//      parallel mode (Hogwild SGD over a shared embedding; see projection/parallel.ts): about
 //      twice as fast, the same quality, but not bit-reproducible (layoutThreads: 1 is).
 //
 // Differences from umap-learn, all deliberate: PCA instead of spectral initialisation; fewer
@@ -40,9 +40,9 @@
 
 import { availableParallelism } from 'node:os'
 import * as tf from '@tensorflow/tfjs'
-import { Rng, Ticker, bruteForceKnn, bruteForceKnnQuery, exactKnnTf, localityOrder, nnDescentKnn, type KnnGraph } from './projection-knn'
-import { Layout, closeLayoutThreads, defaultLayoutThreads, spawnLayoutThreads } from './projection-parallel'
-import { findABParams, fuzzySimplicialSet, layoutEdges, noisyScale, pcaProject, smoothKnnDist } from './projection-umap'
+import { Rng, Ticker, bruteForceKnn, bruteForceKnnQuery, exactKnnTf, localityOrder, nnDescentKnn, type KnnGraph } from './knn'
+import { Layout, closeLayoutThreads, defaultLayoutThreads, spawnLayoutThreads } from './parallel'
+import { findABParams, fuzzySimplicialSet, layoutEdges, noisyScale, pcaProject, smoothKnnDist } from './umap'
 
 export interface ProjectionOptions {
   /** Output dimension: 3 (default) or 2. */
@@ -54,7 +54,7 @@ export interface ProjectionOptions {
   /** Default 1. */
   spread?: number
   /** Default 0. Same seed + same data = same map, exactly with layoutThreads: 1; a parallel
-   *  layout gives a slightly different map each run (see projection-parallel.ts). The neighbour
+   *  layout gives a slightly different map each run (see projection/parallel.ts). The neighbour
    *  graph is reproducible on any number of threads. */
   seed?: number
   /** Default: defaultEpochs(n). */
@@ -68,7 +68,7 @@ export interface ProjectionOptions {
   frameIntervalMs?: number
   /** Threads for the SGD layout, this one included. 1: one thread, reproducible from the seed.
    *  More: Hogwild SGD over worker threads (faster, not bit-reproducible; see
-   *  projection-parallel.ts); falls back to 1 where no worker thread can be started. The same
+   *  projection/parallel.ts); falls back to 1 where no worker thread can be started. The same
    *  threads run the approximate neighbour search (same graph as on one thread).
    *  Default: defaultLayoutThreads (2 on a machine with 2 or more cores, except small maps). */
   layoutThreads?: number

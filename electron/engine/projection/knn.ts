@@ -1,4 +1,4 @@
-// Nearest-neighbour search for the projection module (electron/engine/projection.ts).
+// Nearest-neighbour search for the projection module (electron/engine/projection/index.ts).
 //
 // Three routes, all returning the same layout (row-major Int32Array indices and Float32Array
 // Euclidean distances, n * k, each row sorted by ascending distance, the point itself first):
@@ -11,7 +11,7 @@
 //   inner dimension is only 17), so there it is only used for small n.
 // - `nnDescentKnn`: approximate, random-projection-tree initialisation + NN-descent (the
 //   pynndescent algorithm that umap-learn uses), all in typed arrays, on this thread plus any
-//   extra threads the caller lends it (projection-nndescent.ts; the graph is the same either
+//   extra threads the caller lends it (projection/nndescent.ts; the graph is the same either
 //   way). Recall against the exact graph is typically > 0.97 on 16-d latents, and it is what
 //   makes 60k points fast here.
 //
@@ -19,11 +19,11 @@
 // (progress events, cancellation through an AbortSignal).
 
 import * as tf from '@tensorflow/tfjs'
-import { abortReason } from './projection-cancel'
-import { heapPush, nnDescent, type NNDescentHelper, type NNDescentOptions } from './projection-nndescent'
+import { abortReason } from './cancel'
+import { heapPush, nnDescent, type NNDescentHelper, type NNDescentOptions } from './nndescent'
 
-export { abortError } from './projection-cancel'
-export { Rng, localityOrder, type NNDescentHelper, type NNDescentOptions } from './projection-nndescent'
+export { abortError } from './cancel'
+export { Rng, localityOrder, type NNDescentHelper, type NNDescentOptions } from './nndescent'
 
 export interface KnnGraph {
   n: number
@@ -248,7 +248,7 @@ export async function exactKnnTf(
 // Approximate: random projection trees + NN-descent.
 
 /** Approximate kNN (k includes the point itself) by RP-tree init + NN-descent (see
- *  projection-nndescent.ts), on this thread plus `helpers` (extra threads; the graph is the same
+ *  projection/nndescent.ts), on this thread plus `helpers` (extra threads; the graph is the same
  *  with or without them). */
 export async function nnDescentKnn(
   x: Float32Array,

@@ -1,17 +1,17 @@
-// One extra thread of the parallel UMAP layout (see projection-parallel.ts). It shares the
+// One extra thread of the parallel UMAP layout (see projection/parallel.ts). It shares the
 // layout's embedding and sampling schedule (SharedArrayBuffers) with the driving thread and, each
 // time that thread starts an epoch, claims chunks of that epoch's edges (from the back of the
 // edge list, the driving thread claims from the front) and runs the same SGD
 // update on them (LayoutOptimizer.runClaimed) until none are left.
 //
-// Before the layout, the same thread helps with the neighbour search (projection-nndescent.ts):
+// Before the layout, the same thread helps with the neighbour search (projection/nndescent.ts):
 // it is handed the search's shared state once ('knn-start'), then, for each phase the driving
 // thread starts ('knn'), it claims trees or row ranges until none are left and answers
-// 'knn-done'. It loads projection-umap.ts and projection-nndescent.ts only (no tfjs), so it
+// 'knn-done'. It loads projection/umap.ts and projection/nndescent.ts only (no tfjs), so it
 // starts in a few tens of milliseconds.
 import { parentPort } from 'node:worker_threads'
-import { runPhaseItems, type NNDescentPhase, type NNDescentState } from './projection-nndescent'
-import { LayoutOptimizer, type LayoutParams, type LayoutSchedule } from './projection-umap'
+import { runPhaseItems, type NNDescentPhase, type NNDescentState } from './nndescent'
+import { LayoutOptimizer, type LayoutParams, type LayoutSchedule } from './umap'
 
 export type LayoutRequest =
   /** Everything but `params` and `chunkEdges` is backed by SharedArrayBuffers. `claims` counts

@@ -1,7 +1,7 @@
 // Approximate k nearest neighbours by random-projection-tree initialisation + NN-descent (the
 // pynndescent algorithm that umap-learn uses), in flat typed arrays, on one thread or several.
-// projection-knn.ts wraps it as `nnDescentKnn`; the extra threads are the layout worker threads
-// (projection-layout-worker.ts), which import this module, so it must not import tfjs.
+// projection/knn.ts wraps it as `nnDescentKnn`; the extra threads are the layout worker threads
+// (projection/layout-worker.ts), which import this module, so it must not import tfjs.
 //
 // Phases: (1) a forest of random projection trees, every pair of points sharing a leaf is a
 // candidate; (2) NN-descent iterations: candidate lists (uniform samples of each point's
@@ -23,7 +23,7 @@
 // same bit for bit on one thread or several, whatever the timing, and no thread ever writes a
 // row another thread owns (no locks, no update lists, no merge step). The price is that a pair
 // whose ends lie in different ranges is computed by both owners: points are numbered in locality
-// order (projection.ts relabels them before the search), so with two ranges that is ~7-15% of
+// order (projection/index.ts relabels them before the search), so with two ranges that is ~7-15% of
 // the pairs here.
 //
 // A thread that dies mid-search (its reply is an error, or it exits) costs nothing but time: the
@@ -33,8 +33,8 @@
 // changes nothing (a pair already in the heap is refused, and one that was pushed out is no
 // closer than the heap's current worst).
 
-import { abortable } from './projection-cancel'
-import type { KnnGraph, Ticker } from './projection-knn'
+import { abortable } from './cancel'
+import type { KnnGraph, Ticker } from './knn'
 
 /** Small, fast, seedable PRNG (xorshift32). Returns uint32; `float()` in [0, 1). */
 export class Rng {
@@ -412,7 +412,7 @@ function joinRange(state: NNDescentState, lo: number, hi: number, from: number, 
 // ------------------------------------------------------------------------------------------
 // The driving thread.
 
-/** An extra thread that takes part in the search (projection-parallel.ts's LayoutThread). */
+/** An extra thread that takes part in the search (projection/parallel.ts's LayoutThread). */
 export interface NNDescentHelper {
   /** Hands the thread the search's shared state. */
   shareKnn(state: NNDescentState): void

@@ -2,7 +2,7 @@
 //
 // The embedding and the layout's sampling schedule (edges, epochs per sample, epoch of next
 // (negative) sample) live in SharedArrayBuffers. Every epoch, the thread running
-// LatentProjection.fit and each extra thread (projection-layout-worker.ts) claim chunks of the
+// LatentProjection.fit and each extra thread (projection/layout-worker.ts) claim chunks of the
 // epoch's edges through shared atomic counters and run the same per-edge update on them as the
 // one-thread layout (LayoutOptimizer: attraction, negative-sampling repulsion, learning-rate
 // schedule, sampling bookkeeping), each with its own negative-sampling stream derived from the
@@ -32,7 +32,7 @@
 //
 // The same threads run the neighbour search before the layout (LatentProjection.fit starts them
 // before it, and they would sit idle otherwise): LayoutThread is also the NNDescentHelper of
-// projection-nndescent.ts, whose module comment explains that scheme. Unlike the layout, the
+// projection/nndescent.ts, whose module comment explains that scheme. Unlike the layout, the
 // search IS reproducible: each heap row is written by one thread only, and gets the same offers
 // in the same order on any number of threads, so the graph is the same bit for bit as on one.
 import { existsSync } from 'node:fs'
@@ -41,12 +41,12 @@ import { availableParallelism } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Worker } from 'node:worker_threads'
-import { abortable } from './projection-cancel'
-import { Rng, type Ticker } from './projection-knn'
-import type { LayoutReply, LayoutRequest } from './projection-layout-worker'
-import type { NNDescentHelper, NNDescentPhase, NNDescentState } from './projection-nndescent'
-import { LayoutOptimizer, layoutSchedule, type LayoutEdges, type LayoutParams, type LayoutSchedule } from './projection-umap'
-import { builtWorkerPath } from './worker-path'
+import { abortable } from './cancel'
+import { Rng, type Ticker } from './knn'
+import type { LayoutReply, LayoutRequest } from './layout-worker'
+import type { NNDescentHelper, NNDescentPhase, NNDescentState } from './nndescent'
+import { LayoutOptimizer, layoutSchedule, type LayoutEdges, type LayoutParams, type LayoutSchedule } from './umap'
+import { builtWorkerPath } from '../worker-path'
 
 /** Below this much work (points x epochs, ~3 us each here: about a second) the layout stays on
  *  one thread, where a second one would save little and cost its start-up. */
@@ -77,9 +77,9 @@ function spawnLayoutWorker(): Worker {
   const here = moduleDir()
   const built = builtWorkerPath('projection-layout-worker', here)
   if (built) return new Worker(built)
-  const transpiled = join(here, 'projection-layout-worker.mjs')
+  const transpiled = join(here, 'layout-worker.mjs')
   if (existsSync(transpiled)) return new Worker(transpiled)
-  const source = join(here, 'projection-layout-worker.ts')
+  const source = join(here, 'layout-worker.ts')
   if (!existsSync(source)) throw new Error(`no projection layout worker beside ${here}`)
   const tsx = createRequire(join(here, 'index.js')).resolve('tsx/cjs')
   return new Worker(`require(${JSON.stringify(tsx)}); require(${JSON.stringify(source)})`, { eval: true })
@@ -114,7 +114,7 @@ export class LayoutThread implements NNDescentHelper {
     worker.on('exit', (code) => this.fail(new Error(`the layout worker stopped (exit code ${code})`)))
   }
 
-  /** Wraps a worker that speaks the layout protocol (projection-layout-worker.ts, or a test's). */
+  /** Wraps a worker that speaks the layout protocol (projection/layout-worker.ts, or a test's). */
   static fromWorker(worker: Worker): LayoutThread {
     return new LayoutThread(worker)
   }

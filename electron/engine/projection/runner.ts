@@ -1,10 +1,10 @@
-// Runs a projection in its own worker thread (see projection-worker.ts), or in-process where the
+// Runs a projection in its own worker thread (see projection/worker.ts), or in-process where the
 // built worker is not there (unit tests run the TypeScript sources directly).
 import { Worker } from 'node:worker_threads'
-import { abortReason } from './projection-cancel'
-import { LatentProjection, type ProjectionOptions, type ProjectionProgress } from './projection'
-import type { WorkerReply, WorkerRequest } from './projection-worker'
-import { builtWorkerPath } from './worker-path'
+import { abortReason } from './cancel'
+import { LatentProjection, type ProjectionOptions, type ProjectionProgress } from './index'
+import type { WorkerReply, WorkerRequest } from './worker'
+import { builtWorkerPath } from '../worker-path'
 
 export interface ProjectionFrame {
   embedding: Float32Array | null

@@ -1,13 +1,13 @@
-// The UMAP core for electron/engine/projection.ts, in flat typed arrays: fuzzy simplicial set
+// The UMAP core for electron/engine/projection/index.ts, in flat typed arrays: fuzzy simplicial set
 // from a kNN graph, initial layout, and the SGD layout optimiser. It follows umap-learn 0.5
 // (smooth_knn_dist, compute_membership_strengths, fuzzy union, make_epochs_per_sample,
 // optimize_layout_euclidean) so that its maps look like umap-learn's; the differences are
-// listed in projection.ts.
+// listed in projection/index.ts.
 //
 // Only types come from projection-knn (which loads tfjs): the layout worker
-// (projection-layout-worker.ts) loads this module and should start fast and small.
+// (projection/layout-worker.ts) loads this module and should start fast and small.
 
-import type { KnnGraph, Rng, Ticker } from './projection-knn'
+import type { KnnGraph, Rng, Ticker } from './knn'
 
 const SMOOTH_K_TOLERANCE = 1e-5
 const MIN_K_DIST_SCALE = 1e-3
@@ -426,7 +426,7 @@ function isSchedule(edges: LayoutEdges): edges is LayoutSchedule {
 
 /** SGD state: the edges kept for optimisation and umap-learn's per-edge sampling schedule.
  *  Optimizers on several threads may share one schedule and one embedding (Hogwild, see
- *  projection-parallel.ts), driven through beginEpoch/runClaimed on chunks of edges claimed from
+ *  projection/parallel.ts), driven through beginEpoch/runClaimed on chunks of edges claimed from
  *  shared counters. */
 export class LayoutOptimizer {
   readonly nEdges: number

@@ -5,7 +5,7 @@
 import { parentPort } from 'node:worker_threads'
 import * as tf from '@tensorflow/tfjs'
 import '@tensorflow/tfjs-backend-wasm'
-import { LatentProjection, type ProjectionOptions } from './projection'
+import { LatentProjection, type ProjectionOptions } from './index'
 
 export type WorkerRequest =
   | { type: 'fit'; latents: Float32Array; dim: number; options: ProjectionOptions }

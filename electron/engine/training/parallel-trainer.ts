@@ -1,6 +1,6 @@
 // Synchronous data-parallel training over worker threads, for the wasm and cpu backends: each runs
 // on one thread in Node, so the in-process Trainer uses one core however many the machine has.
-// Each worker (train-worker.ts) holds a full replica of the model and its own Adam; per step each
+// Each worker (training/worker.ts) holds a full replica of the model and its own Adam; per step each
 // computes the gradient of its share of the batch, the workers pool them through shared memory
 // and each applies the same average (weighted by item count, so the result is the full batch's
 // mean gradient). The replicas therefore stay identical without sending weights, and this thread only
@@ -10,12 +10,12 @@
 import { availableParallelism } from 'node:os'
 import { Worker } from 'node:worker_threads'
 import * as tf from '@tensorflow/tfjs'
-import type { TrainingData } from '../../models/data'
-import { combineEvaluation, evaluationChunks, Trainer, type ChunkEvaluation, type Evaluation, type TrainingCallbacks, type TrainOptions } from '../../models/train'
-import type { VaeFamilyModel } from '../../models/types'
-import { assignFlatWeights, createGradientExchange, failExchange, flattenWeights, getOptimizerState, setOptimizerState } from './train-replica'
-import type { SharedTrainingData, TrainWorkerReply, TrainWorkerRequest } from './train-worker'
-import { builtWorkerPath } from './worker-path'
+import type { TrainingData } from '../../../models/data'
+import { combineEvaluation, evaluationChunks, Trainer, type ChunkEvaluation, type Evaluation, type TrainingCallbacks, type TrainOptions } from '../../../models/train'
+import type { VaeFamilyModel } from '../../../models/types'
+import { assignFlatWeights, createGradientExchange, failExchange, flattenWeights, getOptimizerState, setOptimizerState } from './replica'
+import type { SharedTrainingData, TrainWorkerReply, TrainWorkerRequest } from './worker'
+import { builtWorkerPath } from '../worker-path'
 
 export interface ParallelTrainerOptions {
   /** Worker threads (replicas); default: 2, or fewer on a one-core machine. */

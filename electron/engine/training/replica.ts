@@ -1,7 +1,7 @@
-// What the data-parallel trainer (parallel-trainer.ts) and its workers (train-worker.ts) both need:
+// What the data-parallel trainer (training/parallel-trainer.ts) and its workers (training/worker.ts) both need:
 // a model's weights and Adam's state as plain typed arrays, which is how they cross threads.
 import * as tf from '@tensorflow/tfjs'
-import type { ParameterStore } from '../../models/blocks'
+import type { ParameterStore } from '../../../models/blocks'
 
 /** Adam's state without tensors: the step count, then every first moment, then every second moment. */
 export interface OptimizerState {
@@ -171,7 +171,7 @@ export class ReplicaAdam {
 
 /**
  * Shared memory through which the workers of one data-parallel run pool their gradients without the
- * engine thread in between (parallel-trainer.ts): each worker writes its share's gradient into its
+ * engine thread in between (training/parallel-trainer.ts): each worker writes its share's gradient into its
  * own row, all meet at a barrier, and then each averages the rows itself and applies the same
  * update. A step's rows are only rewritten by the next step, which the engine sends once every
  * worker has answered this one, so one set of rows is enough.

@@ -1,4 +1,4 @@
-// One replica of a data-parallel training run (see parallel-trainer.ts), in a worker thread of the
+// One replica of a data-parallel training run (see training/parallel-trainer.ts), in a worker thread of the
 // engine process. The wasm backend runs on one thread in Node, so the engine trains on N cores by
 // giving each of N workers a full copy of the model and its own Adam. Per step each worker computes
 // the gradient of its share of the batch and writes it into its row of a GradientExchange (shared
@@ -10,12 +10,12 @@
 import { parentPort } from 'node:worker_threads'
 import * as tf from '@tensorflow/tfjs'
 import '@tensorflow/tfjs-backend-wasm'
-import type { ImageShape } from '../../models/blocks'
-import type { TrainingData } from '../../models/data'
-import { evaluateChunk, lossGradients, type ChunkEvaluation } from '../../models/train'
-import { createModel } from '../../models/index'
-import type { ModelConfig, VaeFamilyModel } from '../../models/types'
-import { selectBackend } from './backend'
+import type { ImageShape } from '../../../models/blocks'
+import type { TrainingData } from '../../../models/data'
+import { evaluateChunk, lossGradients, type ChunkEvaluation } from '../../../models/train'
+import { createModel } from '../../../models/index'
+import type { ModelConfig, VaeFamilyModel } from '../../../models/types'
+import { selectBackend } from '../backend/select'
 import {
   arriveAndWait,
   assignFlatWeights,
@@ -30,7 +30,7 @@ import {
   STATUS_READY,
   type GradientExchange,
   type OptimizerState
-} from './train-replica'
+} from './replica'
 
 /** The dataset as the workers see it: views over SharedArrayBuffers, sent once per run, never copied. */
 export interface SharedTrainingData {
