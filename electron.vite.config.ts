@@ -13,9 +13,9 @@ export default defineConfig({
         input: {
           index: resolve(__dirname, 'electron/main/index.ts'),
           engine: resolve(__dirname, 'electron/engine/process.ts'),
-          'projection-worker': resolve(__dirname, 'electron/engine/projection-worker.ts'),
-          'projection-layout-worker': resolve(__dirname, 'electron/engine/projection-layout-worker.ts'),
-          'train-worker': resolve(__dirname, 'electron/engine/train-worker.ts'),
+          'projection-worker': resolve(__dirname, 'electron/engine/projection/worker.ts'),
+          'projection-layout-worker': resolve(__dirname, 'electron/engine/projection/layout-worker.ts'),
+          'train-worker': resolve(__dirname, 'electron/engine/training/worker.ts'),
           host: resolve(__dirname, 'electron/host/serve.ts'),
           cli: resolve(__dirname, 'electron/cli/cartographer.ts')
         }
