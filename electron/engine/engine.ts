@@ -743,11 +743,8 @@ export class Engine {
   }
 
   /**
-   * The open model's latents (and the maps made so far) in the chosen formats, into exports/ of its
-   * own run folder: the app writes nowhere the user did not give it.
-   */
-  /**
-   * The open model's latents and maps (and model) into its run folder's exports/, or, for `items`
+   * The open model's latents (and the maps made so far, and the model) in the chosen formats, into
+   * exports/ of its own run folder (the app writes nowhere the user did not give it); for `items`
    * (a selection on a map), those items alone into exports/selection-<date and time>/.
    */
   private async exportRun(formats: ExportFormatName[], items?: Int32Array): Promise<{ dir: string; files: string[] }> {

@@ -108,7 +108,7 @@ class AppState {
   /** All items' thumbnails (the sprite atlas hover previews draw from), fetched once per dataset. */
   thumbnails = $state.raw<{ cellWidth: number; cellHeight: number; channels: number; downsample: number; bytes: Uint8Array } | null>(null)
   /** Full-resolution images of recently hovered items, where the atlas is downsampled (newest last). */
-  private readonly fullImages = new Map<number, ImagePayload>()
+  private readonly fullImages = new Map<number, Promise<ImagePayload | null>>()
   error = $state<string | null>(null)
   notice = $state<string | null>(null)
 
@@ -292,14 +292,14 @@ class AppState {
    * An item's image at full resolution, for a hover preview whose atlas cell is downsampled (a
    * 70k-item set's atlas holds 14 px cells for 28 px images); null when it cannot be had.
    */
-  async fullImage(index: number): Promise<ImagePayload | null> {
+  fullImage(index: number): Promise<ImagePayload | null> {
+    // The promise is kept, so that the mouse passing over the same point again asks nothing more.
     const known = this.fullImages.get(index)
     if (known) return known
-    const image = await this.client?.request('dataset.item', { index }).catch(() => null)
-    if (!image) return null
-    this.fullImages.set(index, image)
+    const pending = this.client?.request('dataset.item', { index }).catch(() => null) ?? Promise.resolve(null)
+    this.fullImages.set(index, pending)
     if (this.fullImages.size > FULL_IMAGE_CACHE) this.fullImages.delete(this.fullImages.keys().next().value as number)
-    return image
+    return pending
   }
 
   async listRuns(): Promise<void> {
