@@ -29,7 +29,8 @@ import { makeBatch, shuffled } from '../models/data'
 import { BACKEND_PREFERENCES, describeBackends, isGpuBackend, selectBackend, type BackendPreference } from '../electron/engine/backend/select'
 import { adapterName } from '../electron/engine/backend/webgpu'
 import { loadDataset } from '../electron/engine/datasets/index'
-import { encodeAll, IWAE_ITEMS, measureModel, modelConfigFor, trainingData } from '../electron/engine/runs'
+import { modelConfigFor, trainingData } from '../electron/engine/run/config'
+import { encodeAll, IWAE_ITEMS, measureModel } from '../electron/engine/run/measure'
 import { importanceWeightedBound, IWAE_SAMPLES, type ImportanceWeightedBound } from '../models/iwae'
 import type { ImageDataset } from '../electron/engine/datasets/types'
 import { ParallelTrainer } from '../electron/engine/training/parallel-trainer'
@@ -338,6 +339,9 @@ async function conditionalQuality(c: ConditionalCase, dataset: ImageDataset, dat
   // `--adversary W`: the CDVAE's z_u class adversary at another weight than the default.
   const adversaryIndex = process.argv.indexOf('--adversary')
   if (adversaryIndex >= 0 && c.family === 'cdvae') config.objective = { ...config.objective, freeSpaceAdversary: Number(process.argv[adversaryIndex + 1]) }
+  // `--radius R`: the class priors' means start on a sphere of radius R instead of the default.
+  const radiusIndex = process.argv.indexOf('--radius')
+  if (radiusIndex >= 0) config.classPriorRadius = Number(process.argv[radiusIndex + 1])
   const model = createModel(config)
   const epochs = quick ? 1 : c.epochs
   const { trainer, description } = appTrainer(model, data, { ...defaultTrainOptions(data.trainIndices.length, c.family), epochs, seed: 1 })

@@ -1,25 +1,22 @@
 // `npx cartographer`: headless training (for a GPU server) and dataset inspection. What `train`
 // writes (run.json, a tfjs-format checkpoint, history.json, latents) is what the app writes too.
-import { existsSync } from 'node:fs'
-import { mkdir, readFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
-import { createModel, type ModelFamily, type VaeFamilyModel } from '../../models/index'
-import { restoreCheckpoint, restoreOptimizerState, serializeCheckpoint } from '../../models/checkpoint'
-import { defaultTrainOptions, type EpochSummary, type LatentHealth, type Trainer } from '../../models/train'
+import type { ModelFamily, VaeFamilyModel } from '../../models/index'
+import type { LatentHealth } from '../../models/train'
 import type { ModelMetrics } from '../../models/metrics'
 import { describeObjective } from '../../models/objective'
-import { BACKEND_PREFERENCES, describeBackends, isGpuBackend, selectBackend, type BackendPreference } from '../engine/backend/select'
-import { createTrainer, describeTrainer } from '../engine/training/parallel-trainer'
+import { BACKEND_PREFERENCES, describeBackends, selectBackend, type BackendPreference } from '../engine/backend/select'
+import { describeTrainer } from '../engine/training/parallel-trainer'
 import { loadDataset, loadDefaultDataset } from '../engine/datasets/index'
 import type { ImageDataset, LoadReport } from '../engine/datasets/types'
-import { checkDatasetFits, defaultDataDir, encodeAll, isGeneratedSource, measureModel, modelConfigFor, projectionFile, readLatents, readRunRecord, trainingData, weightsDigest, writeLatents, writeRunOutcome, type RunRecord } from '../engine/runs'
+import { defaultDataDir, isGeneratedSource } from '../engine/run/catalog'
+import { RunFolder } from '../engine/run/folder'
+import { encodeAndStore, measureAndStore, openStoredRun, readResumable, resumeRun, startRun, type TrainingRun } from '../engine/run/session'
 import { writeExports } from '../engine/exports'
-import { LatentProjection } from '../engine/projection/index'
-import { EXPORT_FORMAT_NAMES, type ExportFormatName } from '../common/contract'
+import { EXPORT_FORMAT_NAMES, type ExportFormatName, type TrainArgs } from '../common/contract'
 import { ENGINE_VERSION } from '../engine/engine'
 import { doctor, formatDoctor } from '../engine/backend/doctor'
-import { loadLatestCheckpoint, removeStaleTemporaries, saveCheckpoint, writeFileAtomic } from '../engine/storage'
 
 const USAGE = `Latent Cartographer, headless
 
@@ -151,26 +148,20 @@ async function exportRun(values: Values): Promise<number> {
   if (typeof values.run !== 'string' || typeof values.out !== 'string') throw new UsageError('export needs --run <run folder> and --out <folder>')
   const formats = String(values.format ?? EXPORT_FORMAT_NAMES.join(',')).split(',')
   for (const f of formats) if (!(EXPORT_FORMAT_NAMES as readonly string[]).includes(f)) throw new UsageError(`--format takes ${EXPORT_FORMAT_NAMES.join(', ')} (comma-separated), not "${f}"`)
-  const runDir = resolve(values.run)
-  const record = await readRunRecord(runDir)
-  const { count, latents } = await readLatents(runDir)
+  const folder = new RunFolder(resolve(values.run))
+  const record = await folder.readRecord()
+  const { count, latents } = await folder.readLatents()
   const dataset = isGeneratedSource(record.dataset) ? await loadDefaultDataset() : await loadDataset(record.dataset, { cacheDir: join(defaultDataDir(), 'cache') })
   if (dataset.split.length !== count) throw new Error(`the latents hold ${count} items, the dataset at ${record.dataset} now ${dataset.split.length}`)
   // The maps stored with the run (the app writes them as it makes them).
   const maps = new Map<string, { components: number; values: Float32Array }>()
   for (const space of latents.keys()) {
-    const file = join(runDir, projectionFile(space))
-    if (!existsSync(file)) continue
-    const projection = LatentProjection.fromBytes(new Uint8Array(await readFile(file)))
-    if (projection.n === count) maps.set(space, { components: projection.nComponents, values: projection.embedding })
+    const projection = await folder.readProjection(space)
+    if (projection && projection.n === count) maps.set(space, { components: projection.nComponents, values: projection.embedding })
   }
   const out = resolve(values.out)
   let model: { model: VaeFamilyModel; runJson: string } | undefined
-  if (formats.includes('model')) {
-    const saved = await loadLatestCheckpoint(runDir)
-    if (!saved) throw new Error(`${runDir} has no checkpoint to export the model from`)
-    model = { model: await restoreCheckpoint(saved), runJson: await readFile(join(runDir, 'run.json'), 'utf8') }
-  }
+  if (formats.includes('model')) model = { model: (await openStoredRun(folder)).model, runJson: await folder.recordText() }
   const files = await writeExports(out, { dataset, latents, maps, model }, [...new Set(formats)] as ExportFormatName[])
   model?.model.dispose()
   console.log(`wrote ${files.length} files to ${out}:\n  ${files.join('\n  ')}`)
@@ -197,7 +188,7 @@ async function train(values: Values): Promise<number> {
     learningRate: numberOption(values, 'lr', 1e-7, 1),
     seed: numberOption(values, 'seed', 0, 2 ** 31 - 1, true),
     latentDim: numberOption(values, 'latent', 2, 512, true),
-    maxItems: numberOption(values, 'max-items', 16, 100_000_000, true)
+    maxTrainItems: numberOption(values, 'max-items', 16, 100_000_000, true)
   }
   const objective = {
     klWeights: klWeightsOption(values),
@@ -208,83 +199,54 @@ async function train(values: Values): Promise<number> {
   }
   const backend = await selectBackend(backendName as BackendPreference)
   console.log(`backend: ${backend.backend}${describeBackends(backend) ? ` (${describeBackends(backend)})` : ''}`)
-  const outDir = resolve(values.out)
-  await mkdir(outDir, { recursive: true })
-  // --resume continues the run in --out as it was started: its options, its item cap, its model.
-  const record = values.resume ? await readRunRecord(outDir) : null
-  const saved = values.resume ? await loadLatestCheckpoint(outDir) : null
-  if (values.resume && !saved) throw new Error(`--resume: no checkpoint in ${outDir}`)
-  if (values.resume) await removeStaleTemporaries(outDir)
+  const folder = new RunFolder(resolve(values.out))
+  await folder.create()
+  // --resume continues the run in --out as it was started: its options, its item cap, its model
+  // (--epochs alone may change, to train a finished run further).
+  const resumable = values.resume ? await readResumable(folder, asked.epochs) : null
+  if (resumable?.finished) {
+    console.log(`${folder.dir} is finished (${resumable.position.epoch} of ${resumable.options.epochs} epochs): nothing to resume; --epochs N trains it further`)
+    return 0
+  }
   const progress = progressLine()
   progress.update('loading…')
-  const dataPath = typeof values.data === 'string' ? resolve(values.data) : (record as RunRecord).dataset
+  const dataPath = typeof values.data === 'string' ? resolve(values.data) : (resumable?.record.dataset as string)
   const dataset = await loadDataset(dataPath, { cacheDir: join(defaultDataDir(), 'cache') }, (p) =>
     progress.update(`loading ${bar(p.done / Math.max(1, p.total))} ${p.done}/${p.total}`, p.done / Math.max(1, p.total))
   )
   progress.done(`${dataset.name}: ${dataset.split.length} items, ${dataset.width}x${dataset.height}x${dataset.channels}, ${dataset.classNames.length} classes`)
-  if (record && saved) checkDatasetFits(saved.document.config, dataset)
 
-  const maxTrainItems = record ? record.maxTrainItems : asked.maxItems
-  const data = trainingData(dataset, maxTrainItems)
-  const defaults = defaultTrainOptions(data.trainIndices.length, family, isGpuBackend(backend.backend))
-  const options = record
-    ? { ...record.options, epochs: asked.epochs ?? record.options.epochs }
-    : {
-        ...defaults,
-        epochs: asked.epochs ?? defaults.epochs,
-        batchSize: asked.batchSize ?? defaults.batchSize,
-        learningRate: asked.learningRate ?? defaults.learningRate,
-        seed: asked.seed ?? defaults.seed
-      }
-  const config = saved
-    ? saved.document.config
-    : modelConfigFor(dataset, family, { seed: options.seed, latentDim: asked.latentDim, conditionalPrior: values['conditional-prior'] === true, objective })
-  const history: EpochSummary[] = saved ? ((saved.document.meta.history as EpochSummary[] | undefined) ?? []) : []
-  let trainer: Trainer
-  if (saved) {
-    const position = saved.document.position ?? { epoch: 0, stepInEpoch: 0, globalStep: 0 }
-    if (position.epoch >= options.epochs) {
-      console.log(`${outDir} is finished (${position.epoch} of ${options.epochs} epochs): nothing to resume; --epochs N trains it further`)
-      return 0
-    }
-    trainer = createTrainer(await restoreCheckpoint(saved), data, options, backend.backend)
-    await restoreOptimizerState(saved, trainer.optimizer)
-    trainer.position = { ...position }
-    console.log(`resuming at epoch ${position.epoch + 1} of ${options.epochs}, step ${position.stepInEpoch + 1} of ${trainer.stepsPerEpoch}`)
-    if (options.epochs !== record?.options.epochs) await writeFileAtomic(join(outDir, 'run.json'), JSON.stringify({ ...record, options }, null, 1))
+  let run: TrainingRun
+  if (resumable) {
+    run = await resumeRun(resumable, dataset, backend.backend)
+    const { position } = resumable
+    console.log(`resuming at epoch ${position.epoch + 1} of ${run.epochs}, step ${position.stepInEpoch + 1} of ${run.trainer.stepsPerEpoch}`)
   } else {
-    trainer = createTrainer(createModel(config), data, options, backend.backend)
-    const started: RunRecord = { config, options, dataset: dataset.report.source, ...(maxTrainItems ? { maxTrainItems } : {}) }
-    await writeFileAtomic(join(outDir, 'run.json'), JSON.stringify(started, null, 1))
+    const args: TrainArgs = { family, ...asked, conditionalPrior: values['conditional-prior'] === true, objective }
+    run = await startRun(folder, dataset, args, backend.backend)
   }
-  console.log(`${config.family}: ${trainer.model.parameters.count()} parameters; ${options.epochs} epochs of ${trainer.stepsPerEpoch} steps (batch ${options.batchSize}); training on ${describeTrainer(trainer, backend.backend)}`)
-  console.log(`objective: ${describeObjective(trainer.model.config.objective)}`)
-  await trainer.run({
+  const { trainer } = run
+  const options = run.record.options
+  console.log(`${run.model.config.family}: ${run.model.parameters.count()} parameters; ${options.epochs} epochs of ${trainer.stepsPerEpoch} steps (batch ${options.batchSize}); training on ${describeTrainer(trainer, backend.backend)}`)
+  console.log(`objective: ${describeObjective(run.model.config.objective)}`)
+  const { outcome, message } = await run.train({
     onStep: (p) => {
       const done = (p.epoch * p.stepsPerEpoch + p.stepInEpoch) / (p.epochs * p.stepsPerEpoch)
       progress.update(`${bar(done)} ${(done * 100).toFixed(0).padStart(3)}% epoch ${p.epoch + 1}/${p.epochs} loss ${p.loss.toFixed(2)} ${Math.round(p.itemsPerSecond)} img/s ETA ${clock(p.etaSeconds)}`, done)
     },
     onEpoch: (summary) => {
-      history.push(summary)
       const terms = Object.entries(summary.heldOut).map(([k, v]) => `${k} ${v.toFixed(k === 'bits_per_dim' ? 4 : 2)}`).join(', ')
       progress.done(`epoch ${summary.epoch}: held-out ${terms} (${summary.seconds.toFixed(1)} s)`)
       console.log(`  ${describeHealth(summary.health)}`)
-    },
-    onCheckpoint: async (position) => {
-      const serialized = await serializeCheckpoint(trainer.model, trainer.optimizer, position, { history })
-      await saveCheckpoint(outDir, serialized, position.globalStep)
     }
   })
-  await writeFileAtomic(join(outDir, 'history.json'), JSON.stringify(history, null, 1))
-  await writeRunOutcome(outDir, { state: 'finished', message: `trained ${options.epochs} epochs` })
+  if (outcome !== 'completed') throw new Error(message)
   progress.update('encoding every item…')
-  const latents = await encodeAll(trainer.model, dataset)
-  await writeLatents(outDir, latents, dataset.split.length, await weightsDigest(trainer.model))
+  const { latents } = await encodeAndStore(folder, run.model, dataset)
   progress.update('measuring the latent spaces…')
-  const metrics = await measureModel(trainer.model, dataset, latents)
-  await writeFileAtomic(join(outDir, 'metrics.json'), JSON.stringify(metrics, null, 1))
+  const metrics = await measureAndStore(folder, run.model, dataset, latents)
   progress.done(describeMetrics(metrics))
-  console.log(`wrote ${outDir}: checkpoint, history.json, metrics.json, ${[...latents.keys()].map((k) => `latents-${k}.f32`).join(', ')}`)
+  console.log(`wrote ${folder.dir}: checkpoint, history.json, metrics.json, ${[...latents.keys()].map((k) => `latents-${k}.f32`).join(', ')}`)
   return 0
 }
 

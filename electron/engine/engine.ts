@@ -3,8 +3,8 @@
 // events it emits. It runs as a child process of the Electron main process, of the browser-mode
 // host, or in-process in tests.
 import { existsSync } from 'node:fs'
-import { mkdir, readFile, rm } from 'node:fs/promises'
-import { basename, isAbsolute, join, resolve } from 'node:path'
+import { rm } from 'node:fs/promises'
+import { isAbsolute, join, resolve } from 'node:path'
 import * as tf from '@tensorflow/tfjs'
 import {
   bytesToBase64,
@@ -36,15 +36,14 @@ import {
   type RequestResult,
   type TrainArgs
 } from '../common/contract'
-import { createModel, defaultModelConfig, MODEL_FAMILIES, type ModelConfig, type VaeFamilyModel } from '../../models/index'
-import { restoreCheckpoint, restoreOptimizerState, serializeCheckpoint } from '../../models/checkpoint'
-import { defaultEpochs, defaultTrainOptions, Trainer, TrainingCancelledError, TrainingDivergedError, type EpochSummary, type StepProgress } from '../../models/train'
+import { defaultModelConfig, MODEL_FAMILIES, type ModelConfig, type VaeFamilyModel } from '../../models/index'
+import { defaultEpochs, type Trainer, type EpochSummary, type StepProgress } from '../../models/train'
 import type { ModelMetrics } from '../../models/metrics'
 import { IWAE_SAMPLES } from '../../models/iwae'
-import { isGpuBackend, selectBackend, type BackendPreference, type BackendSelection } from './backend/select'
+import { selectBackend, type BackendPreference, type BackendSelection } from './backend/select'
 import { runDoctor } from './backend/doctor-process'
 import { adapterName } from './backend/webgpu'
-import { createTrainer, describeTrainer } from './training/parallel-trainer'
+import { describeTrainer } from './training/parallel-trainer'
 import { defaultDatasetPath, loadDataset, loadDefaultDataset, type ImageDataset } from './datasets/index'
 import type { LatentProjection } from './projection/index'
 import {
@@ -62,8 +61,12 @@ import {
 } from './explorer'
 import { runProjection } from './projection/runner'
 import { writeExports } from './exports'
-import { compareRun, ownRunFolder, renameRun, encodeAll, readLatents, storedProjectionSettings, weightsDigest, isGeneratedSource, thumbnailAtlas, listRuns, loadStoredProjection, measureModel, modelConfigFor, projectionFile, readMetrics, readRunRecord, trainingData, writeLatents, writeRunOutcome, checkDatasetFits, type RunRecord } from './runs'
-import { loadLatestCheckpoint, removeStaleTemporaries, saveCheckpoint, writeFileAtomic } from './storage'
+import { thumbnailAtlas } from './datasets/thumbnails'
+import { compareRun, isGeneratedSource, listRuns, ownRunFolder, renameRun } from './run/catalog'
+import { checkDatasetFits, trainingData } from './run/config'
+import { RunFolder, type Latents, type RunRecord } from './run/folder'
+import { weightsDigest } from './run/measure'
+import { encodeAndStore, measureAndStore, openStoredRun, readResumable, resumeRun, startRun, type TrainingRun } from './run/session'
 
 export const ENGINE_VERSION = '0.1.0'
 
@@ -74,13 +77,14 @@ export interface EngineOptions {
   backend?: BackendPreference
 }
 
+/** The open model and what the window has made of it: its folder, training while it trains, latents, maps, pins. */
 interface Session {
   runId: string
-  runDir: string
+  folder: RunFolder
   model: VaeFamilyModel
   trainer: Trainer | null
   /** Posterior means per space, n * dim, in item order. */
-  latents: Map<string, { dim: number; values: Float32Array }>
+  latents: Latents
   /** weightsDigest of the weights that encoded `latents` (null before the first encoding). */
   latentsWeights: string | null
   /** Positions per space, n * 3 (z = 0 on a 2D map), and how many dimensions the map has. */
@@ -177,12 +181,12 @@ export class Engine {
     'item.inspect': async (args) => this.inspect(args.index),
     'runs.list': async () => this.listOwnRuns(),
     'run.rename': async (args) => {
-      await renameRun(await ownRunFolder(join(this.options.dataDir, 'runs'), args.path), args.title)
+      await renameRun(await ownRunFolder(this.runsDir, args.path), args.title)
       return this.listOwnRuns()
     },
     'run.delete': async (args) => {
-      const dir = await ownRunFolder(join(this.options.dataDir, 'runs'), args.path)
-      if (this.session?.runDir === dir) throw new Error(this.session.trainer ? 'this run is training: cancel it before deleting it' : 'this run is open: open another model before deleting it')
+      const { dir } = await ownRunFolder(this.runsDir, args.path)
+      if (this.session?.folder.dir === dir) throw new Error(this.session.trainer ? 'this run is training: cancel it before deleting it' : 'this run is open: open another model before deleting it')
       await rm(dir, { recursive: true, force: true })
       return this.listOwnRuns()
     },
@@ -330,10 +334,10 @@ export class Engine {
     }
   }
 
-  private newSession(runId: string, runDir: string, model: VaeFamilyModel, trainer: Trainer | null): Session {
+  private newSession(runId: string, folder: RunFolder, model: VaeFamilyModel, trainer: Trainer | null): Session {
     this.session = {
       runId,
-      runDir,
+      folder,
       model,
       trainer,
       latents: new Map(),
@@ -390,29 +394,14 @@ export class Engine {
   }
 
   private async beginTraining(dataset: ImageDataset, args: TrainArgs): Promise<ModelSummary> {
-    const data = trainingData(dataset, args.maxTrainItems)
-    const defaults = defaultTrainOptions(data.trainIndices.length, args.family, isGpuBackend(this.backendName))
-    const options = {
-      ...defaults,
-      epochs: args.epochs ?? defaults.epochs,
-      batchSize: args.batchSize ?? defaults.batchSize,
-      learningRate: args.learningRate ?? defaults.learningRate,
-      seed: args.seed ?? defaults.seed
-    }
-    const config = modelConfigFor(dataset, args.family, { seed: options.seed, latentDim: args.latentDim, conditionalPrior: args.conditionalPrior, objective: args.objective })
-    this.disposeSession()
-    const model = createModel(config)
     const runId = `${new Date().toISOString().replace(/[:.]/g, '-')}-${args.family}`
-    const runDir = join(this.options.dataDir, 'runs', runId)
-    await mkdir(runDir, { recursive: true })
-    // wasm and cpu run one thread each: on 2+ cores the steps run data-parallel in worker threads.
-    const trainer = createTrainer(model, data, options, this.backendName)
-    const session = this.newSession(runId, runDir, model, trainer)
+    // startRun checks every setting before it writes anything: a bad one leaves the open model open.
+    const run = await startRun(new RunFolder(join(this.runsDir, runId)), dataset, args, this.backendName, runId)
+    this.disposeSession()
+    const session = this.newSession(runId, run.folder, run.model, run.trainer)
     const summary = this.modelSummary(session)
-    const record: RunRecord = { config, options, dataset: dataset.report.source, ...(args.maxTrainItems ? { maxTrainItems: args.maxTrainItems } : {}) }
-    await writeFileAtomic(join(runDir, 'run.json'), JSON.stringify({ runId, ...record }, null, 1))
     this.emit('train.started', summary)
-    void this.runSession(session, options.epochs, [])
+    void this.runSession(session, run)
     return summary
   }
 
@@ -421,28 +410,18 @@ export class Engine {
     if (this.session?.trainer || this.startingTraining) throw new Error('a training run is already going; cancel it first')
     this.startingTraining = true
     try {
-      const runDir = resolve(path)
-      const record = await readRunRecord(runDir)
-      const saved = await loadLatestCheckpoint(runDir)
-      if (!saved) throw new Error(`${runDir} has no checkpoint to resume from`)
-      await removeStaleTemporaries(runDir)
-      const position = saved.document.position ?? { epoch: 0, stepInEpoch: 0, globalStep: 0 }
-      const epochs = record.options.epochs
-      if (position.epoch >= epochs) throw new Error(`this run is finished (${position.epoch} of ${epochs} epochs): open it, or train a new one`)
-      const dataset = await this.openRunDataset(record, saved.document.config)
-      const data = trainingData(dataset, record.maxTrainItems)
-      const model = await restoreCheckpoint(saved)
-      const trainer = createTrainer(model, data, record.options, this.backendName)
-      await restoreOptimizerState(saved, trainer.optimizer)
-      trainer.position = { ...position }
+      const resumable = await readResumable(new RunFolder(resolve(path)))
+      const { folder, position } = resumable
+      if (resumable.finished) throw new Error(`this run is finished (${position.epoch} of ${resumable.options.epochs} epochs): open it, or train a new one`)
+      const dataset = await this.openRunDataset(resumable.record, resumable.saved.document.config)
+      const run = await resumeRun(resumable, dataset, this.backendName)
       this.disposeSession()
-      const session = this.newSession(basename(runDir), runDir, model, trainer)
-      const history = (saved.document.meta.history as EpochSummary[] | undefined) ?? []
-      session.epochs = history.map((summary) => ({ ...summary, step: summary.epoch * trainer.stepsPerEpoch - 1 }))
+      const session = this.newSession(folder.name, folder, run.model, run.trainer)
+      session.epochs = run.history.map((summary) => ({ ...summary, step: summary.epoch * run.trainer.stepsPerEpoch - 1 }))
       const summary = this.modelSummary(session)
       this.emit('train.started', summary)
-      this.emit('log', { level: 'info', message: `resuming ${basename(runDir)} at epoch ${position.epoch + 1} of ${epochs}, step ${position.stepInEpoch + 1}` })
-      void this.runSession(session, epochs, history)
+      this.emit('log', { level: 'info', message: `resuming ${folder.name} at epoch ${position.epoch + 1} of ${run.epochs}, step ${position.stepInEpoch + 1}` })
+      void this.runSession(session, run)
       return summary
     } finally {
       this.startingTraining = false
@@ -466,75 +445,41 @@ export class Engine {
     return dataset
   }
 
+  /** Where the app's runs are kept: one folder per run. */
+  private get runsDir(): string {
+    return join(this.options.dataDir, 'runs')
+  }
+
   /** The backend the engine selected (tf's current one before selection). */
   private get backendName(): string {
     return this.backend?.backend ?? tf.getBackend()
   }
 
-  private async runSession(session: Session, epochs: number, history: EpochSummary[]): Promise<void> {
-    const trainer = session.trainer as Trainer
-    let lastCheckpoint: { epoch: number; stepInEpoch: number } | null = null
-    const checkpoint = async () => {
-      const serialized = await serializeCheckpoint(session.model, trainer.optimizer, { ...trainer.position }, { history })
-      await saveCheckpoint(session.runDir, serialized, trainer.position.globalStep)
-      lastCheckpoint = { epoch: trainer.position.epoch, stepInEpoch: trainer.position.stepInEpoch }
-    }
+  /** Trains the session's run to its end, streaming steps and epochs, then encodes and maps it. */
+  private async runSession(session: Session, run: TrainingRun): Promise<void> {
+    const trainer = run.trainer
     // Asked again on each step: the workers report their backend once they have started.
     const where = () => describeTrainer(trainer, this.backendName)
     this.status('training', `training on ${where()}: first steps`, 0)
-    try {
-      await trainer.run({
-        onStep: (p) => {
-          session.lastStep = p
-          session.steps.push({ step: p.epoch * p.stepsPerEpoch + p.stepInEpoch, terms: p.terms })
-          this.emit('train.step', p)
-          const done = (p.epoch * p.stepsPerEpoch + p.stepInEpoch) / (p.epochs * p.stepsPerEpoch)
-          const label = trainer.isPaused ? 'training paused' : `training epoch ${p.epoch + 1}/${p.epochs} on ${where()} · loss ${p.loss.toFixed(1)} · ${Math.round(p.itemsPerSecond)} items/s`
-          this.status('training', label, done, p.etaSeconds, false)
-        },
-        onEpoch: (summary) => {
-          history.push(summary)
-          session.epochs.push({ ...summary, step: session.steps.at(-1)?.step ?? 0 })
-          this.emit('train.epoch', summary)
-        },
-        onCheckpoint: checkpoint
-      })
-      session.trainer = null
-      await writeRunOutcome(session.runDir, { state: 'finished', message: `trained ${epochs} epochs` })
-      this.emit('train.finished', { runId: session.runId, outcome: 'completed', message: `trained ${epochs} epochs` })
-      await this.encodeAndProject(session)
-    } catch (error) {
-      session.trainer = null
-      if (error instanceof TrainingCancelledError) {
-        const kept = lastCheckpoint as { epoch: number; stepInEpoch: number } | null
-        const message = kept
-          ? `training cancelled; the checkpoint after ${kept.epoch} epoch(s) and ${kept.stepInEpoch} step(s) is kept and can be resumed`
-          : 'training cancelled before its first checkpoint: nothing was saved'
-        if (kept) await writeRunOutcome(session.runDir, { state: 'interrupted', message }).catch(() => undefined)
-        this.emit('train.finished', { runId: session.runId, outcome: 'cancelled', message })
-        this.status('idle', 'training cancelled')
-        return
+    const { outcome, message } = await run.train({
+      onStep: (p) => {
+        session.lastStep = p
+        session.steps.push({ step: p.epoch * p.stepsPerEpoch + p.stepInEpoch, terms: p.terms })
+        this.emit('train.step', p)
+        const done = (p.epoch * p.stepsPerEpoch + p.stepInEpoch) / (p.epochs * p.stepsPerEpoch)
+        const label = trainer.isPaused ? 'training paused' : `training epoch ${p.epoch + 1}/${p.epochs} on ${where()} · loss ${p.loss.toFixed(1)} · ${Math.round(p.itemsPerSecond)} items/s`
+        this.status('training', label, done, p.etaSeconds, false)
+      },
+      onEpoch: (summary) => {
+        session.epochs.push({ ...summary, step: session.steps.at(-1)?.step ?? 0 })
+        this.emit('train.epoch', summary)
       }
-      let message = (error as Error).message
-      if (error instanceof TrainingDivergedError) {
-        const restored = await this.rollBack(session)
-        message += restored ? '; the model was rolled back to its last good checkpoint' : '; no earlier checkpoint to roll back to'
-      }
-      await writeRunOutcome(session.runDir, { state: 'failed', message }).catch(() => undefined)
-      this.emit('train.finished', { runId: session.runId, outcome: 'failed', message })
-      this.status('error', message)
-    } finally {
-      trainer.dispose()
-    }
-  }
-
-  private async rollBack(session: Session): Promise<boolean> {
-    const saved = await loadLatestCheckpoint(session.runDir)
-    if (!saved) return false
-    const named = tf.io.decodeWeights(saved.weights.slice().buffer as ArrayBuffer, saved.document.weightsManifest[0].weights)
-    session.model.parameters.assign(named)
-    tf.dispose(Object.values(named))
-    return true
+    })
+    session.trainer = null
+    this.emit('train.finished', { runId: session.runId, outcome, message })
+    if (outcome === 'completed') await this.encodeAndProject(session)
+    else if (outcome === 'cancelled') this.status('idle', 'training cancelled')
+    else this.status('error', message)
   }
 
   /** Encodes every item (posterior means) and projects each latent space to 3D, streaming frames. */
@@ -548,15 +493,15 @@ export class Engine {
       const weights = await weightsDigest(session.model)
       let fresh = false
       if (session.latents.size === 0 || session.latentsWeights !== weights) {
-        const stored = reuse ? await readLatents(session.runDir).catch(() => null) : null
+        const stored = reuse ? await session.folder.readLatents().catch(() => null) : null
         if (stored && stored.weights === weights && stored.count === n && session.model.spaces.every((s) => stored.latents.get(s.name)?.dim === s.dim)) {
           session.latents = stored.latents
         } else {
           this.status('encoding', 'encoding every item', 0)
-          session.latents = await encodeAll(session.model, dataset, (done) =>
+          const encoded = await encodeAndStore(session.folder, session.model, dataset, (done) =>
             this.status('encoding', `encoding ${done.toLocaleString('en')} / ${n.toLocaleString('en')}`, done / n, null, false)
           )
-          await writeLatents(session.runDir, session.latents, n, weights)
+          session.latents = encoded.latents
           fresh = true
         }
         session.latentsWeights = weights
@@ -564,22 +509,20 @@ export class Engine {
         session.reconstructionErrors = null
       }
       // Metrics belong to the weights: kept in memory or stored with the run unless re-encoded.
-      const stored = fresh ? null : session.metrics ?? (await readMetrics(session.runDir))
+      const stored = fresh ? null : session.metrics ?? (await session.folder.readMetrics())
       if (!stored) this.status('encoding', 'measuring the latent spaces (health, 5-NN class accuracy, log p(x))', null)
       session.metrics =
         stored ??
-        (await measureModel(session.model, dataset, session.latents, {
-          onIwaeProgress: (done, total) =>
-            this.status('encoding', `measuring log p(x): importance-weighted bound, K = ${IWAE_SAMPLES}, ${done} / ${total} held-out items`, done / total, null, false)
-        }))
-      if (!stored) await writeFileAtomic(join(session.runDir, 'metrics.json'), JSON.stringify(session.metrics, null, 1))
+        (await measureAndStore(session.folder, session.model, dataset, session.latents, (done, total) =>
+          this.status('encoding', `measuring log p(x): importance-weighted bound, K = ${IWAE_SAMPLES}, ${done} / ${total} held-out items`, done / total, null, false)
+        ))
       this.emit('model.metrics', session.metrics)
       for (const warning of session.metrics.warnings) this.emit('log', { level: 'warn', message: warning })
       for (const [name, { dim, values }] of session.latents) {
         if (session.abort.signal.aborted) return
         // A projection stored with the run is reused when it was made from these very latents.
         const settings = session.projectionSettings
-        const stored = await loadStoredProjection(session.runDir, name, values, settings)
+        const stored = await session.folder.matchingProjection(name, values, settings)
         let projection: LatentProjection
         if (stored) projection = stored
         else {
@@ -597,7 +540,7 @@ export class Engine {
             },
             session.abort.signal
           )
-          await writeFileAtomic(join(session.runDir, projectionFile(name)), projection.toBytes())
+          await session.folder.writeProjection(name, projection)
         }
         session.projections.set(name, projection)
         session.maps.set(name, { positions: toThreeD(projection.embedding, projection.nComponents), dimensions: projection.nComponents })
@@ -614,21 +557,23 @@ export class Engine {
   /** Reopens a trained run (the app's or the CLI's): its dataset, weights, latents and maps. */
   async openRun(path: string): Promise<ModelSummary> {
     if (this.session?.trainer || this.startingTraining) throw new Error('stop the training before opening another model')
-    const runDir = resolve(path)
-    const record = await readRunRecord(runDir)
-    const saved = await loadLatestCheckpoint(runDir)
-    if (!saved) throw new Error(`${runDir} has no checkpoint yet`)
-    await this.openRunDataset(record, saved.document.config)
-    const model = await restoreCheckpoint(saved)
+    const folder = new RunFolder(resolve(path))
+    const { record, saved, model } = await openStoredRun(folder)
+    try {
+      await this.openRunDataset(record, saved.document.config)
+    } catch (error) {
+      model.dispose()
+      throw error
+    }
     this.disposeSession()
-    const session = this.newSession(basename(runDir), runDir, model, null)
+    const session = this.newSession(folder.name, folder, model, null)
     // As it was left: its curves by epoch, and its maps with the UMAP settings they were made with.
     const history = (saved.document.meta.history as EpochSummary[] | undefined) ?? []
     const trainCount = trainingData(this.requireDataset(), record.maxTrainItems).trainIndices.length
     const stepsPerEpoch = Math.max(1, Math.ceil(trainCount / record.options.batchSize))
     session.epochs = history.map((summary) => ({ ...summary, step: summary.epoch * stepsPerEpoch - 1 }))
     const first = model.spaces.find((s) => !s.isImage) ?? model.spaces[0]
-    session.projectionSettings = (first && (await storedProjectionSettings(runDir, first.name))) ?? session.projectionSettings
+    session.projectionSettings = (first && (await folder.storedProjectionSettings(first.name))) ?? session.projectionSettings
     const summary = this.modelSummary(session)
     this.emit('train.started', summary)
     void this.encodeAndProject(session, true)
@@ -756,8 +701,8 @@ export class Engine {
       maps.set(space, { components: dimensions, values: dimensions === 3 ? positions : positions.filter((_, i) => i % 3 !== 2) })
     }
     const stamp = new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15)
-    const dir = items ? join(session.runDir, 'exports', `selection-${stamp}`) : join(session.runDir, 'exports')
-    const model = formats.includes('model') ? { model: session.model, runJson: await readFile(join(session.runDir, 'run.json'), 'utf8') } : undefined
+    const dir = session.folder.exportsDir(items ? `selection-${stamp}` : undefined)
+    const model = formats.includes('model') ? { model: session.model, runJson: await session.folder.recordText() } : undefined
     const files = await writeExports(dir, { dataset, latents: session.latents, maps, model, items }, formats)
     const what = items ? `${items.length.toLocaleString('en')} selected items` : formats.join(', ')
     this.emit('log', { level: 'info', message: `exported ${files.length} files (${what}) to ${dir}` })
@@ -765,7 +710,7 @@ export class Engine {
   }
 
   private listOwnRuns(): Promise<RunListing[]> {
-    return listRuns(join(this.options.dataDir, 'runs'), this.session?.trainer ? this.session.runDir : null)
+    return listRuns(this.runsDir, this.session?.trainer ? this.session.folder.dir : null)
   }
 
   /** KL per dimension of one space (to N(0, 1)) over some items, for a model not yet measured. */

@@ -8,7 +8,7 @@ import { join } from 'node:path'
 import sharp from 'sharp'
 import type { ExportFormatName } from '../common/contract'
 import type { VaeFamilyModel } from '../../models/index'
-import { writeFileAtomic } from './storage'
+import { writeFileAtomic } from './atomic'
 import type { ImageDataset } from './datasets/types'
 
 

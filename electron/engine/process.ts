@@ -3,7 +3,7 @@
 // desktop app and browser mode run exactly the same engine.
 import { describeRequestError, requestIdOf, validateRequest, type EventMessage, type ResponseMessage } from '../common/contract'
 import { Engine } from './engine'
-import { defaultDataDir } from './runs'
+import { defaultDataDir } from './run/catalog'
 import type { BackendPreference } from './backend/select'
 
 interface ParentChannel {

@@ -9,7 +9,7 @@ import { createModel, defaultModelConfig, type VaeFamilyModel } from '../../mode
 import { makeBatch, type TrainingData } from '../../models/data'
 import { Trainer } from '../../models/train'
 import { generateShapes } from '../../electron/engine/datasets/shapes'
-import { trainingData } from '../../electron/engine/runs'
+import { trainingData } from '../../electron/engine/run/config'
 import { useWasmBackend } from './training-fixture'
 
 useWasmBackend()

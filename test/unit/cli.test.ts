@@ -6,7 +6,7 @@ import { join } from 'node:path'
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
 import { main } from '../../electron/cli/cartographer'
 import { writeShapesFolder } from '../../electron/engine/datasets/shapes'
-import { loadLatestCheckpoint } from '../../electron/engine/storage'
+import { RunFolder } from '../../electron/engine/run/folder'
 import { useWasmBackend } from './training-fixture'
 
 useWasmBackend()
@@ -107,6 +107,6 @@ describe('cartographer command line', () => {
     // The item cap it was started with holds: 100 items in steps of 32.
     expect(resumed.out).toMatch(/2 epochs of 4 steps/)
     expect((await readdir(out)).filter((f) => f.includes('.tmp-'))).toEqual([])
-    expect((await loadLatestCheckpoint(out))?.document.position?.epoch).toBe(2)
+    expect((await new RunFolder(out).latestCheckpoint())?.document.position?.epoch).toBe(2)
   }, 300_000)
 })

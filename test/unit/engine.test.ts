@@ -9,7 +9,7 @@ import { base64ToBytes, type EngineState, type Events, type ImagePayload, type R
 import { Engine } from '../../electron/engine/engine'
 import { writeShapesFolder } from '../../electron/engine/datasets/shapes'
 import type { ImageDataset } from '../../electron/engine/datasets/types'
-import { thumbnailAtlas } from '../../electron/engine/runs'
+import { thumbnailAtlas } from '../../electron/engine/datasets/thumbnails'
 
 let small: string
 let other: string

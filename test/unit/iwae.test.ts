@@ -11,7 +11,7 @@ import { tfSeed } from '../../models/random'
 import { createModel, defaultModelConfig, type ModelFamily } from '../../models/index'
 import { makeBatch } from '../../models/data'
 import { generateShapes } from '../../electron/engine/datasets/shapes'
-import { trainingData } from '../../electron/engine/runs'
+import { trainingData } from '../../electron/engine/run/config'
 import { useWasmBackend } from './training-fixture'
 
 useWasmBackend()

@@ -14,7 +14,7 @@ import { describe, expect, it } from 'vitest'
 import { restoreCheckpoint, restoreOptimizerState, serializeCheckpoint } from '../../models/checkpoint'
 import { evaluate, TrainingCancelledError, TrainingDivergedError, type TrainOptions } from '../../models/train'
 import { ParallelTrainer } from '../../electron/engine/training/parallel-trainer'
-import { loadLatestCheckpoint, saveCheckpoint } from '../../electron/engine/storage'
+import { RunFolder } from '../../electron/engine/run/folder'
 import { flattenWeights, getOptimizerState, ReplicaAdam, setOptimizerState } from '../../electron/engine/training/replica'
 import { data, modelFor, trainOptions, useWasmBackend } from './training-fixture'
 
@@ -234,12 +234,12 @@ describe('data-parallel training on 2 worker threads', () => {
           if (p.globalStep === stepsPerEpoch + 5) firstTrainer.cancel()
         },
         onCheckpoint: async (position) => {
-          await saveCheckpoint(runDir, await serializeCheckpoint(first, firstTrainer.optimizer, position), position.globalStep)
+          await new RunFolder(runDir).saveCheckpoint(await serializeCheckpoint(first, firstTrainer.optimizer, position), position.globalStep)
         }
       })
     ).rejects.toBeInstanceOf(TrainingCancelledError)
 
-    const saved = await loadLatestCheckpoint(runDir)
+    const saved = await new RunFolder(runDir).latestCheckpoint()
     expect(saved?.document.position).toEqual({ epoch: 1, stepInEpoch: 4, globalStep: stepsPerEpoch + 4 })
     const resumed = await restoreCheckpoint(saved!)
     const resumedTrainer = trainerFor(resumed, { epochs: 2 })

@@ -8,7 +8,7 @@ import { createModel, defaultModelConfig, type ModelFamily } from '../../models/
 import { registerWasmKernels } from '../../electron/engine/backend/wasm-kernels'
 import type { TrainOptions } from '../../models/train'
 import { generateShapes } from '../../electron/engine/datasets/shapes'
-import { trainingData } from '../../electron/engine/runs'
+import { trainingData } from '../../electron/engine/run/config'
 
 /** Call at the top of a test file: every test in it trains on wasm. */
 export function useWasmBackend(): void {

@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest'
 import { restoreCheckpoint, restoreOptimizerState, serializeCheckpoint } from '../../models/checkpoint'
 import { createModel, defaultModelConfig, type ModelFamily } from '../../models/index'
 import { evaluate, Trainer, TrainingCancelledError, TrainingDivergedError } from '../../models/train'
-import { loadLatestCheckpoint, saveCheckpoint } from '../../electron/engine/storage'
+import { RunFolder } from '../../electron/engine/run/folder'
 import { data, modelFor, trainOptions, useWasmBackend } from './training-fixture'
 
 useWasmBackend()
@@ -130,14 +130,14 @@ describe('training', () => {
           if (p.globalStep === stepsPerEpoch + 5) firstTrainer.cancel()
         },
         onCheckpoint: async (position) => {
-          await saveCheckpoint(runDir, await serializeCheckpoint(first, firstTrainer.optimizer, position), position.globalStep)
+          await new RunFolder(runDir).saveCheckpoint(await serializeCheckpoint(first, firstTrainer.optimizer, position), position.globalStep)
         }
       })
     ).rejects.toBeInstanceOf(TrainingCancelledError)
     // A half-written file from the crash lies beside the checkpoint; the reader ignores it.
     await writeFile(join(runDir, 'latest.json.tmp-999-1'), '{"checkpoint": "ckpt-')
 
-    const saved = await loadLatestCheckpoint(runDir)
+    const saved = await new RunFolder(runDir).latestCheckpoint()
     expect(saved?.document.position).toEqual({ epoch: 1, stepInEpoch: 4, globalStep: stepsPerEpoch + 4 })
     const resumed = await restoreCheckpoint(saved!)
     const resumedTrainer = new Trainer(resumed, data, options({ epochs: 2 }))

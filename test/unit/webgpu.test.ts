@@ -15,7 +15,7 @@ import { registerWasmKernels } from '../../electron/engine/backend/wasm-kernels'
 import { readAndDispose } from '../../models/readback'
 import { activateWebGpu, type AdapterReport } from '../../electron/engine/backend/webgpu'
 import { generateShapes } from '../../electron/engine/datasets/shapes'
-import { trainingData } from '../../electron/engine/runs'
+import { trainingData } from '../../electron/engine/run/config'
 import '@tensorflow/tfjs-backend-wasm'
 
 const enabled = process.env.CARTOGRAPHER_WEBGPU_TESTS === '1'

@@ -3,7 +3,7 @@ import { mkdir, mkdtemp, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { loadLatestCheckpoint, removeStaleTemporaries } from '../../electron/engine/storage'
+import { RunFolder } from '../../electron/engine/run/folder'
 import { readdir } from 'node:fs/promises'
 
 describe('run folder storage', () => {
@@ -13,12 +13,12 @@ describe('run folder storage', () => {
     await writeFile(join(elsewhere, 'checkpoint.json'), '{}')
     for (const pointer of ['../' + elsewhere.split('/').pop(), elsewhere, 'ckpt-1/../../x', '']) {
       await writeFile(join(runDir, 'latest.json'), JSON.stringify({ checkpoint: pointer, step: 1, savedAt: 'now' }))
-      await expect(loadLatestCheckpoint(runDir)).rejects.toThrow(/does not name a checkpoint folder of this run/)
+      await expect(new RunFolder(runDir).latestCheckpoint()).rejects.toThrow(/does not name a checkpoint folder of this run/)
     }
   })
 
   it('has no checkpoint without a latest.json', async () => {
-    expect(await loadLatestCheckpoint(await mkdtemp(join(tmpdir(), 'cartographer-storage-')))).toBeNull()
+    expect(await new RunFolder(await mkdtemp(join(tmpdir(), 'cartographer-storage-'))).latestCheckpoint()).toBeNull()
   })
 
   it('removes what interrupted writes left behind, and nothing else', async () => {
@@ -28,7 +28,7 @@ describe('run folder storage', () => {
     await writeFile(join(runDir, 'latest.json.tmp-12-3456'), '{')
     await writeFile(join(runDir, 'ckpt-00000010', 'weights.bin'), 'w')
     await writeFile(join(runDir, 'ckpt-00000010', 'weights.bin.tmp-12-3457'), 'half')
-    await removeStaleTemporaries(runDir)
+    await new RunFolder(runDir).removeStaleTemporaries()
     expect((await readdir(runDir)).sort()).toEqual(['ckpt-00000010', 'run.json'])
     expect(await readdir(join(runDir, 'ckpt-00000010'))).toEqual(['weights.bin'])
   })
