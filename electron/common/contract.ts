@@ -443,10 +443,15 @@ export interface RequestMessage<N extends RequestName = RequestName> {
 export type ResponseMessage =
   | { type: 'response'; id: number; ok: true; result: unknown }
   | { type: 'response'; id: number; ok: false; error: string }
-export interface EventMessage<E extends EventName = EventName> {
-  type: 'event'
-  name: E
-  payload: Events[E]
+/**
+ * One event on the wire. Without a name it is the union of every event's message, so that a
+ * `switch (message.name)` narrows `payload` to that event's type: listeners need no casts.
+ */
+export type EventMessage<E extends EventName = EventName> = { [K in E]: { type: 'event'; name: K; payload: Events[K] } }[E]
+
+/** The message of event `name`. (TypeScript cannot see that a generic name and its payload make one member of the union: this is the one place that says so.) */
+export function eventMessage<E extends EventName>(name: E, payload: Events[E]): EventMessage {
+  return { type: 'event', name, payload } as EventMessage
 }
 
 // Electron IPC channel names (the preload and the main process both read them from here).

@@ -1,7 +1,7 @@
 // Entry point of the engine process. The same file runs under Electron's utilityProcess (messages
 // on process.parentPort) and under Node's child_process.fork (process.send / 'message'), so the
 // desktop app and browser mode run exactly the same engine.
-import { describeRequestError, requestIdOf, validateRequest, type EventMessage, type ResponseMessage } from '../common/contract'
+import { describeRequestError, eventMessage, requestIdOf, validateRequest, type EventMessage, type ResponseMessage } from '../common/contract'
 import { Engine } from './engine'
 import { defaultDataDir } from './run/catalog'
 import type { BackendPreference } from './backend/select'
@@ -32,7 +32,7 @@ const channel = parentChannel()
 const engine = new Engine({
   dataDir: defaultDataDir(),
   backend: (process.env.CARTOGRAPHER_BACKEND as BackendPreference | undefined) ?? 'auto',
-  emit: (name, payload) => channel.send({ type: 'event', name, payload })
+  emit: (name, payload) => channel.send(eventMessage(name, payload))
 })
 
 channel.onMessage(async (raw) => {

@@ -178,13 +178,13 @@ class AppState {
   private onEvent(message: EventMessage): void {
     switch (message.name) {
       case 'status':
-        this.status = message.payload as EngineStatus
+        this.status = message.payload
         break
       case 'dataset.progress':
-        this.loading = message.payload as AppState['loading']
+        this.loading = message.payload
         break
       case 'train.step': {
-        const step = message.payload as TrainStepEvent
+        const step = message.payload
         this.lastStep = step
         const global = step.epoch * step.stepsPerEpoch + step.stepInEpoch
         this.stepHistory.push({ step: global, terms: step.terms })
@@ -192,24 +192,24 @@ class AppState {
         break
       }
       case 'dataset.loaded':
-        this.dataset = message.payload as DatasetSummary
+        this.dataset = message.payload
         void this.loadThumbnails()
         break
       case 'train.epoch': {
-        const epoch = message.payload as TrainEpochEvent
+        const epoch = message.payload
         const last = this.stepHistory.at(-1)?.step ?? 0
         this.epochHistory = [...this.epochHistory, { ...epoch, step: last }]
         break
       }
       case 'engine.restarted':
-        this.forgetEngineState((message.payload as { reason: string }).reason)
+        this.forgetEngineState(message.payload.reason)
         void this.listRuns()
         break
       case 'model.metrics':
-        this.metrics = message.payload as ModelMetrics
+        this.metrics = message.payload
         break
       case 'train.finished': {
-        const { outcome, message: text } = message.payload as { outcome: string; message: string }
+        const { outcome, message: text } = message.payload
         this.training = 'idle'
         if (outcome === 'failed') this.error = text
         else this.notice = text
@@ -217,7 +217,7 @@ class AppState {
         break
       }
       case 'map.update': {
-        const map = message.payload as import('../../../electron/common/contract').MapData
+        const map = message.payload
         const previous = this.maps[map.space]
         this.maps = {
           ...this.maps,
@@ -234,7 +234,7 @@ class AppState {
         break
       }
       case 'log': {
-        const log = message.payload as { level: string; message: string }
+        const log = message.payload
         if (log.level === 'error') this.error = log.message
         break
       }
