@@ -8,7 +8,7 @@ import { GaussianHead, ImageDecoder, ImageTrunk, layersConcat, layersImageMean, 
 import { klStandardNormalPerDim, logPriorOverPosterior, reparameterize, sumTerms } from './distributions'
 import { adversarialClassTerm, assembleLoss, classConditionalMmd, standardizeColumns } from './objective'
 import { ClassPrior, ImageLikelihood, standardNoise } from './priors'
-import type { DecodedImages, ExportedNetwork, LatentSpaceInfo, LossResult, ModelConfig, SampleOptions, VaeFamilyModel } from './types'
+import type { DecodedImages, ExportedNetwork, LatentSpaceInfo, LossResult, ModelConfigOf, SampleOptions, VaeFamilyModel } from './types'
 import { requireLabels } from './vae'
 
 /** Hidden units of each of the z_u adversary's two hidden layers. */
@@ -30,7 +30,7 @@ export class Cdvae implements VaeFamilyModel {
   /** Present only when the objective asks for it, so runs trained without it keep their weights' names. */
   private readonly adversary: Mlp | null
 
-  constructor(readonly config: ModelConfig) {
+  constructor(readonly config: ModelConfigOf<'cdvae'>) {
     if (config.numClasses < 2) {
       throw new Error('the CDVAE learns p(z_l | c) and needs labelled data with at least two classes')
     }

@@ -11,7 +11,7 @@ import { GaussianHead, ImageDecoder, ImageTrunk, layersConcat, layersImageMean, 
 import { klDiagonalGaussiansPerDim, klStandardNormalPerDim, logPriorOverPosterior, reparameterize, sumTerms } from './distributions'
 import { assembleLoss } from './objective'
 import { ClassPrior, ImageLikelihood, standardNoise } from './priors'
-import type { DecodedImages, ExportedNetwork, LatentSpaceInfo, LossResult, ModelConfig, SampleOptions, VaeFamilyModel } from './types'
+import type { DecodedImages, ExportedNetwork, LatentSpaceInfo, LossResult, ModelConfigOf, SampleOptions, VaeFamilyModel } from './types'
 import { requireLabels } from './vae'
 
 const PRIOR_HIDDEN = 256
@@ -36,7 +36,7 @@ export class Srvae implements VaeFamilyModel {
   private readonly xLikelihood: ImageLikelihood
   private readonly uPrior: ClassPrior | null
 
-  constructor(readonly config: ModelConfig) {
+  constructor(readonly config: ModelConfigOf<'srvae'>) {
     const { image, downscale: f } = config
     if (image.height % f !== 0 || image.width % f !== 0) {
       throw new Error(`SRVAE: image ${image.width}x${image.height} does not divide by the downscale factor ${f}`)

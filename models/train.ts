@@ -4,6 +4,7 @@
 import * as tf from '@tensorflow/tfjs'
 import { readAndDispose } from './readback'
 import { makeBatch, shuffled, type TrainingData } from './data'
+import { FAMILY_DEFAULTS } from './families'
 import type { ModelFamily, VaeFamilyModel } from './types'
 
 export interface TrainOptions {
@@ -96,11 +97,11 @@ export const GPU_BATCH_SIZE = 512
 
 /**
  * Epochs by dataset size: small sets need more passes to learn anything; large ones get a useful
- * map in a few. The CDVAE gets twice as many: its class has to settle into z_l (issue 15).
+ * map in a few. A family may train more (FAMILY_DEFAULTS' epochScale: the CDVAE twice as many).
  */
 export function defaultEpochs(trainCount: number, family?: ModelFamily): number {
   const base = trainCount >= 50_000 ? 5 : trainCount >= 10_000 ? 10 : 30
-  return family === 'cdvae' ? base * 2 : base
+  return family ? base * FAMILY_DEFAULTS[family].epochScale : base
 }
 
 const nextTick = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 0))

@@ -12,19 +12,22 @@ export type GammaMode = 'learned' | 'optimal'
 /** What of a class prior N(mu_c, s2_c) training learns: models.md's both, the variances only, or nothing. */
 export type ClassPriorLearning = 'means-and-variances' | 'variances' | 'nothing'
 
-export interface ModelConfig {
-  family: ModelFamily
+/** Each family's latent spaces by name, with their sizes: the names are part of the type. */
+export interface LatentDimsByFamily {
+  vae: { z: number }
+  srvae: { u: number; z: number }
+  cdvae: { z_l: number; z_u: number }
+}
+
+/** What every family's config has. */
+export interface ModelConfigCommon {
   image: ImageShape
   likelihood: Likelihood
   gamma: GammaMode
-  /** Dimension per latent space that has one: vae {z}, srvae {u, z}, cdvae {z_l, z_u}. */
-  latentDims: Record<string, number>
   /** Number of classes of the data (0 when unlabelled). */
   numClasses: number
   /** A learned p(top latent | c) on the VAE's z or the SRVAE's u (the CDVAE always has one on z_l). */
   conditionalPrior: boolean
-  /** SRVAE: y = average-pool(x) by this factor. */
-  downscale: number
   seed: number
   /** Class-conditional priors: the class means start this far from 0 (in prior standard deviations), spread evenly. */
   classPriorRadius: number
@@ -33,6 +36,23 @@ export interface ModelConfig {
   /** What training minimises; the reported loss is the ELBO whatever this says. */
   objective: ObjectiveConfig
 }
+
+/** What only some families have. */
+interface FamilyFields {
+  vae: object
+  /** SRVAE: y = average-pool(x) by `downscale`. */
+  srvae: { downscale: number }
+  cdvae: object
+}
+
+/** One family's config: its name, its spaces' sizes by name, and its own fields. */
+export type ModelConfigOf<F extends ModelFamily> = F extends ModelFamily ? ModelConfigCommon & FamilyFields[F] & { family: F; latentDims: LatentDimsByFamily[F] } : never
+
+/** A model's config, one member per family: `config.family` narrows it (pythae's per-model config classes, in a union). */
+export type ModelConfig = ModelConfigOf<ModelFamily>
+
+/** What a caller may set on a family's default config: the common fields, the family's latent sizes, the SRVAE's downscale. */
+export type ModelConfigOverrides<F extends ModelFamily> = Partial<ModelConfigCommon> & { latentDims?: LatentDimsByFamily[F]; downscale?: number }
 
 export interface LatentSpaceInfo {
   name: string

@@ -6,7 +6,7 @@ import { GaussianHead, ImageDecoder, ImageTrunk, layersImageMean, layersInput, P
 import { klStandardNormalPerDim, logPriorOverPosterior, reparameterize, sumTerms } from './distributions'
 import { assembleLoss } from './objective'
 import { ClassPrior, ImageLikelihood, standardNoise } from './priors'
-import type { DecodedImages, ExportedNetwork, LatentSpaceInfo, LossResult, ModelConfig, SampleOptions, VaeFamilyModel } from './types'
+import type { DecodedImages, ExportedNetwork, LatentSpaceInfo, LossResult, ModelConfigOf, SampleOptions, VaeFamilyModel } from './types'
 
 export class Vae implements VaeFamilyModel {
   readonly parameters: ParameterStore
@@ -20,7 +20,7 @@ export class Vae implements VaeFamilyModel {
   private readonly prior: ClassPrior | null
   private readonly zDim: number
 
-  constructor(readonly config: ModelConfig) {
+  constructor(readonly config: ModelConfigOf<'vae'>) {
     this.zDim = config.latentDims.z
     this.parameters = new ParameterStore(config.seed)
     this.trunk = new ImageTrunk(this.parameters, 'encoder', config.image)

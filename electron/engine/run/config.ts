@@ -1,7 +1,7 @@
 // A new run's settings from a dataset and what was asked: its training view of the data, its
 // model config (one "latent size" knob spread over the family's spaces, the objective's options
 // checked against the family), and the check that a stored run fits the dataset it reopens with.
-import { defaultModelConfig, type ModelConfig, type ModelFamily } from '../../../models/index'
+import { defaultModelConfig, FAMILY_DEFAULTS, type ModelConfig, type ModelFamily } from '../../../models/index'
 import type { TrainingData } from '../../../models/data'
 import type { ObjectiveArgs } from '../../common/contract'
 import type { ImageDataset } from '../datasets/types'
@@ -22,14 +22,6 @@ export function trainingData(dataset: ImageDataset, maxTrainItems?: number): Tra
 
 export const isLabelled = (dataset: ImageDataset): boolean => dataset.labels !== null && dataset.classNames.length > 1
 
-/** One "latent size" knob spread over a family's spaces (SRVAE: u gets half of z's; CDVAE: split in two). */
-export function latentDimsFor(family: ModelFamily, size: number): Record<string, number> {
-  if (family === 'vae') return { z: size }
-  if (family === 'srvae') return { u: Math.max(2, size >> 1), z: size }
-  const labelled = Math.max(1, size >> 1)
-  return { z_l: labelled, z_u: Math.max(1, size - labelled) }
-}
-
 export function modelConfigFor(
   dataset: ImageDataset,
   family: ModelFamily,
@@ -42,9 +34,9 @@ export function modelConfigFor(
   if (options.conditionalPrior && !labelled) throw new Error('a class-conditional prior needs labelled data with at least two classes')
   const config = defaultModelConfig(family, { height: dataset.height, width: dataset.width, channels: dataset.channels }, labelled ? dataset.classNames.length : 0, {
     seed: options.seed,
-    conditionalPrior: options.conditionalPrior ?? false
+    conditionalPrior: options.conditionalPrior ?? false,
+    ...(options.latentDim ? { latentDims: FAMILY_DEFAULTS[family].latentDimsFor(options.latentDim) } : {})
   })
-  if (options.latentDim) config.latentDims = latentDimsFor(family, options.latentDim)
   const asked = options.objective ?? {}
   const spaces = Object.keys(config.latentDims)
   for (const space of Object.keys(asked.klWeights ?? {})) {
