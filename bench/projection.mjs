@@ -57,14 +57,14 @@ async function buildModule() {
   const ts = (await import('typescript')).default
   mkdirSync(cacheDir, { recursive: true })
   // parallel.mjs starts layout-worker.mjs from beside itself for the layout threads.
-  const sources = [...['index', 'cancel', 'knn', 'nndescent', 'umap', 'parallel', 'layout-worker'].map((name) => ['projection', name]), ['.', 'worker-path']]
+  const sources = [...['index', 'cancel', 'knn', 'nndescent', 'umap', 'parallel', 'layout-worker'].map((name) => ['projection', name]), ['.', 'worker-path'], ['workers', 'channel'], ['../common', 'replies']]
   for (const [folder, name] of sources) {
     const src = readFileSync(join(root, 'electron', 'engine', folder, `${name}.ts`), 'utf8')
     let out = ts.transpileModule(src, {
       compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022, verbatimModuleSyntax: false }
     }).outputText
-    // Every module lands in one folder: './knn' and '../worker-path' both become siblings.
-    out = out.replace(/from '\.\.?\/(index|cancel|knn|nndescent|umap|parallel|layout-worker|worker-path)'/g, "from './$1.mjs'")
+    // Every module lands in one folder: './knn', '../worker-path' and '../workers/channel' all become siblings.
+    out = out.replace(/from '(?:\.\.?\/)+(?:workers\/|common\/)?(index|cancel|knn|nndescent|umap|parallel|layout-worker|worker-path|channel|replies)'/g, "from './$1.mjs'")
     writeFileSync(join(cacheDir, `${name}.mjs`), out)
   }
   return pathToFileURL(join(cacheDir, 'index.mjs')).href

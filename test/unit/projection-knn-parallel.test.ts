@@ -125,20 +125,20 @@ describe('NN-descent on two threads', () => {
   })
 
   it('completes the graph on this thread when the helper dies mid-search', async () => {
-    // A worker that speaks the protocol: it sits out the forest, then claims a row range of the
+    // A worker that speaks the protocol (workers/channel.ts's envelopes): it sits out the forest, then claims a row range of the
     // first join and exits without doing it.
     const dying = new Worker(
       "const { parentPort } = require('node:worker_threads');" +
         'let state = null;' +
-        "parentPort.on('message', (m) => {" +
+        "parentPort.on('message', ({ id, body: m }) => {" +
         "  if (m.type === 'knn-start') { state = m.state; return }" +
         "  if (m.type !== 'knn') return;" +
-        "  if (m.phase !== 'join') { parentPort.postMessage({ type: 'knn-done', phase: m.phase }); return }" +
+        "  if (m.phase !== 'join') { parentPort.postMessage({ id, ok: true, body: { type: 'knn-done', phase: m.phase } }); return }" +
         '  const item = Atomics.add(state.control, 0, 1);' +
         '  Atomics.store(state.control, 1 + item, 1);' +
         '  process.exit(3)' +
         '});' +
-        "parentPort.postMessage({ type: 'ready' })",
+        "parentPort.postMessage({ id: 0, ok: true, body: { type: 'ready' } })",
       { eval: true }
     )
     const helper = LayoutThread.fromWorker(dying)

@@ -332,8 +332,8 @@ describe('parallel layout (Hogwild SGD on 2 threads)', () => {
     // A worker that loads, then exits as soon as it is asked to run an epoch.
     const dying = new Worker(
       "const { parentPort } = require('node:worker_threads');" +
-        "parentPort.postMessage({ type: 'ready' });" +
-        "parentPort.on('message', (m) => { if (m.type === 'epoch') process.exit(3) })",
+        "parentPort.postMessage({ id: 0, ok: true, body: { type: 'ready' } });" +
+        "parentPort.on('message', (m) => { if (m.body.type === 'epoch') process.exit(3) })",
       { eval: true }
     )
     const layout = await Layout.create(layoutEdges(fuzzySimplicialSet(knn), 30, true), init.slice(), 3, params, new Rng(1), [LayoutThread.fromWorker(dying)])

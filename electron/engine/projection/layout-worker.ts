@@ -7,9 +7,10 @@
 // Before the layout, the same thread helps with the neighbour search (projection/nndescent.ts):
 // it is handed the search's shared state once ('knn-start'), then, for each phase the driving
 // thread starts ('knn'), it claims trees or row ranges until none are left and answers
-// 'knn-done'. It loads projection/umap.ts and projection/nndescent.ts only (no tfjs), so it
+// 'knn-done'. Requests and replies travel through workers/channel.ts. It loads projection/umap.ts and projection/nndescent.ts only (no tfjs), so it
 // starts in a few tens of milliseconds.
 import { parentPort } from 'node:worker_threads'
+import { notify, serveRequests } from '../workers/channel'
 import { runPhaseItems, type NNDescentPhase, type NNDescentState } from './nndescent'
 import { LayoutOptimizer, type LayoutParams, type LayoutSchedule } from './umap'
 
@@ -28,7 +29,6 @@ export type LayoutReply =
   | { type: 'ready' }
   | { type: 'epoch-done'; epoch: number }
   | { type: 'knn-done'; phase: NNDescentPhase }
-  | { type: 'error'; message: string }
 
 const port = parentPort
 if (!port) throw new Error('projection-layout-worker runs as a worker thread')
@@ -36,35 +36,31 @@ if (!port) throw new Error('projection-layout-worker runs as a worker thread')
 let run: { optimizer: LayoutOptimizer; claims: Int32Array; chunkEdges: number } | null = null
 let knn: NNDescentState | null = null
 
-port.on('message', (request: LayoutRequest) => {
-  try {
-    if (request.type === 'knn-start') {
-      knn = request.state
-      return
-    }
-    if (request.type === 'knn') {
-      if (!knn) throw new Error('knn phase before knn-start')
-      runPhaseItems(knn, request.phase, request.ranges)
-      port.postMessage({ type: 'knn-done', phase: request.phase } satisfies LayoutReply)
-      return
-    }
-    if (request.type === 'start') {
-      const { schedule, embedding, dim, params, claims, chunkEdges } = request
-      // No Rng: each epoch's seed comes with its request, from a stream of this thread's own that
-      // the driving thread derives from the projection's seed.
-      const optimizer = new LayoutOptimizer(schedule, embedding, dim, params, null)
-      optimizer.privateNegativeSamples()
-      run = { optimizer, claims, chunkEdges }
-      knn = null // the search is over: let its memory go
-      return
-    }
-    if (!run) throw new Error('epoch before start')
-    run.optimizer.beginEpoch(request.seed)
-    run.optimizer.runClaimed(request.epoch, run.claims, run.chunkEdges, true)
-    port.postMessage({ type: 'epoch-done', epoch: request.epoch } satisfies LayoutReply)
-  } catch (error) {
-    port.postMessage({ type: 'error', message: error instanceof Error ? error.message : String(error) } satisfies LayoutReply)
+// 'knn' and 'epoch' are answered when done; 'knn-start' and 'start' only hand over state.
+serveRequests<LayoutRequest, LayoutReply>(port, (request) => {
+  if (request.type === 'knn-start') {
+    knn = request.state
+    return
   }
+  if (request.type === 'knn') {
+    if (!knn) throw new Error('knn phase before knn-start')
+    runPhaseItems(knn, request.phase, request.ranges)
+    return { reply: { type: 'knn-done', phase: request.phase } }
+  }
+  if (request.type === 'start') {
+    const { schedule, embedding, dim, params, claims, chunkEdges } = request
+    // No Rng: each epoch's seed comes with its request, from a stream of this thread's own that
+    // the driving thread derives from the projection's seed.
+    const optimizer = new LayoutOptimizer(schedule, embedding, dim, params, null)
+    optimizer.privateNegativeSamples()
+    run = { optimizer, claims, chunkEdges }
+    knn = null // the search is over: let its memory go
+    return
+  }
+  if (!run) throw new Error('epoch before start')
+  run.optimizer.beginEpoch(request.seed)
+  run.optimizer.runClaimed(request.epoch, run.claims, run.chunkEdges, true)
+  return { reply: { type: 'epoch-done', epoch: request.epoch } }
 })
 
-port.postMessage({ type: 'ready' } satisfies LayoutReply)
+notify<LayoutReply>(port, { type: 'ready' })

@@ -44,6 +44,7 @@ import { Worker } from 'node:worker_threads'
 import { abortable } from './cancel'
 import { Rng, type Ticker } from './knn'
 import type { LayoutReply, LayoutRequest } from './layout-worker'
+import { WorkerChannel } from '../workers/channel'
 import type { NNDescentHelper, NNDescentPhase, NNDescentState } from './nndescent'
 import { LayoutOptimizer, layoutSchedule, type LayoutEdges, type LayoutParams, type LayoutSchedule } from './umap'
 import { builtWorkerPath } from '../worker-path'
@@ -85,33 +86,26 @@ function spawnLayoutWorker(): Worker {
   return new Worker(`require(${JSON.stringify(tsx)}); require(${JSON.stringify(source)})`, { eval: true })
 }
 
-/** One extra layout thread; requests are answered in order, one outstanding at a time. It also
+/** One extra layout thread, its requests and replies matched by id (workers/channel.ts). It also
  *  serves the neighbour search before the layout (NNDescentHelper). */
 export class LayoutThread implements NNDescentHelper {
-  private failure: Error | null = null
+  private readonly channel: WorkerChannel<LayoutRequest, LayoutReply>
+  private readonly loading: Promise<boolean>
   private ready = false
-  private waiter: { type: LayoutReply['type']; resolve(): void; reject(error: Error): void } | null = null
-  private readonly exited: Promise<void>
 
-  private constructor(private readonly worker: Worker) {
+  private constructor(worker: Worker) {
     liveWorkers++
-    this.exited = new Promise((resolve) =>
-      worker.once('exit', () => {
-        liveWorkers--
-        resolve()
-      })
-    )
-    worker.on('message', (reply: LayoutReply) => {
-      if (reply.type === 'error') return this.fail(new Error(`layout worker: ${reply.message}`))
-      if (reply.type === 'ready') this.ready = true
-      const waiter = this.waiter
-      if (waiter?.type === reply.type) {
-        this.waiter = null
-        waiter.resolve()
-      }
+    let settleLoading: (loaded: boolean) => void = () => undefined
+    this.loading = new Promise((resolve) => (settleLoading = resolve))
+    this.channel = new WorkerChannel<LayoutRequest, LayoutReply>(worker, 'layout worker', {
+      onNotice: (notice) => {
+        if (notice.type !== 'ready') return
+        this.ready = true
+        settleLoading(true)
+      },
+      onFailure: () => settleLoading(false)
     })
-    worker.on('error', (error) => this.fail(error))
-    worker.on('exit', (code) => this.fail(new Error(`the layout worker stopped (exit code ${code})`)))
+    void this.channel.whenExited.then(() => liveWorkers--)
   }
 
   /** Wraps a worker that speaks the layout protocol (projection/layout-worker.ts, or a test's). */
@@ -130,59 +124,36 @@ export class LayoutThread implements NNDescentHelper {
 
   /** True once the worker has loaded, false if it failed to. */
   whenReady(): Promise<boolean> {
-    return this.wait('ready').then(
-      () => true,
-      () => false
-    )
+    return this.loading
   }
 
   /** True once the worker has loaded (and has not failed since). */
   get loaded(): boolean {
-    return this.ready && !this.failure
+    return this.ready && this.channel.alive
   }
 
   /** `state`'s arrays are shared memory, which the worker uses in place. */
   shareKnn(state: NNDescentState): void {
-    if (!this.failure) this.worker.postMessage({ type: 'knn-start', state } satisfies LayoutRequest)
+    this.channel.post({ type: 'knn-start', state })
   }
 
-  runKnnPhase(phase: NNDescentPhase, ranges: number): Promise<void> {
-    const done = this.wait('knn-done')
-    if (!this.failure) this.worker.postMessage({ type: 'knn', phase, ranges } satisfies LayoutRequest)
-    return done
+  async runKnnPhase(phase: NNDescentPhase, ranges: number): Promise<void> {
+    await this.channel.request({ type: 'knn', phase, ranges })
   }
 
   /** Everything but `params` is shared memory, which the worker uses in place. */
   start(embedding: Float32Array, dim: number, schedule: LayoutSchedule, params: LayoutParams, claims: Int32Array, chunkEdges: number): void {
-    this.worker.postMessage({ type: 'start', embedding, dim, schedule, params, claims, chunkEdges } satisfies LayoutRequest)
+    this.channel.post({ type: 'start', embedding, dim, schedule, params, claims, chunkEdges })
   }
 
-  runEpoch(epoch: number, seed: number): Promise<void> {
-    const done = this.wait('epoch-done')
-    if (!this.failure) this.worker.postMessage({ type: 'epoch', epoch, seed } satisfies LayoutRequest)
-    return done
+  async runEpoch(epoch: number, seed: number): Promise<void> {
+    await this.channel.request({ type: 'epoch', epoch, seed })
   }
 
   /** Stops the worker; resolves once it has exited. */
   async close(): Promise<void> {
-    this.fail(new Error('the layout worker was closed'))
-    await this.worker.terminate()
-    await this.exited
-  }
-
-  private wait(type: LayoutReply['type']): Promise<void> {
-    if (this.failure) return Promise.reject(this.failure)
-    if (type === 'ready' && this.ready) return Promise.resolve()
-    return new Promise((resolve, reject) => {
-      this.waiter = { type, resolve, reject }
-    })
-  }
-
-  private fail(error: Error): void {
-    this.failure ??= error
-    const waiter = this.waiter
-    this.waiter = null
-    waiter?.reject(this.failure)
+    this.channel.fail(new Error('the layout worker was closed'))
+    await this.channel.terminate()
   }
 }
 

@@ -15,6 +15,7 @@ import { combineEvaluation, evaluationChunks, Trainer, type ChunkEvaluation, typ
 import type { VaeFamilyModel } from '../../../models/types'
 import { assignFlatWeights, createGradientExchange, failExchange, flattenWeights, getOptimizerState, setOptimizerState } from './replica'
 import type { SharedTrainingData, TrainWorkerReply, TrainWorkerRequest } from './worker'
+import { WorkerChannel } from '../workers/channel'
 import { builtWorkerPath } from '../worker-path'
 
 export interface ParallelTrainerOptions {
@@ -36,49 +37,14 @@ export const defaultWorkerCount = (): number => Math.min(2, availableParallelism
  */
 const WORKER_SEED_OFFSET = 2 ** 40
 
-/** One worker and its replies, answered in the order the requests went. */
-class ReplicaThread {
-  private readonly pending: { resolve(reply: TrainWorkerReply): void; reject(error: Error): void }[] = []
-  private failure: Error | null = null
-  private exited = false
+/** A training worker: its requests and replies, matched by id. */
+type ReplicaThread = WorkerChannel<TrainWorkerRequest, TrainWorkerReply>
 
-  /** `onFailure` runs once if the worker fails or exits. */
-  constructor(
-    readonly worker: Worker,
-    private readonly onFailure: () => void
-  ) {
-    worker.on('message', (reply: TrainWorkerReply) => {
-      if (reply.type === 'error') this.fail(new Error(`training worker: ${reply.message}`))
-      else this.pending.shift()?.resolve(reply)
-    })
-    worker.on('error', (error) => this.fail(error))
-    worker.on('exit', (code) => {
-      this.exited = true
-      this.fail(new Error(`the training worker stopped (exit code ${code})`))
-    })
-  }
-
-  request<T extends TrainWorkerReply['type']>(message: TrainWorkerRequest, transfer: ArrayBuffer[] = []): Promise<Extract<TrainWorkerReply, { type: T }>> {
-    if (this.failure) return Promise.reject(this.failure)
-    return new Promise((resolve, reject) => {
-      this.pending.push({ resolve: resolve as (reply: TrainWorkerReply) => void, reject })
-      this.worker.postMessage(message, transfer)
-    })
-  }
-
-  get alive(): boolean {
-    return this.failure === null
-  }
-
-  private fail(error: Error): void {
-    if (!this.failure) this.onFailure()
-    this.failure ??= error
-    for (const waiter of this.pending.splice(0)) waiter.reject(error)
-  }
-
-  async terminate(): Promise<void> {
-    if (!this.exited) await this.worker.terminate()
-  }
+/** `thread`'s reply to `request`, checked to be of the kind `expected`. */
+async function ask<T extends TrainWorkerReply['type']>(thread: ReplicaThread, expected: T, request: TrainWorkerRequest): Promise<Extract<TrainWorkerReply, { type: T }>> {
+  const reply = await thread.request(request)
+  if (reply.type !== expected) throw new Error(`training worker: a "${reply.type}" reply to a "${request.type}" request`)
+  return reply as Extract<TrainWorkerReply, { type: T }>
 }
 
 /** A view of `array`'s bytes in a SharedArrayBuffer (the array itself when it already is one). */
@@ -149,11 +115,11 @@ export class ParallelTrainer extends Trainer {
     const state = await getOptimizerState(this.optimizer)
     const exchange = createGradientExchange(this.workerCount, weights.length, this.model.parameters.list().length)
     // A worker that dies releases the others from the step's barrier (they then fail too).
-    const threads = Array.from({ length: this.workerCount }, () => new ReplicaThread(this.spawn(), () => failExchange(exchange)))
+    const threads = Array.from({ length: this.workerCount }, () => new WorkerChannel<TrainWorkerRequest, TrainWorkerReply>(this.spawn(), 'training worker', { onFailure: () => failExchange(exchange) }))
     try {
       const ready = await Promise.all(
         threads.map((thread, rank) =>
-          thread.request<'ready'>({
+          ask(thread, 'ready', {
             type: 'init',
             backend: tf.getBackend(),
             config: this.model.config,
@@ -184,7 +150,7 @@ export class ParallelTrainer extends Trainer {
     // Contiguous shares, the larger ones first. A share can be empty (a last batch smaller than the
     // worker count): its worker computes nothing but still applies the update with the others.
     const shares = threads.map((_, k) => indices.subarray(Math.ceil((k * n) / threads.length), Math.ceil(((k + 1) * n) / threads.length)))
-    const replies = await Promise.all(shares.map((share, k) => threads[k].request<'stepped'>({ type: 'step', indices: share.slice(), seed: seed + k * WORKER_SEED_OFFSET, step })))
+    const replies = await Promise.all(shares.map((share, k) => ask(threads[k], 'stepped', { type: 'step', indices: share.slice(), seed: seed + k * WORKER_SEED_OFFSET, step })))
     // The full batch's means = the shares' means weighted by their item counts. A NaN or infinite
     // term stops run(); the workers did not apply that step, so the replicas (and this.model after
     // the stop) keep the last good weights.
@@ -202,7 +168,7 @@ export class ParallelTrainer extends Trainer {
     const threads = this.threads
     if (!threads || !threads[0].alive) return
     if (!this.weightsBehind && !(withOptimizer && this.optimizerBehind)) return
-    const state = await threads[0].request<'state'>({ type: 'state', withOptimizer })
+    const state = await ask(threads[0], 'state', { type: 'state', withOptimizer })
     assignFlatWeights(this.model.parameters, state.weights)
     this.weightsBehind = false
     if (state.optimizer) {
@@ -227,7 +193,7 @@ export class ParallelTrainer extends Trainer {
     const parts = await Promise.all(
       threads.map((thread, k) => {
         const mine = chunks.filter((_, c) => c % threads.length === k)
-        return mine.length ? thread.request<'evaluation'>({ type: 'evaluate', indices, chunks: mine, seed }) : null
+        return mine.length ? ask(thread, 'evaluation', { type: 'evaluate', indices, chunks: mine, seed }) : null
       })
     )
     const results: ChunkEvaluation[] = chunks.map(
@@ -239,7 +205,7 @@ export class ParallelTrainer extends Trainer {
   /** The weights of every replica (for tests: they must be identical). */
   async replicaWeights(): Promise<Float32Array[]> {
     const threads = await this.replicas()
-    return Promise.all(threads.map(async (thread) => (await thread.request<'state'>({ type: 'state', withOptimizer: false })).weights))
+    return Promise.all(threads.map(async (thread) => (await ask(thread, 'state', { type: 'state', withOptimizer: false })).weights))
   }
 
   /**

@@ -8,6 +8,7 @@
 // it only sends the step's indices and collects the loss terms. Weights travel only at start (from
 // the engine's model) and when the engine asks for them (before an evaluation or a checkpoint).
 import { parentPort } from 'node:worker_threads'
+import { serveRequests } from '../workers/channel'
 import * as tf from '@tensorflow/tfjs'
 import '@tensorflow/tfjs-backend-wasm'
 import type { ImageShape } from '../../../models/blocks'
@@ -67,7 +68,6 @@ export type TrainWorkerReply =
   | { type: 'stepped'; terms: Record<string, number>; count: number }
   | { type: 'state'; weights: Float32Array; optimizer: OptimizerState | null }
   | { type: 'evaluation'; chunks: ChunkEvaluation[] }
-  | { type: 'error'; message: string }
 
 interface Replica {
   model: VaeFamilyModel
@@ -228,7 +228,7 @@ function meanInto(mean: Float32Array, rows: Float32Array[], shares: number[]): v
   })
 }
 
-function state(withOptimizer: boolean): TrainWorkerReply {
+function state(withOptimizer: boolean): Extract<TrainWorkerReply, { type: 'state' }> {
   const { model, optimizer } = requireReplica()
   return { type: 'state', weights: flattenWeights(model.parameters), optimizer: withOptimizer ? optimizer.state() : null }
 }
@@ -242,20 +242,11 @@ async function evaluate(indices: Int32Array, chunks: { from: number; to: number 
 
 const port = parentPort
 if (!port) throw new Error('train-worker runs as a worker thread')
-// Requests run one at a time in arrival order.
-let queue: Promise<void> = Promise.resolve()
-port.on('message', (request: TrainWorkerRequest) => {
-  queue = queue.then(async () => {
-    try {
-      if (request.type === 'init') port.postMessage(await init(request))
-      else if (request.type === 'step') port.postMessage(await step(request.indices, request.seed, request.step))
-      else if (request.type === 'evaluate') port.postMessage(await evaluate(request.indices, request.chunks, request.seed))
-      else {
-        const reply = state(request.withOptimizer)
-        port.postMessage(reply, reply.type === 'state' ? [reply.weights.buffer as ArrayBuffer] : [])
-      }
-    } catch (error) {
-      port.postMessage({ type: 'error', message: error instanceof Error ? error.message : String(error) } satisfies TrainWorkerReply)
-    }
-  })
+// Requests run one at a time in arrival order; a throw is this worker's error (the trainer stops).
+serveRequests<TrainWorkerRequest, TrainWorkerReply>(port, async (request) => {
+  if (request.type === 'init') return { reply: await init(request) }
+  if (request.type === 'step') return { reply: await step(request.indices, request.seed, request.step) }
+  if (request.type === 'evaluate') return { reply: await evaluate(request.indices, request.chunks, request.seed) }
+  const reply = state(request.withOptimizer)
+  return { reply, transfer: [reply.weights.buffer as ArrayBuffer] }
 })
