@@ -24,25 +24,10 @@ export function klStandardNormalPerDim(mu: tf.Tensor2D, logvar: tf.Tensor2D): tf
   return mu.square().add(logvar.exp()).sub(1).sub(logvar).mul(0.5)
 }
 
-/** KL(N(mu, exp(logvar)) || N(0, I)) = 1/2 sum(mu^2 + s2 - 1 - log s2), per item. */
-export function klStandardNormal(mu: tf.Tensor2D, logvar: tf.Tensor2D): tf.Tensor1D {
-  return sumPerItem(klStandardNormalPerDim(mu, logvar))
-}
-
 /**
  * KL(N(m1, s1) || N(m2, s2)) between diagonal Gaussians, variances given as log-variances:
- * 1/2 sum( log(s2/s1) + (s1 + (m1 - m2)^2) / s2 - 1 ), per item. Seed 004's result.
+ * 1/2 (log(s2/s1) + (s1 + (m1 - m2)^2) / s2 - 1) per item and dimension, [b, d]. Seed 004's result.
  */
-export function klDiagonalGaussians(
-  mu1: tf.Tensor2D,
-  logvar1: tf.Tensor2D,
-  mu2: tf.Tensor2D,
-  logvar2: tf.Tensor2D
-): tf.Tensor1D {
-  return sumPerItem(klDiagonalGaussiansPerDim(mu1, logvar1, mu2, logvar2))
-}
-
-/** The same KL per item and dimension, [b, d]: what "KL per dimension" and free bits are made of. */
 export function klDiagonalGaussiansPerDim(mu1: tf.Tensor2D, logvar1: tf.Tensor2D, mu2: tf.Tensor2D, logvar2: tf.Tensor2D): tf.Tensor2D {
   const inverseVar2 = logvar2.neg().exp()
   const ratio = logvar1.exp().add(mu1.sub(mu2).square()).mul(inverseVar2)

@@ -80,15 +80,6 @@ export function assembleLoss(
   return { total, terms, objective: surrogate, klPerDim: klMeans }
 }
 
-/** Whether training minimises the ELBO itself. */
-export const isPlainElbo = (objective: ObjectiveConfig): boolean =>
-  objective.freeBits === 0 &&
-  objective.warmupSteps === 0 &&
-  objective.freeSpaceIndependence === 0 &&
-  objective.freeSpaceAdversary === 0 &&
-  Object.values(objective.klWeights).every((w) => w === 1)
-
-/** In words, for logs: "the ELBO" or "KL(z_l) x4, z_u class-independence 10". */
 export function describeObjective(objective: ObjectiveConfig): string {
   const parts = Object.entries(objective.klWeights)
     .filter(([, w]) => w !== 1)

@@ -51,6 +51,7 @@ import {
   classGrid,
   contextFor,
   decodeInSpace,
+  interpolateContext,
   interpolatePath,
   klPerDimension,
   latentAtMapPoint,
@@ -634,8 +635,8 @@ export class Engine {
     const path = interpolatePath(a[args.space], b[args.space], args.steps, args.mode)
     // The other spaces move linearly alongside (the SRVAE's z needs its y, the CDVAE's z_l its
     // z_u), so that the path's ends decode exactly as its two end items do.
-    const context: Record<string, Float32Array> = {}
-    for (const name of Object.keys(a)) if (name !== args.space) context[name] = interpolatePath(a[name], b[name], args.steps, 'linear')
+    const others = (values: Record<string, Float32Array>) => Object.fromEntries(Object.entries(values).filter(([name]) => name !== args.space))
+    const context = interpolateContext(others(a), others(b), args.steps)
     const decoded = await decodeInSpace(session.model, args.space, path, context)
     const projection = session.projections.get(args.space)
     const placed = projection ? toThreeD(projection.transform(path), projection.nComponents) : new Float32Array(args.steps * 3)

@@ -19,7 +19,7 @@ import {
   traversalGrid,
   type SpaceLatents
 } from '../../electron/engine/explorer'
-import { klStandardNormal } from '../../models/distributions'
+import { klStandardNormalPerDim, sumPerItem } from '../../models/distributions'
 import { createModel, defaultModelConfig, type GaussianParams, type VaeFamilyModel } from '../../models/index'
 import type { Cdvae } from '../../models/cdvae'
 
@@ -421,7 +421,7 @@ describe('klPerDimension', () => {
     expect(Object.keys(kl).sort()).toEqual(['u', 'z'])
     const expected = scoped(() => {
       const q = srvae.posteriors(x).z
-      return klStandardNormal(q.mu, q.logvar).mean().dataSync()[0]
+      return sumPerItem(klStandardNormalPerDim(q.mu, q.logvar)).mean().dataSync()[0]
     })
     x.dispose()
     expect(kl.z.reduce((s, v) => s + v, 0)).toBeCloseTo(expected, 4)

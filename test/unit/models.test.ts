@@ -5,9 +5,10 @@ import { beforeAll, describe, expect, it } from 'vitest'
 import {
   bernoulliNegLogLik,
   gaussianNegLogLikTerms,
-  klDiagonalGaussians,
-  klStandardNormal,
-  logNormalDiagonal
+  klDiagonalGaussiansPerDim,
+  klStandardNormalPerDim,
+  logNormalDiagonal,
+  sumPerItem
 } from '../../models/distributions'
 import { createModel, defaultModelConfig, type ModelConfig, type VaeFamilyModel } from '../../models/index'
 import type { Srvae } from '../../models/srvae'
@@ -55,8 +56,8 @@ describe('Gaussian KL divergences', () => {
   const lv1 = tf.tensor2d([[-0.5, 0.7, -2.0], [0, 0, 0]])
 
   it('the closed form to N(0, I) is the special case m2 = 0, s2 = 1 of the general one', () => {
-    const special = flat(klStandardNormal(mu1, lv1))
-    const general = flat(klDiagonalGaussians(mu1, lv1, tf.zerosLike(mu1), tf.zerosLike(lv1)))
+    const special = flat(sumPerItem(klStandardNormalPerDim(mu1, lv1)))
+    const general = flat(sumPerItem(klDiagonalGaussiansPerDim(mu1, lv1, tf.zerosLike(mu1), tf.zerosLike(lv1))))
     expect(special[0]).toBeCloseTo(general[0], 5)
     expect(special[1]).toBeCloseTo(0, 6)
     expect(special[0]).toBeCloseTo(klNormals([0.3, -1.2, 2.0], [-0.5, 0.7, -2.0], [0, 0, 0], [0, 0, 0]), 4)
@@ -79,8 +80,8 @@ describe('Gaussian KL divergences', () => {
     }
     const general = meanAndError(monteCarloGeneral)
     const standard = meanAndError(monteCarloStandard)
-    const closedGeneral = flat(klDiagonalGaussians(m1, l1, mu2, lv2))[0]
-    const closedStandard = flat(klStandardNormal(m1, l1))[0]
+    const closedGeneral = flat(sumPerItem(klDiagonalGaussiansPerDim(m1, l1, mu2, lv2)))[0]
+    const closedStandard = flat(sumPerItem(klStandardNormalPerDim(m1, l1)))[0]
     expect(Math.abs(general.mean - closedGeneral)).toBeLessThan(4 * general.error + 1e-3)
     expect(Math.abs(standard.mean - closedStandard)).toBeLessThan(4 * standard.error + 1e-3)
     expect(closedGeneral).toBeGreaterThan(0)

@@ -8,7 +8,8 @@ import {
   trustworthiness,
   type ProjectionProgress
 } from '../../electron/engine/projection/index'
-import { Rng, Ticker, bruteForceKnn, exactKnnTf, knnRecall, nnDescentKnn } from '../../electron/engine/projection/knn'
+import { Rng, Ticker, bruteForceKnn, exactKnnTf, nnDescentKnn } from '../../electron/engine/projection/knn'
+import { knnRecall } from './knn-recall'
 import { Layout, LayoutThread, liveLayoutWorkers } from '../../electron/engine/projection/parallel'
 import { LayoutOptimizer, findABParams, fuzzySimplicialSet, layoutEdges, layoutSchedule } from '../../electron/engine/projection/umap'
 
