@@ -23,7 +23,7 @@ const USAGE = `Latent Cartographer, headless
   cartographer train --data <folder> --out <dir> [--model vae|srvae|cdvae] [--epochs N]
                      [--latent D] [--batch B] [--lr L] [--seed S] [--max-items N]
                      [--kl-weight SPACE=W]... [--free-bits NATS] [--warmup STEPS]
-                     [--independence W] [--adversary W] [--conditional-prior]
+                     [--independence W] [--adversary W] [--conditional-prior] [--prior-radius R]
                      [--backend auto|tensorflow-gpu|webgpu|tensorflow|wasm|cpu] [--resume]
   cartographer inspect --data <folder> [--size S]
   cartographer export --run <run folder> --out <folder> [--format npy,csv,projector,model]
@@ -38,6 +38,7 @@ train   trains a model and writes run.json, checkpoint files, history.json, late
         ELBO): --kl-weight z_l=4 weighs a space's KL, --free-bits spares each dimension's first
         nats, --warmup ramps the KL weights up over the first steps, --independence weighs the
         CDVAE's class-independence term on z_u, --adversary its adversarial class term on z_u.
+        --prior-radius R starts a class prior's means R prior standard deviations from 0.
         Each family's defaults are in the README.
 doctor  says which backends load and why others do not (CUDA/cuDNN libraries for
         tfjs-node-gpu, the WebGPU adapter and its limits), which one the app chooses, and times
@@ -188,7 +189,8 @@ async function train(values: Values): Promise<number> {
     learningRate: numberOption(values, 'lr', 1e-7, 1),
     seed: numberOption(values, 'seed', 0, 2 ** 31 - 1, true),
     latentDim: numberOption(values, 'latent', 2, 512, true),
-    maxTrainItems: numberOption(values, 'max-items', 16, 100_000_000, true)
+    maxTrainItems: numberOption(values, 'max-items', 16, 100_000_000, true),
+    classPriorRadius: numberOption(values, 'prior-radius', 0.5, 20)
   }
   const objective = {
     klWeights: klWeightsOption(values),
@@ -326,6 +328,7 @@ const OPTIONS = {
   warmup: { type: 'string' },
   independence: { type: 'string' },
   adversary: { type: 'string' },
+  'prior-radius': { type: 'string' },
   'conditional-prior': { type: 'boolean' },
   resume: { type: 'boolean' },
   json: { type: 'boolean' },

@@ -104,6 +104,8 @@ export interface FamilyInfo {
   /** Latent spaces with a KL term (the SRVAE's y has none). */
   klSpaces: string[]
   objective: Required<ObjectiveArgs>
+  /** Where a class prior's means start: this many prior standard deviations from 0, spread evenly. */
+  classPriorRadius: number
 }
 
 export interface DatasetSummary {
@@ -138,6 +140,8 @@ export interface TrainArgs {
   seed?: number
   /** Cap on training items (for quick looks at big sets); all items are still encoded and mapped. */
   maxTrainItems?: number
+  /** A class prior's means start this far from 0, in prior standard deviations (default: FamilyInfo's). */
+  classPriorRadius?: number
   /** Training objective (what is reported stays the ELBO); each left out takes the family's default. */
   objective?: ObjectiveArgs
 }
@@ -622,6 +626,7 @@ const ARG_CHECKS: Record<RequestName, Check> = {
     seed: optional(integer(0, 2 ** 31 - 1)),
     conditionalPrior: optional(boolean),
     maxTrainItems: optional(integer(16, 10_000_000)),
+    classPriorRadius: optional(finite(0.5, 20)),
     objective: optional(
       shape({
         klWeights: optional(numberRecord(shortString(32), finite(0, 100), 8)),

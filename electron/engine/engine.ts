@@ -270,7 +270,8 @@ export class Engine {
           title,
           needsLabels,
           klSpaces: Object.keys(config.latentDims),
-          objective: { klWeights: { ...klWeights }, freeBits, warmupSteps, freeSpaceIndependence, freeSpaceAdversary }
+          objective: { klWeights: { ...klWeights }, freeBits, warmupSteps, freeSpaceIndependence, freeSpaceAdversary },
+          classPriorRadius: config.classPriorRadius
         }
       })
     }

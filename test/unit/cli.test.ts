@@ -65,7 +65,9 @@ describe('cartographer command line', () => {
 
   it('export writes a trained run\'s latents as NPY, CSV, a projector folder and its model as LayersModels', async () => {
     const out = await mkdtemp(join(tmpdir(), 'cartographer-cli-export-run-'))
-    expect((await cli('train', '--data', data, '--out', out, '--model', 'cdvae', '--epochs', '1', '--latent', '4')).code).toBe(0)
+    expect((await cli('train', '--data', data, '--out', out, '--model', 'cdvae', '--epochs', '1', '--latent', '4', '--prior-radius', '8')).code).toBe(0)
+    // The class prior's means start where --prior-radius put them, and run.json says so.
+    expect(JSON.parse(await readFile(join(out, 'run.json'), 'utf8')).config.classPriorRadius).toBe(8)
     const target = await mkdtemp(join(tmpdir(), 'cartographer-cli-export-'))
     const result = await cli('export', '--run', out, '--out', target, '--format', 'npy,projector,model')
     expect(result.code).toBe(0)

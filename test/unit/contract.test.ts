@@ -20,6 +20,7 @@ describe('validateRequest', () => {
     expect(validateRequest(request('dataset.open', { path: '/data/shapes', size: 28 })).args).toEqual({ path: '/data/shapes', size: 28 })
     expect(validateRequest(request('dataset.open', { path: null })).name).toBe('dataset.open')
     expect(validateRequest(request('train.start', { family: 'cdvae', epochs: 3, learningRate: 0.001 })).name).toBe('train.start')
+    expect(validateRequest(request('train.start', { family: 'cdvae', classPriorRadius: 6.5 })).name).toBe('train.start')
     expect(validateRequest(request('item.inspect', { index: 0 })).args).toEqual({ index: 0 })
     for (const name of REQUEST_NAMES) expect(() => validateRequest(request(name, undefined))).not.toThrow(/unknown request/)
   })
@@ -47,7 +48,8 @@ describe('validateRequest', () => {
     [request('maps.refresh', { projection: { nNeighbors: 15, minDist: 0.1, seed: 0, nComponents: [3] } }), /nComponents must be one of 2, 3/],
     [request('train.start', { family: 'cdvae', objective: { klWeights: { z_l: -1 } } }), /klWeights.z_l must be a number from 0 to 100/],
     [request('train.start', { family: 'cdvae', objective: { klWeights: [4] } }), /klWeights must be an object/],
-    [request('train.start', { family: 'cdvae', objective: { warmup: 3 } }), /unknown field "warmup"/]
+    [request('train.start', { family: 'cdvae', objective: { warmup: 3 } }), /unknown field "warmup"/],
+    [request('train.start', { family: 'cdvae', classPriorRadius: 0 }), /classPriorRadius must be a number from 0.5 to 20/]
   ])('rejects %j', (message, reason) => {
     expect(() => validateRequest(message)).toThrow(ContractError)
     expect(() => validateRequest(message)).toThrow(reason)

@@ -25,7 +25,7 @@ export const isLabelled = (dataset: ImageDataset): boolean => dataset.labels !==
 export function modelConfigFor(
   dataset: ImageDataset,
   family: ModelFamily,
-  options: { seed: number; latentDim?: number; conditionalPrior?: boolean; objective?: ObjectiveArgs }
+  options: { seed: number; latentDim?: number; conditionalPrior?: boolean; classPriorRadius?: number; objective?: ObjectiveArgs }
 ): ModelConfig {
   const labelled = isLabelled(dataset)
   if (family === 'cdvae' && !labelled) {
@@ -35,6 +35,7 @@ export function modelConfigFor(
   const config = defaultModelConfig(family, { height: dataset.height, width: dataset.width, channels: dataset.channels }, labelled ? dataset.classNames.length : 0, {
     seed: options.seed,
     conditionalPrior: options.conditionalPrior ?? false,
+    ...(options.classPriorRadius !== undefined ? { classPriorRadius: options.classPriorRadius } : {}),
     ...(options.latentDim ? { latentDims: FAMILY_DEFAULTS[family].latentDimsFor(options.latentDim) } : {})
   })
   const asked = options.objective ?? {}

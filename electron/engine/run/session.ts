@@ -47,7 +47,13 @@ export function trainOptionsFor(trainCount: number, args: TrainArgs, backend: st
 export async function startRun(folder: RunFolder, dataset: ImageDataset, args: TrainArgs, backend: string, runId?: string): Promise<TrainingRun> {
   const data = trainingData(dataset, args.maxTrainItems)
   const options = trainOptionsFor(data.trainIndices.length, args, backend)
-  const config = modelConfigFor(dataset, args.family, { seed: options.seed, latentDim: args.latentDim, conditionalPrior: args.conditionalPrior, objective: args.objective })
+  const config = modelConfigFor(dataset, args.family, {
+    seed: options.seed,
+    latentDim: args.latentDim,
+    conditionalPrior: args.conditionalPrior,
+    classPriorRadius: args.classPriorRadius,
+    objective: args.objective
+  })
   await folder.create()
   const record: RunRecord = { ...(runId ? { runId } : {}), config, options, dataset: dataset.report.source, ...(args.maxTrainItems ? { maxTrainItems: args.maxTrainItems } : {}) }
   await folder.writeRecord(record)
