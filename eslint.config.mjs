@@ -1,4 +1,4 @@
-// One lint for the whole tree (issue 11): typescript-eslint's and eslint-plugin-svelte's recommended
+// One lint for the whole tree (issue 11), beside one format (Prettier): typescript-eslint's and eslint-plugin-svelte's recommended
 // rules, and the import boundaries the architecture rests on:
 //   models/ is pure model code: nothing from electron/ or renderer/;
 //   the renderer talks to the engine only through the contract (electron/common/);
@@ -7,6 +7,7 @@ import js from '@eslint/js'
 import globals from 'globals'
 import svelte from 'eslint-plugin-svelte'
 import tseslint from 'typescript-eslint'
+import prettier from 'eslint-config-prettier'
 
 const boundary = (group, message) => ({ 'no-restricted-imports': ['error', { patterns: [{ group, message }] }] })
 
@@ -32,6 +33,17 @@ export default tseslint.config(
   },
   { files: ['models/**/*.ts'], rules: boundary(['**/electron/**', '**/renderer/**'], 'models/ is pure model code: it imports nothing from the app') },
   // models/random.ts (a seeded PRNG and a shuffle, no dependencies) is shared with the scatter plot.
-  { files: ['renderer/**/*.ts', 'renderer/**/*.svelte'], rules: boundary(['**/electron/engine/**', '**/electron/host/**', '**/electron/main/**', '**/models/**', '!**/models/random'], 'the renderer reaches the engine only through electron/common (the contract)') },
-  { files: ['electron/common/**/*.ts'], rules: boundary(['**/engine/**', '**/host/**', '**/main/**', '**/renderer/**'], 'the contract sits at the bottom: it imports only model types') }
+  {
+    files: ['renderer/**/*.ts', 'renderer/**/*.svelte'],
+    rules: boundary(
+      ['**/electron/engine/**', '**/electron/host/**', '**/electron/main/**', '**/models/**', '!**/models/random'],
+      'the renderer reaches the engine only through electron/common (the contract)'
+    )
+  },
+  {
+    files: ['electron/common/**/*.ts'],
+    rules: boundary(['**/engine/**', '**/host/**', '**/main/**', '**/renderer/**'], 'the contract sits at the bottom: it imports only model types')
+  },
+  // Layout is Prettier's (.prettierrc.json, checked by \`npm test\`): no lint rule argues with it.
+  prettier
 )

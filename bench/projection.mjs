@@ -57,14 +57,22 @@ async function buildModule() {
   const ts = (await import('typescript')).default
   mkdirSync(cacheDir, { recursive: true })
   // parallel.mjs starts layout-worker.mjs from beside itself for the layout threads.
-  const sources = [...['index', 'cancel', 'knn', 'nndescent', 'umap', 'parallel', 'layout-worker'].map((name) => ['projection', name]), ['.', 'worker-path'], ['workers', 'channel'], ['../common', 'replies']]
+  const sources = [
+    ...['index', 'cancel', 'knn', 'nndescent', 'umap', 'parallel', 'layout-worker'].map((name) => ['projection', name]),
+    ['.', 'worker-path'],
+    ['workers', 'channel'],
+    ['../common', 'replies']
+  ]
   for (const [folder, name] of sources) {
     const src = readFileSync(join(root, 'electron', 'engine', folder, `${name}.ts`), 'utf8')
     let out = ts.transpileModule(src, {
       compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022, verbatimModuleSyntax: false }
     }).outputText
     // Every module lands in one folder: './knn', '../worker-path' and '../workers/channel' all become siblings.
-    out = out.replace(/from '(?:\.\.?\/)+(?:workers\/|common\/)?(index|cancel|knn|nndescent|umap|parallel|layout-worker|worker-path|channel|replies)'/g, "from './$1.mjs'")
+    out = out.replace(
+      /from '(?:\.\.?\/)+(?:workers\/|common\/)?(index|cancel|knn|nndescent|umap|parallel|layout-worker|worker-path|channel|replies)'/g,
+      "from './$1.mjs'"
+    )
     writeFileSync(join(cacheDir, `${name}.mjs`), out)
   }
   return pathToFileURL(join(cacheDir, 'index.mjs')).href
@@ -357,7 +365,8 @@ async function main() {
   const total = data.x.length / data.dim
   if (args['save-latents']) {
     writeFileSync(String(args['save-latents']), Buffer.from(data.x.buffer, data.x.byteOffset, data.x.byteLength))
-    if (data.labels) writeFileSync(String(args['save-latents']) + '.labels.i32', Buffer.from(data.labels.buffer, data.labels.byteOffset, data.labels.byteLength))
+    if (data.labels)
+      writeFileSync(String(args['save-latents']) + '.labels.i32', Buffer.from(data.labels.buffer, data.labels.byteOffset, data.labels.byteLength))
     console.log(`saved ${total} x ${data.dim} latents to ${args['save-latents']}`)
     if (args['save-only']) return
   }
@@ -379,12 +388,18 @@ async function main() {
       '--expose-gc',
       fileURLToPath(import.meta.url),
       '--child',
-      '--route', route,
-      '--n', String(rn),
-      '--dim', String(data.dim),
-      '--data', dataFile,
-      '--module', moduleUrl,
-      '--sample', String(args.sample ?? 500)
+      '--route',
+      route,
+      '--n',
+      String(rn),
+      '--dim',
+      String(data.dim),
+      '--data',
+      dataFile,
+      '--module',
+      moduleUrl,
+      '--sample',
+      String(args.sample ?? 500)
     ]
     if (data.labels) childArgs.push('--labels', labelsFile)
     if (args.epochs && route === 'ours') childArgs.push('--epochs', String(args.epochs))

@@ -22,7 +22,15 @@ export async function measureRendering(counts: number[]): Promise<RenderFigures[
   const host = await startHost({})
   const browser = await chromium.launch({
     executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
-    args: ['--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--enable-unsafe-swiftshader', '--use-angle=swiftshader']
+    args: [
+      '--no-sandbox',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--no-first-run',
+      '--enable-unsafe-swiftshader',
+      '--use-angle=swiftshader'
+    ]
   })
   const results: RenderFigures[] = []
   try {

@@ -7,10 +7,12 @@ if (!existsSync(built)) {
   console.error('cartographer: the app is not built yet; run `npm run build` in the project folder first')
   process.exit(1)
 }
-require(built).main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
-  (error) => {
-    console.error(`\ncartographer: ${error.message}`)
-    process.exit(1)
-  }
-)
+require(built)
+  .main(process.argv.slice(2))
+  .then(
+    (code) => process.exit(code),
+    (error) => {
+      console.error(`\ncartographer: ${error.message}`)
+      process.exit(1)
+    }
+  )

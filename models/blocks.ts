@@ -88,7 +88,12 @@ export class ParameterStore {
 export class Dense {
   readonly weight: tf.Variable
   readonly bias: tf.Variable
-  constructor(store: ParameterStore, name: string, inDim: number, readonly outDim: number) {
+  constructor(
+    store: ParameterStore,
+    name: string,
+    inDim: number,
+    readonly outDim: number
+  ) {
     const bound = 1 / Math.sqrt(inDim)
     this.weight = store.uniform(`${name}/kernel`, [inDim, outDim], bound)
     this.bias = store.uniform(`${name}/bias`, [outDim], bound)
@@ -108,7 +113,12 @@ export class Dense {
 export class DownConv {
   readonly filter: tf.Variable
   readonly bias: tf.Variable
-  constructor(store: ParameterStore, name: string, inChannels: number, readonly outChannels: number) {
+  constructor(
+    store: ParameterStore,
+    name: string,
+    inChannels: number,
+    readonly outChannels: number
+  ) {
     const bound = 1 / Math.sqrt(inChannels * 9)
     this.filter = store.uniform(`${name}/kernel`, [3, 3, inChannels, outChannels], bound)
     this.bias = store.uniform(`${name}/bias`, [outChannels], bound)
@@ -117,7 +127,15 @@ export class DownConv {
     return tf.conv2d(x, this.filter as tf.Tensor4D, 2, 'same').add(this.bias)
   }
   toLayers(x: tf.SymbolicTensor, name: string, activation?: 'relu'): tf.SymbolicTensor {
-    const layer = tf.layers.conv2d({ filters: this.outChannels, kernelSize: 3, strides: 2, padding: 'same', activation, name, weights: [this.filter, this.bias] })
+    const layer = tf.layers.conv2d({
+      filters: this.outChannels,
+      kernelSize: 3,
+      strides: 2,
+      padding: 'same',
+      activation,
+      name,
+      weights: [this.filter, this.bias]
+    })
     return layer.apply(x) as tf.SymbolicTensor
   }
 }
@@ -126,7 +144,12 @@ export class DownConv {
 export class UpConv {
   readonly filter: tf.Variable
   readonly bias: tf.Variable
-  constructor(store: ParameterStore, name: string, readonly inChannels: number, readonly outChannels: number) {
+  constructor(
+    store: ParameterStore,
+    name: string,
+    readonly inChannels: number,
+    readonly outChannels: number
+  ) {
     const bound = 1 / Math.sqrt(outChannels * 9)
     // conv2dTranspose filters are [h, w, outChannels, inChannels].
     this.filter = store.uniform(`${name}/kernel`, [3, 3, outChannels, inChannels], bound)
@@ -138,7 +161,15 @@ export class UpConv {
   }
   /** Keras keeps a transposed convolution's kernel as [h, w, out, in], as here. */
   toLayers(x: tf.SymbolicTensor, name: string, activation?: 'relu'): tf.SymbolicTensor {
-    const layer = tf.layers.conv2dTranspose({ filters: this.outChannels, kernelSize: 3, strides: 2, padding: 'same', activation, name, weights: [this.filter, this.bias] })
+    const layer = tf.layers.conv2dTranspose({
+      filters: this.outChannels,
+      kernelSize: 3,
+      strides: 2,
+      padding: 'same',
+      activation,
+      name,
+      weights: [this.filter, this.bias]
+    })
     return layer.apply(x) as tf.SymbolicTensor
   }
 }
@@ -164,7 +195,11 @@ export class ImageTrunk {
   private readonly denses: Dense[] = []
   readonly featureDim: number
 
-  constructor(store: ParameterStore, name: string, readonly shape: ImageShape) {
+  constructor(
+    store: ParameterStore,
+    name: string,
+    readonly shape: ImageShape
+  ) {
     const stages = convStages(shape)
     if (stages > 0) {
       let channels = shape.channels
@@ -208,7 +243,12 @@ export class ImageTrunk {
 export class GaussianHead {
   private readonly mean: Dense
   private readonly logvar: Dense
-  constructor(store: ParameterStore, name: string, inDim: number, readonly dim: number) {
+  constructor(
+    store: ParameterStore,
+    name: string,
+    inDim: number,
+    readonly dim: number
+  ) {
     this.mean = new Dense(store, `${name}/mean`, inDim, dim)
     this.logvar = new Dense(store, `${name}/logvar`, inDim, dim)
   }
@@ -226,7 +266,12 @@ export class ImageDecoder {
   private readonly ups: UpConv[] = []
   private readonly seedShape: [number, number, number] = [0, 0, 0]
 
-  constructor(store: ParameterStore, name: string, inDim: number, readonly shape: ImageShape) {
+  constructor(
+    store: ParameterStore,
+    name: string,
+    inDim: number,
+    readonly shape: ImageShape
+  ) {
     const stages = convStages(shape)
     if (stages > 0) {
       const scale = 2 ** stages
@@ -312,5 +357,4 @@ export const layersInput = (name: string, shape: number[]): tf.SymbolicTensor =>
 export const layersImageMean = (pre: tf.SymbolicTensor, name: string): tf.SymbolicTensor =>
   tf.layers.activation({ activation: 'sigmoid', name }).apply(pre) as tf.SymbolicTensor
 
-export const layersConcat = (inputs: tf.SymbolicTensor[], name: string): tf.SymbolicTensor =>
-  tf.layers.concatenate({ name }).apply(inputs) as tf.SymbolicTensor
+export const layersConcat = (inputs: tf.SymbolicTensor[], name: string): tf.SymbolicTensor => tf.layers.concatenate({ name }).apply(inputs) as tf.SymbolicTensor

@@ -82,7 +82,9 @@ export class Cdvae implements VaeFamilyModel {
     if (adversary && freeSpaceAdversary > 0) {
       // On the means, standardised: they are what the maps show and what the 5-NN class accuracy
       // measures, and that accuracy ignores the space's scale.
-      regularizers.push(adversarialClassTerm((v, frozen) => adversary.apply(v, frozen), standardizeColumns(u.mu), known, this.config.numClasses, freeSpaceAdversary))
+      regularizers.push(
+        adversarialClassTerm((v, frozen) => adversary.apply(v, frozen), standardizeColumns(u.mu), known, this.config.numClasses, freeSpaceAdversary)
+      )
     }
     return assembleLoss(
       this.likelihood.negLogLik(this.decoder.apply(tf.concat([zl, zu], 1)), x),
@@ -126,8 +128,7 @@ export class Cdvae implements VaeFamilyModel {
     const seed = options.seed
     const epsL = standardNoise(n, this.lDim, seed, options.noise?.z_l)
     const epsU = standardNoise(n, this.uDim, seed === undefined ? undefined : seed + 1, options.noise?.z_u)
-    const zl =
-      options.fixed?.z_l ?? (options.classIndex !== undefined ? this.prior.sample(options.classIndex, epsL, t) : this.prior.centre(n))
+    const zl = options.fixed?.z_l ?? (options.classIndex !== undefined ? this.prior.sample(options.classIndex, epsL, t) : this.prior.centre(n))
     const zu = options.fixed?.z_u ?? (epsU.mul(t) as tf.Tensor2D)
     return this.decodeBoth(zl, zu)
   }
@@ -150,7 +151,11 @@ export class Cdvae implements VaeFamilyModel {
     const zu = layersInput('z_u', [this.uDim])
     const decoded = layersImageMean(this.decoder.toLayers(layersConcat([zl, zu], 'z_l_z_u'), 'decoder'), 'x_mean')
     return [
-      { name: 'encoder', description: 'x [h, w, c] in [0, 1] -> z_l_mean, z_l_logvar, z_u_mean, z_u_logvar', model: tf.model({ name: 'encoder', inputs: x, outputs: [l.mu, l.logvar, u.mu, u.logvar] }) },
+      {
+        name: 'encoder',
+        description: 'x [h, w, c] in [0, 1] -> z_l_mean, z_l_logvar, z_u_mean, z_u_logvar',
+        model: tf.model({ name: 'encoder', inputs: x, outputs: [l.mu, l.logvar, u.mu, u.logvar] })
+      },
       { name: 'decoder', description: 'z_l, z_u -> x_mean [h, w, c] in [0, 1]', model: tf.model({ name: 'decoder', inputs: [zl, zu], outputs: decoded }) }
     ]
   }

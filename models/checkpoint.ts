@@ -58,10 +58,7 @@ export async function serializeCheckpoint(
 const toBuffer = (bytes: Uint8Array): ArrayBuffer => bytes.slice().buffer as ArrayBuffer
 
 /** A model with the checkpoint's weights (and, when given an optimizer, its Adam state restored). */
-export async function restoreCheckpoint(
-  checkpoint: SerializedCheckpoint,
-  optimizer?: tf.Optimizer
-): Promise<VaeFamilyModel> {
+export async function restoreCheckpoint(checkpoint: SerializedCheckpoint, optimizer?: tf.Optimizer): Promise<VaeFamilyModel> {
   const { document } = checkpoint
   if (document.format !== CHECKPOINT_FORMAT) throw new Error(`not a Latent Cartographer checkpoint (format ${String(document.format)})`)
   const model = createModel(document.config)

@@ -59,7 +59,10 @@ export function sumTerms(terms: Record<string, tf.Tensor1D>): tf.Tensor1D {
  * max(l, 0) - l*x + log(1 + exp(-|l|)), the same as PyTorch's binary_cross_entropy_with_logits.
  */
 export function bernoulliNegLogLik(logits: tf.Tensor, x: tf.Tensor): tf.Tensor1D {
-  const perPixel = tf.relu(logits).sub(logits.mul(x)).add(tf.log1p(tf.exp(logits.abs().neg())))
+  const perPixel = tf
+    .relu(logits)
+    .sub(logits.mul(x))
+    .add(tf.log1p(tf.exp(logits.abs().neg())))
   return sumPerItem(perPixel)
 }
 
@@ -70,14 +73,13 @@ export function bernoulliNegLogLik(logits: tf.Tensor, x: tf.Tensor): tf.Tensor1D
  *   squaredError   = ||v - v_hat||^2 / (2 gamma^2) + (k/2) log 2pi
  * with k the number of values per item.
  */
-export function gaussianNegLogLikTerms(
-  mean: tf.Tensor,
-  v: tf.Tensor,
-  logGamma: tf.Scalar
-): { squaredError: tf.Tensor1D; logGammaTerm: tf.Tensor1D } {
+export function gaussianNegLogLikTerms(mean: tf.Tensor, v: tf.Tensor, logGamma: tf.Scalar): { squaredError: tf.Tensor1D; logGammaTerm: tf.Tensor1D } {
   const k = v.size / v.shape[0]
   const sse = sumPerItem(v.sub(mean).square())
-  const squaredError = sse.mul(logGamma.mul(-2).exp()).mul(0.5).add((k / 2) * LOG_2PI) as tf.Tensor1D
+  const squaredError = sse
+    .mul(logGamma.mul(-2).exp())
+    .mul(0.5)
+    .add((k / 2) * LOG_2PI) as tf.Tensor1D
   const logGammaTerm = tf.onesLike(sse).mul(logGamma.mul(k)) as tf.Tensor1D
   return { squaredError, logGammaTerm }
 }

@@ -28,8 +28,12 @@ export const DEFAULT_CLASS_PRIOR_RADIUS = 6
 
 export function createModel(stored: ModelConfig): VaeFamilyModel {
   // Runs saved before a field existed lack it: they were trained as its neutral value says.
-  const config: ModelConfig = { ...stored, classPriorRadius: stored.classPriorRadius ?? DEFAULT_CLASS_PRIOR_RADIUS,
-    classPriorLearned: stored.classPriorLearned ?? 'means-and-variances', objective: { ...ELBO_OBJECTIVE, ...stored.objective } }
+  const config: ModelConfig = {
+    ...stored,
+    classPriorRadius: stored.classPriorRadius ?? DEFAULT_CLASS_PRIOR_RADIUS,
+    classPriorLearned: stored.classPriorLearned ?? 'means-and-variances',
+    objective: { ...ELBO_OBJECTIVE, ...stored.objective }
+  }
   switch (config.family) {
     case 'vae':
       return new Vae(config)

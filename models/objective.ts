@@ -27,7 +27,13 @@ export interface ObjectiveConfig {
 }
 
 /** The plain ELBO: every KL weight 1, no free bits, no warm-up. */
-export const ELBO_OBJECTIVE: ObjectiveConfig = Object.freeze({ klWeights: Object.freeze({}) as Record<string, number>, freeBits: 0, warmupSteps: 0, freeSpaceIndependence: 0, freeSpaceAdversary: 0 })
+export const ELBO_OBJECTIVE: ObjectiveConfig = Object.freeze({
+  klWeights: Object.freeze({}) as Record<string, number>,
+  freeBits: 0,
+  warmupSteps: 0,
+  freeSpaceIndependence: 0,
+  freeSpaceAdversary: 0
+})
 
 export const klWeightOf = (objective: ObjectiveConfig, space: string): number => objective.klWeights[space] ?? 1
 
@@ -111,9 +117,20 @@ export function classConditionalMmd(samples: tf.Tensor2D, labels: tf.Tensor1D, n
     const counts = members.sum(1)
     const m = prior.shape[0]
     // Unbiased within-sample terms: the kernel's diagonal is exactly 1.
-    const within = members.matMul(kernel(samples, samples)).mul(members).sum(1).sub(counts).div(tf.maximum(counts.mul(counts.sub(1)), 1))
-    const across = members.matMul(kernel(samples, prior)).sum(1).div(tf.maximum(counts.mul(m), 1))
-    const priorWithin = kernel(prior, prior).sum().sub(m).div(m * (m - 1))
+    const within = members
+      .matMul(kernel(samples, samples))
+      .mul(members)
+      .sum(1)
+      .sub(counts)
+      .div(tf.maximum(counts.mul(counts.sub(1)), 1))
+    const across = members
+      .matMul(kernel(samples, prior))
+      .sum(1)
+      .div(tf.maximum(counts.mul(m), 1))
+    const priorWithin = kernel(prior, prior)
+      .sum()
+      .sub(m)
+      .div(m * (m - 1))
     const perClass = within.sub(across.mul(2)).add(priorWithin)
     const weights = counts.mul(tf.greaterEqual(counts, 2).toFloat())
     return perClass.mul(weights).sum().div(tf.maximum(weights.sum(), 1)) as tf.Scalar
@@ -154,7 +171,12 @@ export function adversarialClassTerm(
 ): tf.Scalar {
   return tf.tidy(() => {
     const targets = tf.oneHot(labels.toInt(), numClasses).toFloat()
-    const classifier = tf.logSoftmax(logits(stopGradient(means), false)).mul(targets).sum(1).mean().neg()
+    const classifier = tf
+      .logSoftmax(logits(stopGradient(means), false))
+      .mul(targets)
+      .sum(1)
+      .mean()
+      .neg()
     const encoder = tf.logSoftmax(logits(means, true)).mean(1).mean().neg()
     return classifier.add(encoder.mul(weight)) as tf.Scalar
   })

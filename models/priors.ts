@@ -63,7 +63,12 @@ export class ClassPrior {
     // start on top of each other (within a prior standard deviation) stay there, the free space
     // takes the class instead, and a class's draws look like any class (issue 15). So they start
     // apart, with unit variances, and training moves them from there.
-    this.means = store.seeded(`${name}/class_means`, [numClasses, dim], (seed) => separatedPoints(numClasses, dim, radius, seededRandom(seed)), learned === 'means-and-variances')
+    this.means = store.seeded(
+      `${name}/class_means`,
+      [numClasses, dim],
+      (seed) => separatedPoints(numClasses, dim, radius, seededRandom(seed)),
+      learned === 'means-and-variances'
+    )
     this.logvars = store.constant(`${name}/class_logvars`, [numClasses, dim], 0, learned !== 'nothing')
   }
 

@@ -167,9 +167,7 @@ export class Srvae implements VaeFamilyModel {
     const t = options.temperature ?? 1
     const seed = options.seed
     const epsU = standardNoise(n, this.uDim, seed, options.noise?.u)
-    const u =
-      options.fixed?.u ??
-      (this.uPrior && options.classIndex !== undefined ? this.uPrior.sample(options.classIndex, epsU, t) : epsU.mul(t))
+    const u = options.fixed?.u ?? (this.uPrior && options.classIndex !== undefined ? this.uPrior.sample(options.classIndex, epsU, t) : epsU.mul(t))
     const y = options.fixed?.y ?? this.yMean(u as tf.Tensor2D)
     const pz = this.priorZ(y, u as tf.Tensor2D)
     const epsZ = standardNoise(n, this.zDim, seed === undefined ? undefined : seed + 1, options.noise?.z)
@@ -192,7 +190,9 @@ export class Srvae implements VaeFamilyModel {
   networks(): ExportedNetwork[] {
     const { height, width, channels } = this.config.image
     const y = layersInput('y', [this.yDim])
-    const yImage = tf.layers.reshape({ targetShape: [this.yShape.height, this.yShape.width, this.yShape.channels], name: 'y_image' }).apply(y) as tf.SymbolicTensor
+    const yImage = tf.layers
+      .reshape({ targetShape: [this.yShape.height, this.yShape.width, this.yShape.channels], name: 'y_image' })
+      .apply(y) as tf.SymbolicTensor
     const qu = this.uHead.toLayers(this.uTrunk.toLayers(yImage, 'encoder_u'), 'u')
     const x = layersInput('x', [height, width, channels])
     const qz = this.zHead.toLayers(this.zTrunk.toLayers(x, 'encoder_z'), 'z')
@@ -205,10 +205,22 @@ export class Srvae implements VaeFamilyModel {
     const z = layersInput('z', [this.zDim])
     const xDecoded = layersImageMean(this.xDecoder.toLayers(layersConcat([yForX, z], 'y_z'), 'decoder_x'), 'x_mean')
     return [
-      { name: 'encoder_u', description: 'y (x downscaled, flattened) -> u_mean, u_logvar', model: tf.model({ name: 'encoder_u', inputs: y, outputs: [qu.mu, qu.logvar] }) },
-      { name: 'encoder_z', description: 'x [h, w, c] in [0, 1] -> z_mean, z_logvar', model: tf.model({ name: 'encoder_z', inputs: x, outputs: [qz.mu, qz.logvar] }) },
+      {
+        name: 'encoder_u',
+        description: 'y (x downscaled, flattened) -> u_mean, u_logvar',
+        model: tf.model({ name: 'encoder_u', inputs: y, outputs: [qu.mu, qu.logvar] })
+      },
+      {
+        name: 'encoder_z',
+        description: 'x [h, w, c] in [0, 1] -> z_mean, z_logvar',
+        model: tf.model({ name: 'encoder_z', inputs: x, outputs: [qz.mu, qz.logvar] })
+      },
       { name: 'decoder_y', description: 'u -> y_mean [h/f, w/f, c] in [0, 1]', model: tf.model({ name: 'decoder_y', inputs: u, outputs: yDecoded }) },
-      { name: 'prior_z', description: 'y, u -> [z mean | z logvar] of p(z | y, u)', model: tf.model({ name: 'prior_z', inputs: [yForPrior, uForPrior], outputs: prior }) },
+      {
+        name: 'prior_z',
+        description: 'y, u -> [z mean | z logvar] of p(z | y, u)',
+        model: tf.model({ name: 'prior_z', inputs: [yForPrior, uForPrior], outputs: prior })
+      },
       { name: 'decoder_x', description: 'y, z -> x_mean [h, w, c] in [0, 1]', model: tf.model({ name: 'decoder_x', inputs: [yForX, z], outputs: xDecoded }) }
     ]
   }

@@ -240,7 +240,9 @@ export class Trainer {
         const indices = order.subarray(from, Math.min(from + batchSize, order.length))
         const values = await this.trainStep(indices, seed * 1_000_003 + this.position.globalStep, this.position.globalStep)
         // Name the term that blew up rather than the total that it made NaN too.
-        const broken = Object.keys(values).sort((a, b) => Number(a === 'total') - Number(b === 'total')).find((k) => !Number.isFinite(values[k]))
+        const broken = Object.keys(values)
+          .sort((a, b) => Number(a === 'total') - Number(b === 'total'))
+          .find((k) => !Number.isFinite(values[k]))
         if (broken) throw new TrainingDivergedError(broken, { ...this.position })
         for (const [name, v] of Object.entries(values)) sums[name] = (sums[name] ?? 0) + v * indices.length
         itemsSeen += indices.length
@@ -280,13 +282,7 @@ export class Trainer {
  * Every loss term averaged over `indices` (one reparameterised sample per item, as the reference
  * does), plus the negative ELBO in bits per dimension.
  */
-export async function evaluate(
-  model: VaeFamilyModel,
-  data: TrainingData,
-  indices: Int32Array,
-  batchSize = 500,
-  seed = 0
-): Promise<Record<string, number>> {
+export async function evaluate(model: VaeFamilyModel, data: TrainingData, indices: Int32Array, batchSize = 500, seed = 0): Promise<Record<string, number>> {
   return (await evaluateWithHealth(model, data, indices, batchSize, seed)).values
 }
 

@@ -46,7 +46,9 @@ interface FamilyFields {
 }
 
 /** One family's config: its name, its spaces' sizes by name, and its own fields. */
-export type ModelConfigOf<F extends ModelFamily> = F extends ModelFamily ? ModelConfigCommon & FamilyFields[F] & { family: F; latentDims: LatentDimsByFamily[F] } : never
+export type ModelConfigOf<F extends ModelFamily> = F extends ModelFamily
+  ? ModelConfigCommon & FamilyFields[F] & { family: F; latentDims: LatentDimsByFamily[F] }
+  : never
 
 /** A model's config, one member per family: `config.family` narrows it (pythae's per-model config classes, in a union). */
 export type ModelConfig = ModelConfigOf<ModelFamily>

@@ -28,11 +28,11 @@ export class Vae implements VaeFamilyModel {
     this.decoder = new ImageDecoder(this.parameters, 'decoder', this.zDim, config.image)
     this.likelihood = new ImageLikelihood(this.parameters, 'x', config.likelihood, config.gamma)
     const conditional = config.conditionalPrior && config.numClasses > 1
-    this.prior = conditional ? new ClassPrior(this.parameters, 'prior/z', config.numClasses, this.zDim, config.classPriorRadius, config.classPriorLearned) : null
+    this.prior = conditional
+      ? new ClassPrior(this.parameters, 'prior/z', config.numClasses, this.zDim, config.classPriorRadius, config.classPriorLearned)
+      : null
     this.conditionalSpace = conditional ? 'z' : null
-    this.spaces = [
-      { name: 'z', dim: this.zDim, description: conditional ? 'latent z, prior p(z|c)' : 'latent z, prior N(0, I)', isImage: false }
-    ]
+    this.spaces = [{ name: 'z', dim: this.zDim, description: conditional ? 'latent z, prior p(z|c)' : 'latent z, prior N(0, I)', isImage: false }]
   }
 
   private posterior(x: tf.Tensor4D) {
@@ -75,8 +75,7 @@ export class Vae implements VaeFamilyModel {
     const fixed = options.fixed?.z
     if (fixed) return this.decode('z', fixed)
     const eps = standardNoise(n, this.zDim, options.seed, options.noise?.z)
-    const z =
-      this.prior && options.classIndex !== undefined ? this.prior.sample(options.classIndex, eps, temperature) : eps.mul(temperature)
+    const z = this.prior && options.classIndex !== undefined ? this.prior.sample(options.classIndex, eps, temperature) : eps.mul(temperature)
     return this.decode('z', z as tf.Tensor2D)
   }
 
@@ -94,7 +93,11 @@ export class Vae implements VaeFamilyModel {
     const z = layersInput('z', [this.zDim])
     return [
       { name: 'encoder', description: 'x [h, w, c] in [0, 1] -> z_mean, z_logvar', model: tf.model({ name: 'encoder', inputs: x, outputs: [q.mu, q.logvar] }) },
-      { name: 'decoder', description: 'z -> x_mean [h, w, c] in [0, 1]', model: tf.model({ name: 'decoder', inputs: z, outputs: layersImageMean(this.decoder.toLayers(z, 'decoder'), 'x_mean') }) }
+      {
+        name: 'decoder',
+        description: 'z -> x_mean [h, w, c] in [0, 1]',
+        model: tf.model({ name: 'decoder', inputs: z, outputs: layersImageMean(this.decoder.toLayers(z, 'decoder'), 'x_mean') })
+      }
     ]
   }
 

@@ -1,4 +1,4 @@
-// `npm test`: build, type-check (tsc and svelte-check), lint (ESLint), unit tests (vitest), then end-to-end tests
+// `npm test`: build, type-check (tsc and svelte-check), lint (ESLint), format (Prettier), unit tests (vitest), then end-to-end tests
 // (Playwright in Debian's Chromium against browser mode and the real engine). Every stage runs even
 // when an earlier one fails, and the last line sums the tests: "N passed, N failed, N skipped".
 import { spawnSync } from 'node:child_process'
@@ -11,6 +11,7 @@ const stages = [
   { name: 'tsc', command: 'npx', args: ['tsc', '--noEmit', '-p', 'tsconfig.json'] },
   { name: 'svelte-check', command: 'npx', args: ['svelte-check', '--tsconfig', './tsconfig.json', '--threshold', 'warning', '--fail-on-warnings'] },
   { name: 'lint', command: 'npx', args: ['eslint', '--max-warnings', '0', '.'] },
+  { name: 'format', command: 'npx', args: ['prettier', '--check', '.'] },
   { name: 'unit', command: 'npx', args: ['vitest', 'run', '--reporter=default', '--reporter=json', '--outputFile.json=test-results/unit.json'] },
   { name: 'e2e', command: 'npx', args: ['playwright', 'test'] }
 ]
@@ -59,9 +60,11 @@ if (e2e) {
   totals.skipped += skipped
   console.log(`e2e: ${expected + flaky} passed, ${unexpected} failed, ${skipped} skipped`)
   const walk = (suite) => {
-    for (const spec of suite.specs ?? []) for (const t of spec.tests ?? []) for (const r of t.results ?? []) {
-      for (const a of r.annotations ?? t.annotations ?? []) if (a.type === 'skip') console.log(`  skipped: ${spec.title}: ${a.description}`)
-    }
+    for (const spec of suite.specs ?? [])
+      for (const t of spec.tests ?? [])
+        for (const r of t.results ?? []) {
+          for (const a of r.annotations ?? t.annotations ?? []) if (a.type === 'skip') console.log(`  skipped: ${spec.title}: ${a.description}`)
+        }
     for (const child of suite.suites ?? []) walk(child)
   }
   for (const suite of e2e.suites ?? []) walk(suite)

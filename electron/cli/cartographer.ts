@@ -75,7 +75,8 @@ function klWeightsOption(values: Values): Record<string, number> | undefined {
   for (const entry of Array.isArray(raw) ? raw : [String(raw)]) {
     const match = /^([A-Za-z_][A-Za-z0-9_]{0,31})=(.+)$/.exec(entry)
     const weight = match ? Number(match[2]) : Number.NaN
-    if (!match || !Number.isFinite(weight) || weight < 0 || weight > 100) throw new UsageError(`--kl-weight must be SPACE=W with W from 0 to 100, e.g. z_l=4 (got ${JSON.stringify(entry)})`)
+    if (!match || !Number.isFinite(weight) || weight < 0 || weight > 100)
+      throw new UsageError(`--kl-weight must be SPACE=W with W from 0 to 100, e.g. z_l=4 (got ${JSON.stringify(entry)})`)
     weights[match[1]] = weight
   }
   return weights
@@ -148,11 +149,15 @@ async function diagnose(values: Values): Promise<number> {
 async function exportRun(values: Values): Promise<number> {
   if (typeof values.run !== 'string' || typeof values.out !== 'string') throw new UsageError('export needs --run <run folder> and --out <folder>')
   const formats = String(values.format ?? EXPORT_FORMAT_NAMES.join(',')).split(',')
-  for (const f of formats) if (!(EXPORT_FORMAT_NAMES as readonly string[]).includes(f)) throw new UsageError(`--format takes ${EXPORT_FORMAT_NAMES.join(', ')} (comma-separated), not "${f}"`)
+  for (const f of formats)
+    if (!(EXPORT_FORMAT_NAMES as readonly string[]).includes(f))
+      throw new UsageError(`--format takes ${EXPORT_FORMAT_NAMES.join(', ')} (comma-separated), not "${f}"`)
   const folder = new RunFolder(resolve(values.run))
   const record = await folder.readRecord()
   const { count, latents } = await folder.readLatents()
-  const dataset = isGeneratedSource(record.dataset) ? await loadDefaultDataset() : await loadDataset(record.dataset, { cacheDir: join(defaultDataDir(), 'cache') })
+  const dataset = isGeneratedSource(record.dataset)
+    ? await loadDefaultDataset()
+    : await loadDataset(record.dataset, { cacheDir: join(defaultDataDir(), 'cache') })
   if (dataset.split.length !== count) throw new Error(`the latents hold ${count} items, the dataset at ${record.dataset} now ${dataset.split.length}`)
   // The maps stored with the run (the app writes them as it makes them).
   const maps = new Map<string, { components: number; values: Float32Array }>()
@@ -181,7 +186,8 @@ async function train(values: Values): Promise<number> {
   const family = (values.model ?? 'vae') as ModelFamily
   if (!['vae', 'srvae', 'cdvae'].includes(family)) throw new UsageError(`--model must be vae, srvae or cdvae (got ${family})`)
   const backendName = String(values.backend ?? 'auto')
-  if (!(BACKEND_PREFERENCES as readonly string[]).includes(backendName)) throw new UsageError(`--backend must be one of ${BACKEND_PREFERENCES.join(', ')} (got ${backendName})`)
+  if (!(BACKEND_PREFERENCES as readonly string[]).includes(backendName))
+    throw new UsageError(`--backend must be one of ${BACKEND_PREFERENCES.join(', ')} (got ${backendName})`)
   // Every option is checked before anything loads or trains.
   const asked = {
     epochs: numberOption(values, 'epochs', 1, 10_000, true),
@@ -207,7 +213,9 @@ async function train(values: Values): Promise<number> {
   // (--epochs alone may change, to train a finished run further).
   const resumable = values.resume ? await readResumable(folder, asked.epochs) : null
   if (resumable?.finished) {
-    console.log(`${folder.dir} is finished (${resumable.position.epoch} of ${resumable.options.epochs} epochs): nothing to resume; --epochs N trains it further`)
+    console.log(
+      `${folder.dir} is finished (${resumable.position.epoch} of ${resumable.options.epochs} epochs): nothing to resume; --epochs N trains it further`
+    )
     return 0
   }
   const progress = progressLine()
@@ -229,15 +237,22 @@ async function train(values: Values): Promise<number> {
   }
   const { trainer } = run
   const options = run.record.options
-  console.log(`${run.model.config.family}: ${run.model.parameters.count()} parameters; ${options.epochs} epochs of ${trainer.stepsPerEpoch} steps (batch ${options.batchSize}); training on ${describeTrainer(trainer, backend.backend)}`)
+  console.log(
+    `${run.model.config.family}: ${run.model.parameters.count()} parameters; ${options.epochs} epochs of ${trainer.stepsPerEpoch} steps (batch ${options.batchSize}); training on ${describeTrainer(trainer, backend.backend)}`
+  )
   console.log(`objective: ${describeObjective(run.model.config.objective)}`)
   const { outcome, message } = await run.train({
     onStep: (p) => {
       const done = (p.epoch * p.stepsPerEpoch + p.stepInEpoch) / (p.epochs * p.stepsPerEpoch)
-      progress.update(`${bar(done)} ${(done * 100).toFixed(0).padStart(3)}% epoch ${p.epoch + 1}/${p.epochs} loss ${p.loss.toFixed(2)} ${Math.round(p.itemsPerSecond)} img/s ETA ${clock(p.etaSeconds)}`, done)
+      progress.update(
+        `${bar(done)} ${(done * 100).toFixed(0).padStart(3)}% epoch ${p.epoch + 1}/${p.epochs} loss ${p.loss.toFixed(2)} ${Math.round(p.itemsPerSecond)} img/s ETA ${clock(p.etaSeconds)}`,
+        done
+      )
     },
     onEpoch: (summary) => {
-      const terms = Object.entries(summary.heldOut).map(([k, v]) => `${k} ${v.toFixed(k === 'bits_per_dim' ? 4 : 2)}`).join(', ')
+      const terms = Object.entries(summary.heldOut)
+        .map(([k, v]) => `${k} ${v.toFixed(k === 'bits_per_dim' ? 4 : 2)}`)
+        .join(', ')
       progress.done(`epoch ${summary.epoch}: held-out ${terms} (${summary.seconds.toFixed(1)} s)`)
       console.log(`  ${describeHealth(summary.health)}`)
     }
@@ -262,7 +277,10 @@ function describeHealth(health: LatentHealth): string {
 function describeMetrics(metrics: ModelMetrics): string {
   const lines = [`latent health  ${describeHealth(metrics.health)}`]
   const knn = Object.entries(metrics.knn5)
-  if (knn.length) lines.push(`5-NN class     ${knn.map(([space, v]) => `${space} ${(v * 100).toFixed(1)}%`).join(' · ')}${metrics.chance === null ? '' : ` (chance ${(metrics.chance * 100).toFixed(1)}%)`}`)
+  if (knn.length)
+    lines.push(
+      `5-NN class     ${knn.map(([space, v]) => `${space} ${(v * 100).toFixed(1)}%`).join(' · ')}${metrics.chance === null ? '' : ` (chance ${(metrics.chance * 100).toFixed(1)}%)`}`
+    )
   if (metrics.freeClassifierAccuracy !== null) lines.push(`free classifier ${(metrics.freeClassifierAccuracy * 100).toFixed(1)}% held-out`)
   if (metrics.iwae) {
     const { samples, items, negLogLikelihood, standardError, bitsPerDim } = metrics.iwae

@@ -10,7 +10,6 @@ import type { ModelMetrics } from '../../models/metrics'
 
 export type { LatentHealth, ModelMetrics }
 
-
 export type ModelFamilyName = 'vae' | 'srvae' | 'cdvae'
 
 /** What loading a dataset found: its layout, classes, resolution, and every file skipped with why. */
@@ -444,9 +443,7 @@ export interface RequestMessage<N extends RequestName = RequestName> {
   name: N
   args: RequestArgs<N>
 }
-export type ResponseMessage =
-  | { type: 'response'; id: number; ok: true; result: unknown }
-  | { type: 'response'; id: number; ok: false; error: string }
+export type ResponseMessage = { type: 'response'; id: number; ok: true; result: unknown } | { type: 'response'; id: number; ok: false; error: string }
 /**
  * One event on the wire. Without a name it is the union of every event's message, so that a
  * `switch (message.name)` narrows `payload` to that event's type: listeners need no casts.
@@ -545,7 +542,8 @@ const anyString =
 const stringList =
   (min: number, max: number, maxLength: number): Check =>
   (v, p) => {
-    if (!Array.isArray(v) || v.length < min || v.length > max || new Set(v).size !== v.length) throw new ContractError(`${p} must be a list of ${min} to ${max} distinct entries`)
+    if (!Array.isArray(v) || v.length < min || v.length > max || new Set(v).size !== v.length)
+      throw new ContractError(`${p} must be a list of ${min} to ${max} distinct entries`)
     v.forEach((x, i) => shortString(maxLength)(x, `${p}[${i}]`))
   }
 
@@ -563,7 +561,13 @@ const integerList =
 const subsetOf =
   (values: readonly string[]): Check =>
   (v, p) => {
-    if (!Array.isArray(v) || v.length === 0 || v.length > values.length || new Set(v).size !== v.length || !v.every((x) => typeof x === 'string' && values.includes(x))) {
+    if (
+      !Array.isArray(v) ||
+      v.length === 0 ||
+      v.length > values.length ||
+      new Set(v).size !== v.length ||
+      !v.every((x) => typeof x === 'string' && values.includes(x))
+    ) {
       throw new ContractError(`${p} must be a list of distinct values from ${values.join(', ')}`)
     }
   }
@@ -643,9 +647,7 @@ const ARG_CHECKS: Record<RequestName, Check> = {
   'map.get': shape({ space: shortString(32) }),
   'item.inspect': shape({ index: integer(0, 100_000_000) }),
   'maps.refresh': shape({
-    projection: optional(
-      shape({ nNeighbors: integer(2, 200), minDist: finite(0, 1), seed: integer(0, 2 ** 31 - 1), nComponents: oneOfNumbers(2, 3) })
-    )
+    projection: optional(shape({ nNeighbors: integer(2, 200), minDist: finite(0, 1), seed: integer(0, 2 ** 31 - 1), nComponents: oneOfNumbers(2, 3) }))
   }),
   'runs.list': noArgs,
   'run.rename': shape({ path: shortString(4096), title: anyString(100) }),
@@ -732,10 +734,8 @@ export function base64ToBytes(base64: string): Uint8Array {
   return bytes
 }
 
-export const float32ToBase64 = (values: Float32Array): string =>
-  bytesToBase64(new Uint8Array(values.buffer, values.byteOffset, values.byteLength))
-export const int32ToBase64 = (values: Int32Array): string =>
-  bytesToBase64(new Uint8Array(values.buffer, values.byteOffset, values.byteLength))
+export const float32ToBase64 = (values: Float32Array): string => bytesToBase64(new Uint8Array(values.buffer, values.byteOffset, values.byteLength))
+export const int32ToBase64 = (values: Int32Array): string => bytesToBase64(new Uint8Array(values.buffer, values.byteOffset, values.byteLength))
 
 export function base64ToFloat32(base64: string): Float32Array {
   const bytes = base64ToBytes(base64)

@@ -187,7 +187,8 @@ export class Engine {
     },
     'run.delete': async (args) => {
       const { dir } = await ownRunFolder(this.runsDir, args.path)
-      if (this.session?.folder.dir === dir) throw new Error(this.session.trainer ? 'this run is training: cancel it before deleting it' : 'this run is open: open another model before deleting it')
+      if (this.session?.folder.dir === dir)
+        throw new Error(this.session.trainer ? 'this run is training: cancel it before deleting it' : 'this run is open: open another model before deleting it')
       await rm(dir, { recursive: true, force: true })
       return this.listOwnRuns()
     },
@@ -300,7 +301,9 @@ export class Engine {
       channels: dataset.channels,
       classNames: dataset.classNames,
       report: dataset.report,
-      defaultEpochs: Object.fromEntries(MODEL_FAMILIES.map(({ family }) => [family, defaultEpochs(dataset.split.length - heldOut, family)])) as DatasetSummary['defaultEpochs']
+      defaultEpochs: Object.fromEntries(
+        MODEL_FAMILIES.map(({ family }) => [family, defaultEpochs(dataset.split.length - heldOut, family)])
+      ) as DatasetSummary['defaultEpochs']
     }
   }
 
@@ -317,7 +320,13 @@ export class Engine {
     this.status('loading', path ? `loading ${path}` : 'loading the built-in dataset', 0)
     const onProgress = (p: { done: number; total: number; etaSeconds: number | null }) => {
       this.emit('dataset.progress', p)
-      this.status('loading', `loading images ${p.done.toLocaleString('en')} / ${p.total.toLocaleString('en')}`, p.total ? p.done / p.total : null, p.etaSeconds, false)
+      this.status(
+        'loading',
+        `loading images ${p.done.toLocaleString('en')} / ${p.total.toLocaleString('en')}`,
+        p.total ? p.done / p.total : null,
+        p.etaSeconds,
+        false
+      )
     }
     try {
       // Decoded image folders are cached in the data folder: reopening a large folder is fast.
@@ -469,7 +478,9 @@ export class Engine {
         session.steps.push({ step: p.epoch * p.stepsPerEpoch + p.stepInEpoch, terms: p.terms })
         this.emit('train.step', p)
         const done = (p.epoch * p.stepsPerEpoch + p.stepInEpoch) / (p.epochs * p.stepsPerEpoch)
-        const label = trainer.isPaused ? 'training paused' : `training epoch ${p.epoch + 1}/${p.epochs} on ${where()} · loss ${p.loss.toFixed(1)} · ${Math.round(p.itemsPerSecond)} items/s`
+        const label = trainer.isPaused
+          ? 'training paused'
+          : `training epoch ${p.epoch + 1}/${p.epochs} on ${where()} · loss ${p.loss.toFixed(1)} · ${Math.round(p.itemsPerSecond)} items/s`
         this.status('training', label, done, p.etaSeconds, false)
       },
       onEpoch: (summary) => {
@@ -511,12 +522,18 @@ export class Engine {
         session.reconstructionErrors = null
       }
       // Metrics belong to the weights: kept in memory or stored with the run unless re-encoded.
-      const stored = fresh ? null : session.metrics ?? (await session.folder.readMetrics())
+      const stored = fresh ? null : (session.metrics ?? (await session.folder.readMetrics()))
       if (!stored) this.status('encoding', 'measuring the latent spaces (health, 5-NN class accuracy, log p(x))', null)
       session.metrics =
         stored ??
         (await measureAndStore(session.folder, session.model, dataset, session.latents, (done, total) =>
-          this.status('encoding', `measuring log p(x): importance-weighted bound, K = ${IWAE_SAMPLES}, ${done} / ${total} held-out items`, done / total, null, false)
+          this.status(
+            'encoding',
+            `measuring log p(x): importance-weighted bound, K = ${IWAE_SAMPLES}, ${done} / ${total} held-out items`,
+            done / total,
+            null,
+            false
+          )
         ))
       this.emit('model.metrics', session.metrics)
       for (const warning of session.metrics.warnings) this.emit('log', { level: 'warn', message: warning })
@@ -652,7 +669,8 @@ export class Engine {
   private async generateGrid(args: RequestArgs<'generate.grid'>): Promise<ClassGridResult> {
     const session = this.requireModel()
     const model = session.model
-    if (!model.conditionalSpace) throw new Error('this model has no class-conditional prior: train a CDVAE, or a VAE/SRVAE with "class prior" ticked, on labelled data')
+    if (!model.conditionalSpace)
+      throw new Error('this model has no class-conditional prior: train a CDVAE, or a VAE/SRVAE with "class prior" ticked, on labelled data')
     const fromItem = args.fromItem === undefined ? undefined : this.endValues(session, { item: args.fromItem })
     const grid = await classGrid(model, { rows: args.rows, temperature: args.temperature, seed: args.seed, fromItem })
     return {
@@ -676,7 +694,9 @@ export class Engine {
     // the CDVAE) on the held-out items, once measured; else by the KL to N(0, 1) of (up to) 500
     // training items.
     const measured = session.metrics?.health[args.space]?.klPerDim
-    const sample = Array.from(dataset.split.keys()).filter((i) => dataset.split[i] === 0).slice(0, 500)
+    const sample = Array.from(dataset.split.keys())
+      .filter((i) => dataset.split[i] === 0)
+      .slice(0, 500)
     const kl = measured ? Float32Array.from(measured) : await this.sampleKlPerDimension(session.model, sample, args.space)
     const dimensions = Array.from(kl, (value, index) => ({ index, kl: value }))
       .sort((p, q) => q.kl - p.kl)
@@ -685,7 +705,15 @@ export class Engine {
     const context = Object.fromEntries(Object.entries(item).filter(([name]) => name !== args.space))
     // Under a class prior a dimension moves around the item's own value; under N(0, I) it is set.
     const mode = args.space === session.model.conditionalSpace ? 'offset' : 'set'
-    const images = await traversalGrid(session.model, args.space, item[args.space], context, dimensions.map((d) => d.index), values, { mode })
+    const images = await traversalGrid(
+      session.model,
+      args.space,
+      item[args.space],
+      context,
+      dimensions.map((d) => d.index),
+      values,
+      { mode }
+    )
     return { space: args.space, dimensions, values, images }
   }
 
@@ -754,7 +782,10 @@ export class Engine {
     const dataset = this.requireDataset()
     const { width, height, channels } = dataset
     const k = width * height * channels
-    return tf.tensor4d(dataset.pixels.subarray(index * k, (index + 1) * k), [1, height, width, channels]).toFloat().div(255) as tf.Tensor4D
+    return tf
+      .tensor4d(dataset.pixels.subarray(index * k, (index + 1) * k), [1, height, width, channels])
+      .toFloat()
+      .div(255) as tf.Tensor4D
   }
 
   private itemImage(index: number): ImagePayload {
@@ -797,7 +828,7 @@ export class Engine {
         neighbours.push({ space, items })
       }
     }
-    const label = dataset.labels ? dataset.classNames[dataset.labels[index]] ?? null : null
+    const label = dataset.labels ? (dataset.classNames[dataset.labels[index]] ?? null) : null
     return {
       index,
       name: dataset.itemNames[index] ?? `#${index}`,

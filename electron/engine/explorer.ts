@@ -156,7 +156,12 @@ export function contextFor(
     if (info.name === space) continue
     const held = latents.get(info.name)
     if (!held) continue
-    out[info.name] = weightedRowMean(held.values, held.dim, itemIndices, weights.map((w) => w / total))
+    out[info.name] = weightedRowMean(
+      held.values,
+      held.dim,
+      itemIndices,
+      weights.map((w) => w / total)
+    )
   }
   return out
 }
@@ -302,11 +307,7 @@ export function interpolatePath(a: Float32Array, b: Float32Array, steps: number,
  * from a's value to b's (1 * dim each). For the SRVAE z space, interpolate y with this while z
  * follows interpolatePath, then pass the result as decodeInSpace's (per-row) context.
  */
-export function interpolateContext(
-  a: Record<string, Float32Array>,
-  b: Record<string, Float32Array>,
-  steps: number
-): Record<string, Float32Array> {
+export function interpolateContext(a: Record<string, Float32Array>, b: Record<string, Float32Array>, steps: number): Record<string, Float32Array> {
   const out: Record<string, Float32Array> = {}
   for (const [name, va] of Object.entries(a)) {
     const vb = b[name]
@@ -407,7 +408,13 @@ export async function classGrid(model: VaeFamilyModel, options: ClassGridOptions
  * Models with a class prior and no class: the VAE/SRVAE draw N(0, I); the CDVAE uses the centre
  * of the class means for z_l. Returns {name: n payloads}.
  */
-export async function ancestralSamples(model: VaeFamilyModel, n: number, temperature: number, seed: number, classIndex?: number): Promise<Record<string, ImagePayload[]>> {
+export async function ancestralSamples(
+  model: VaeFamilyModel,
+  n: number,
+  temperature: number,
+  seed: number,
+  classIndex?: number
+): Promise<Record<string, ImagePayload[]>> {
   if (!Number.isInteger(n) || n < 1) throw new Error(`ask for at least one sample, got ${n}`)
   return decodedPayloads(() => model.sample(n, { temperature, seed, ...(classIndex === undefined ? {} : { classIndex }) }) as Record<string, tf.Tensor4D>)
 }
@@ -499,11 +506,21 @@ export async function traversalGrid(
 // ---------------------------------------------------------------------------------------------
 // Reconstruction error
 
-async function reconstructionErrorBatch(model: VaeFamilyModel, pixels: Uint8Array, shape: ImageShape, from: number, count: number, out: Float32Array): Promise<void> {
+async function reconstructionErrorBatch(
+  model: VaeFamilyModel,
+  pixels: Uint8Array,
+  shape: ImageShape,
+  from: number,
+  count: number,
+  out: Float32Array
+): Promise<void> {
   const k = shape.height * shape.width * shape.channels
   const errors = await readOne(
     tf.tidy(() => {
-      const x = tf.tensor4d(pixels.subarray(from * k, (from + count) * k), [count, shape.height, shape.width, shape.channels]).toFloat().div(255) as tf.Tensor4D
+      const x = tf
+        .tensor4d(pixels.subarray(from * k, (from + count) * k), [count, shape.height, shape.width, shape.channels])
+        .toFloat()
+        .div(255) as tf.Tensor4D
       return x.sub(model.reconstruct(x).x).square().reshape([count, k]).mean(1)
     })
   )
@@ -512,7 +529,8 @@ async function reconstructionErrorBatch(model: VaeFamilyModel, pixels: Uint8Arra
 
 function pixelItems(pixels: Uint8Array, shape: ImageShape): number {
   const k = shape.height * shape.width * shape.channels
-  if (k === 0 || pixels.length % k !== 0) throw new Error(`pixels (${pixels.length} bytes) are not a whole number of ${shape.width}x${shape.height}x${shape.channels} images`)
+  if (k === 0 || pixels.length % k !== 0)
+    throw new Error(`pixels (${pixels.length} bytes) are not a whole number of ${shape.width}x${shape.height}x${shape.channels} images`)
   return pixels.length / k
 }
 

@@ -11,7 +11,6 @@ import type { VaeFamilyModel } from '../../models/index'
 import { writeFileAtomic } from './atomic'
 import type { ImageDataset } from './datasets/types'
 
-
 /** The Embedding Projector reads sprites of at most 8192 x 8192 pixels. */
 export const SPRITE_LIMIT = 8192
 
@@ -85,7 +84,6 @@ function modelReadme(model: VaeFamilyModel, networks: { name: string; descriptio
   ].join('\n')
 }
 
-
 /**
  * A float32 array as an .npy file (format version 1.0): the magic string, a header dict padded with
  * spaces to a multiple of 64 bytes and ended by a newline, then the little-endian values.
@@ -145,7 +143,10 @@ function rowsOf(values: Float32Array, dim: number, items: Int32Array | null): Fl
  * Every item's thumbnail in one sprite, row-major, square grid of ceil(sqrt(n)) columns, each tile
  * the image's size or less so that the sprite fits `limit` pixels a side (tiles shrink by box averaging).
  */
-export async function spriteImage(dataset: ImageDataset, limit = SPRITE_LIMIT): Promise<{ png: Uint8Array; tileWidth: number; tileHeight: number; columns: number }> {
+export async function spriteImage(
+  dataset: ImageDataset,
+  limit = SPRITE_LIMIT
+): Promise<{ png: Uint8Array; tileWidth: number; tileHeight: number; columns: number }> {
   const n = dataset.split.length
   const { width, height, channels } = dataset
   const columns = Math.ceil(Math.sqrt(n))
@@ -174,7 +175,9 @@ export async function spriteImage(dataset: ImageDataset, limit = SPRITE_LIMIT): 
       }
     }
   }
-  const png = await sharp(Buffer.from(sprite.buffer, sprite.byteOffset, sprite.byteLength), { raw: { width: spriteWidth, height: rows * tileHeight, channels } })
+  const png = await sharp(Buffer.from(sprite.buffer, sprite.byteOffset, sprite.byteLength), {
+    raw: { width: spriteWidth, height: rows * tileHeight, channels }
+  })
     .png()
     .toBuffer()
   return { png: new Uint8Array(png), tileWidth, tileHeight, columns }
@@ -205,13 +208,15 @@ export async function writeExports(dir: string, input: ExportInput, formats: rea
   if (formats.includes('npy')) {
     if (selection) await write('indices.npy', npyBytes(selection, [m]))
     for (const [space, { dim, values }] of latents) await write(`latents-${space}.npy`, npyBytes(rowsOf(values, dim, selection), [m, dim]))
-    for (const [space, { components, values }] of input.maps ?? []) await write(`map-${space}.npy`, npyBytes(rowsOf(values, components, selection), [m, components]))
+    for (const [space, { components, values }] of input.maps ?? [])
+      await write(`map-${space}.npy`, npyBytes(rowsOf(values, components, selection), [m, components]))
     const labels = new Float32Array(m).fill(-1)
     if (dataset.labels) items.forEach((i, row) => (labels[row] = dataset.labels![i]))
     await write('labels.npy', npyBytes(labels, [m]))
   }
   if (formats.includes('csv')) {
-    for (const [space, { dim, values }] of latents) await write(`latents-${space}.csv`, csvTable(dataset, rowsOf(values, dim, selection), dim, `${space}_`, items))
+    for (const [space, { dim, values }] of latents)
+      await write(`latents-${space}.csv`, csvTable(dataset, rowsOf(values, dim, selection), dim, `${space}_`, items))
     for (const [space, { components, values }] of input.maps ?? []) {
       await write(`map-${space}.csv`, csvTable(dataset, rowsOf(values, components, selection), components, `${space}_map_`, items))
     }
@@ -240,7 +245,8 @@ export async function writeExports(dir: string, input: ExportInput, formats: rea
     const sprite = await spriteImage(dataset)
     await write(join('projector', 'sprite.png'), sprite.png)
     const metadata = ['index\tclass\tfile\tsplit']
-    for (let i = 0; i < n; i++) metadata.push([String(i), tsvField(className(dataset, i)), tsvField(dataset.itemNames[i] ?? ''), splitName(dataset, i)].join('\t'))
+    for (let i = 0; i < n; i++)
+      metadata.push([String(i), tsvField(className(dataset, i)), tsvField(dataset.itemNames[i] ?? ''), splitName(dataset, i)].join('\t'))
     await write(join('projector', 'metadata.tsv'), metadata.join('\n') + '\n')
     const config: string[] = []
     for (const [space, { dim, values }] of latents) {

@@ -51,7 +51,8 @@ export class EngineChild {
   }
 
   private broadcastStatus(message: string): void {
-    for (const listener of this.eventListeners) listener({ type: 'event', name: 'status', payload: { phase: 'error', message, progress: null, etaSeconds: null, backend: '-' } })
+    for (const listener of this.eventListeners)
+      listener({ type: 'event', name: 'status', payload: { phase: 'error', message, progress: null, etaSeconds: null, backend: '-' } })
   }
 
   /** Sends a (validated) request and resolves with the engine's response, under the caller's id. */

@@ -79,7 +79,7 @@ export async function startHost(options: HostOptions = {}): Promise<RunningHost>
     if (target.pathname === '/' || target.pathname === '/index.html') {
       if (!sameToken(target.token, token)) {
         res.writeHead(403, { ...headers, 'Content-Type': 'text/plain; charset=utf-8' })
-        res.end('Latent Cartographer: open the address printed in the terminal; it carries this run\'s token.\n')
+        res.end("Latent Cartographer: open the address printed in the terminal; it carries this run's token.\n")
         return
       }
     }
@@ -185,7 +185,7 @@ if (require.main === module) {
   const start = (p: number) =>
     startHost({ port: p }).then((host) => {
       console.log(`Latent Cartographer (browser mode) is serving on ${host.url}`)
-      console.log('Open that address in Chromium or Chrome; it carries this run\'s token. Ctrl+C stops it.')
+      console.log("Open that address in Chromium or Chrome; it carries this run's token. Ctrl+C stops it.")
       const stop = () => void host.close().then(() => process.exit(0))
       process.on('SIGINT', stop)
       process.on('SIGTERM', stop)

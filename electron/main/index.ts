@@ -44,7 +44,11 @@ function startEngine(): UtilityProcess {
     if (quitting) return
     // A new engine at once, and the window told, so that it re-attaches to what it can.
     engine = startEngine()
-    const event: EventMessage<'engine.restarted'> = { type: 'event', name: 'engine.restarted', payload: { reason: `${reason} and was restarted: open the dataset or model again` } }
+    const event: EventMessage<'engine.restarted'> = {
+      type: 'event',
+      name: 'engine.restarted',
+      payload: { reason: `${reason} and was restarted: open the dataset or model again` }
+    }
     window?.webContents.send(IPC_EVENT_CHANNEL, event)
   })
   return child
@@ -74,7 +78,7 @@ ipcMain.handle(IPC_REQUEST_CHANNEL, async (event, raw: unknown): Promise<Respons
         title: 'Open a dataset folder',
         properties: ['openDirectory']
       })
-      return { type: 'response', id, ok: true, result: { path: choice.canceled ? null : choice.filePaths[0] ?? null } }
+      return { type: 'response', id, ok: true, result: { path: choice.canceled ? null : (choice.filePaths[0] ?? null) } }
     }
     const response = await askEngine(request)
     return { ...response, id }

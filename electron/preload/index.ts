@@ -9,8 +9,7 @@ contextBridge.exposeInMainWorld('cartographer', {
   mode: 'electron',
   // A folder dropped onto the window: its path on disk (sandboxed renderers have no File.path).
   pathForFile: (file: File): string => webUtils.getPathForFile(file),
-  request: (name: string, args: unknown): Promise<ResponseMessage> =>
-    ipcRenderer.invoke(IPC_REQUEST_CHANNEL, { type: 'request', id: nextId++, name, args }),
+  request: (name: string, args: unknown): Promise<ResponseMessage> => ipcRenderer.invoke(IPC_REQUEST_CHANNEL, { type: 'request', id: nextId++, name, args }),
   onEvent: (listener: (message: EventMessage) => void): (() => void) => {
     const wrapped = (_event: unknown, message: EventMessage) => listener(message)
     ipcRenderer.on(IPC_EVENT_CHANNEL, wrapped)

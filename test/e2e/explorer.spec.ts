@@ -67,9 +67,13 @@ test('CDVAE: linked maps, hover, inspect, decode a place, interpolate, generate,
   // Linked views: hovering item 5 on z_l rings it on z_u too, and the tooltip names it.
   const hoverAt = await pointOnPage(page, 'z_l', await isolatedItem(page, 'z_l', 5))
   await page.mouse.move(hoverAt.x, hoverAt.y)
-  const hovered = await page.evaluate(() => (window as unknown as { cartographerMaps: Record<string, { highlightedIndex: number | null }> }).cartographerMaps.z_l.highlightedIndex)
+  const hovered = await page.evaluate(
+    () => (window as unknown as { cartographerMaps: Record<string, { highlightedIndex: number | null }> }).cartographerMaps.z_l.highlightedIndex
+  )
   expect(hovered).not.toBeNull()
-  const linked = await page.evaluate(() => (window as unknown as { cartographerMaps: Record<string, { highlightedIndex: number | null }> }).cartographerMaps.z_u.highlightedIndex)
+  const linked = await page.evaluate(
+    () => (window as unknown as { cartographerMaps: Record<string, { highlightedIndex: number | null }> }).cartographerMaps.z_u.highlightedIndex
+  )
   expect(linked).toBe(hovered)
   await expect(page.locator('.tip')).toContainText(`#${hovered}`)
   // 2. The hover preview is the item's thumbnail, drawn from the atlas.
@@ -89,7 +93,13 @@ test('CDVAE: linked maps, hover, inspect, decode a place, interpolate, generate,
   // Lasso: a square dragged round item 5 selects exactly the items drawn inside it, and they export.
   await page.getByTestId('lasso-mode').check()
   const half = 45
-  const corners = [[-half, -half], [half, -half], [half, half], [-half, half], [-half, -half + 1]]
+  const corners = [
+    [-half, -half],
+    [half, -half],
+    [half, half],
+    [-half, half],
+    [-half, -half + 1]
+  ]
   await page.mouse.move(hoverAt.x + corners[0][0], hoverAt.y + corners[0][1])
   await page.mouse.down()
   for (const [dx, dy] of corners.slice(1)) await page.mouse.move(hoverAt.x + dx, hoverAt.y + dy, { steps: 6 })
@@ -98,7 +108,11 @@ test('CDVAE: linked maps, hover, inspect, decode a place, interpolate, generate,
   // pixel of the outline may go either way (the mouse path is sampled).
   const near = await page.evaluate(
     ([x, y, h]) => {
-      const map = (window as unknown as { cartographerMaps: Record<string, { count: number; canvas: HTMLCanvasElement; screenPosition(i: number): { x: number; y: number } | null }> }).cartographerMaps.z_l
+      const map = (
+        window as unknown as {
+          cartographerMaps: Record<string, { count: number; canvas: HTMLCanvasElement; screenPosition(i: number): { x: number; y: number } | null }>
+        }
+      ).cartographerMaps.z_l
       const rect = map.canvas.getBoundingClientRect()
       const inner: number[] = []
       const outer: number[] = []
@@ -222,7 +236,10 @@ test('SRVAE: three maps u, y, z and the item panel shows y and its decoding', as
   await page.getByTestId('samples').click()
   await expect(page.getByTestId('drawer')).toHaveAttribute('data-kind', 'samples')
   // y (14 px) is drawn at x's (28 px) size, each under its x, and no row runs off the drawer.
-  const drawerRight = await page.getByTestId('drawer').boundingBox().then((b) => b!.x + b!.width)
+  const drawerRight = await page
+    .getByTestId('drawer')
+    .boundingBox()
+    .then((b) => b!.x + b!.width)
   const count = await page.getByTestId('strip-x').locator('canvas').count()
   expect(count).toBeGreaterThan(1)
   for (const i of [0, count - 1]) {

@@ -77,7 +77,11 @@ export async function pointOnPage(page: Page, space: string, index: number): Pro
 export async function isolatedItem(page: Page, space: string, from: number, exclude: number[] = [], clearance = 6): Promise<number> {
   const index = await page.evaluate(
     ([s, start, gap, excluded]) => {
-      const map = (window as unknown as { cartographerMaps: Record<string, { screenPosition(i: number): { x: number; y: number } | null; count: number; canvas: HTMLCanvasElement }> }).cartographerMaps[s]
+      const map = (
+        window as unknown as {
+          cartographerMaps: Record<string, { screenPosition(i: number): { x: number; y: number } | null; count: number; canvas: HTMLCanvasElement }>
+        }
+      ).cartographerMaps[s]
       const points = Array.from({ length: map.count }, (_, i) => map.screenPosition(i))
       const margin = 10
       // Prefer the first point from `start` with `gap` px clear around it; else the most isolated

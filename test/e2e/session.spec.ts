@@ -118,9 +118,15 @@ test('runs are named, compared side by side, and deleted after a confirmation', 
   await expect(page.getByTestId('comparison-chart').locator('canvas')).toBeVisible()
   await page.screenshot({ path: testInfo.outputPath('compare.png') })
 
-  await runs.nth(count - 1).getByTestId('delete-run').click()
+  await runs
+    .nth(count - 1)
+    .getByTestId('delete-run')
+    .click()
   await expect(runs).toHaveCount(count)
-  await runs.nth(count - 1).getByTestId('confirm-delete-run').click()
+  await runs
+    .nth(count - 1)
+    .getByTestId('confirm-delete-run')
+    .click()
   await expect(runs).toHaveCount(count - 1)
 })
 

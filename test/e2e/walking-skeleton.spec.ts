@@ -77,7 +77,11 @@ test('open a folder, train, see the map, click a point to decode it', async ({ p
 
   // Hovering the point drawn nearest the map's right edge: the tooltip turns to stay inside the map.
   const rightmost = await page.evaluate(() => {
-    const map = (window as unknown as { cartographerMaps: Record<string, { screenPosition(i: number): { x: number; y: number } | null; count: number; canvas: HTMLCanvasElement }> }).cartographerMaps.z
+    const map = (
+      window as unknown as {
+        cartographerMaps: Record<string, { screenPosition(i: number): { x: number; y: number } | null; count: number; canvas: HTMLCanvasElement }>
+      }
+    ).cartographerMaps.z
     let best = 0
     let bestX = -Infinity
     for (let i = 0; i < map.count; i++) {

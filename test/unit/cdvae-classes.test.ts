@@ -90,8 +90,14 @@ describe('the CDVAE keeps the class in z_l', () => {
     const a = held.filter((_, i) => i % 2 === 0)
     const b = held.filter((_, i) => i % 2 === 1).slice(0, a.length)
     const pairs = a.map((item, i) => [item, b[i]] as const).filter(([p, q]) => toy.labels![p] !== toy.labels![q])
-    const from = makeBatch(data, pairs.map(([p]) => p))
-    const to = makeBatch(data, pairs.map(([, q]) => q))
+    const from = makeBatch(
+      data,
+      pairs.map(([p]) => p)
+    )
+    const to = makeBatch(
+      data,
+      pairs.map(([, q]) => q)
+    )
     const predicted = tf.tidy(() => {
       const zl = model.encode(from.x).z_l
       const zu = model.encode(to.x).z_u

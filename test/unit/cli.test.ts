@@ -39,7 +39,7 @@ afterEach(() => vi.restoreAllMocks())
 describe('cartographer command line', () => {
   it('--help and --version exit 0; train --help shows the usage', async () => {
     expect((await cli('--help')).code).toBe(0)
-    expect((await cli('train', '--help'))).toMatchObject({ code: 0, out: expect.stringContaining('cartographer train') })
+    expect(await cli('train', '--help')).toMatchObject({ code: 0, out: expect.stringContaining('cartographer train') })
     const version = await cli('--version')
     expect(version.code).toBe(0)
     expect(version.out).toMatch(/^\d+\.\d+\.\d+$/)
@@ -63,7 +63,7 @@ describe('cartographer command line', () => {
     expect(result.err).toMatch(reason)
   })
 
-  it('export writes a trained run\'s latents as NPY, CSV, a projector folder and its model as LayersModels', async () => {
+  it("export writes a trained run's latents as NPY, CSV, a projector folder and its model as LayersModels", async () => {
     const out = await mkdtemp(join(tmpdir(), 'cartographer-cli-export-run-'))
     expect((await cli('train', '--data', data, '--out', out, '--model', 'cdvae', '--epochs', '1', '--latent', '4', '--prior-radius', '8')).code).toBe(0)
     // The class prior's means start where --prior-radius put them, and run.json says so.

@@ -60,8 +60,18 @@ describe('validateRequest under fuzzing', () => {
   const names = fc.oneof(fc.constantFrom(...REQUEST_NAMES), fc.string({ maxLength: 50 }), fc.constantFrom('__proto__', 'constructor', 'toString'))
   const message = fc.oneof(
     fc.jsonValue(),
-    fc.record({ type: fc.constantFrom('request', 'event', 'response'), id: fc.oneof(fc.integer(), fc.double(), fc.string()), name: names, args: fc.jsonValue() }),
-    fc.record({ type: fc.constant('request'), id: fc.nat(), name: fc.constantFrom(...REQUEST_NAMES), args: fc.dictionary(fc.string({ maxLength: 12 }), fc.jsonValue()) })
+    fc.record({
+      type: fc.constantFrom('request', 'event', 'response'),
+      id: fc.oneof(fc.integer(), fc.double(), fc.string()),
+      name: names,
+      args: fc.jsonValue()
+    }),
+    fc.record({
+      type: fc.constant('request'),
+      id: fc.nat(),
+      name: fc.constantFrom(...REQUEST_NAMES),
+      args: fc.dictionary(fc.string({ maxLength: 12 }), fc.jsonValue())
+    })
   )
 
   it('either accepts a message or throws a ContractError whose text stays short', () => {

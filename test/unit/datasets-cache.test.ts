@@ -34,7 +34,12 @@ async function rgbPng(path: string, seed: number, size = 20): Promise<void> {
   const raw = Buffer.alloc(size * size * 3)
   for (let i = 0; i < raw.length; i++) raw[i] = (i * 7 + seed * 31) & 255
   await mkdir(join(path, '..'), { recursive: true })
-  await writeFile(path, await sharp(raw, { raw: { width: size, height: size, channels: 3 } }).png().toBuffer())
+  await writeFile(
+    path,
+    await sharp(raw, { raw: { width: size, height: size, channels: 3 } })
+      .png()
+      .toBuffer()
+  )
 }
 
 function expectSameData(a: ImageDataset, b: ImageDataset): void {
@@ -172,7 +177,12 @@ describe('load cache of image folders', () => {
     expect(fromCache(afterFlip)).toBe(false)
     expectSameData(first, afterFlip)
 
-    for (const garbage of [Buffer.alloc(0), Buffer.from('LCDSCAC1'), Buffer.from('LCDSCAC1\xff\xff\xff\x7f{', 'latin1'), Buffer.from('hello world, not a cache')]) {
+    for (const garbage of [
+      Buffer.alloc(0),
+      Buffer.from('LCDSCAC1'),
+      Buffer.from('LCDSCAC1\xff\xff\xff\x7f{', 'latin1'),
+      Buffer.from('hello world, not a cache')
+    ]) {
       await writeFile(file, garbage)
       const loaded = await loadDataset(data, { cacheDir })
       expect(fromCache(loaded)).toBe(false)

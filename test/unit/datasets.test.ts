@@ -36,13 +36,7 @@ afterEach(async () => {
 
 // ---------- helpers that write real image files ----------
 
-async function writePng(
-  path: string,
-  width: number,
-  height: number,
-  channels: 1 | 2 | 3 | 4,
-  fill: number | number[]
-): Promise<void> {
+async function writePng(path: string, width: number, height: number, channels: 1 | 2 | 3 | 4, fill: number | number[]): Promise<void> {
   const values = typeof fill === 'number' ? new Array<number>(channels).fill(fill) : fill
   const data = Buffer.alloc(width * height * channels)
   for (let i = 0; i < width * height; i++) for (let c = 0; c < channels; c++) data[i * channels + c] = values[c]
@@ -217,7 +211,11 @@ describe('loadDataset: class folders', () => {
   })
 
   it('notes very unbalanced classes with their counts', async () => {
-    await mapPool(Array.from({ length: 12 }, (_, i) => i), 4, (i) => writeGrey(join(dir, 'many', `${i}.png`), 6, i))
+    await mapPool(
+      Array.from({ length: 12 }, (_, i) => i),
+      4,
+      (i) => writeGrey(join(dir, 'many', `${i}.png`), 6, i)
+    )
     await writeGrey(join(dir, 'few', '0.png'), 6, 0)
     const d = await loadDataset(dir)
     expect(d.report.classCounts).toEqual([1, 12])
@@ -264,17 +262,7 @@ describe('loadDataset: flat folders', () => {
     await writeGrey(join(dir, 'unlisted.png'), 8, 40)
     await writeFile(
       join(dir, 'labels.csv'),
-      [
-        'file,label',
-        'a.png,cat',
-        '"b, with comma.png",dog',
-        'missing.png,cat',
-        'just-one-field',
-        'c.png,',
-        'c.png,dog',
-        'a.png,dog',
-        ''
-      ].join('\r\n')
+      ['file,label', 'a.png,cat', '"b, with comma.png",dog', 'missing.png,cat', 'just-one-field', 'c.png,', 'c.png,dog', 'a.png,dog', ''].join('\r\n')
     )
     const d = await loadDataset(dir)
     expect(d.report.layout).toBe('flat-folder')
@@ -343,7 +331,12 @@ describe('loadDataset: size and channel policy', () => {
     expect(chooseTargetSize([{ width: 28, height: 28 }])).toEqual({ width: 28, height: 28 })
     expect(chooseTargetSize([{ width: 28, height: 20 }])).toEqual({ width: 28, height: 20 })
     expect(chooseTargetSize([{ width: 40, height: 40 }])).toEqual({ width: 32, height: 32 })
-    expect(chooseTargetSize([{ width: 64, height: 64 }, { width: 500, height: 300 }])).toEqual({ width: 64, height: 64 })
+    expect(
+      chooseTargetSize([
+        { width: 64, height: 64 },
+        { width: 500, height: 300 }
+      ])
+    ).toEqual({ width: 64, height: 64 })
   })
 
   it("pads with white under fit 'contain' and crops under 'cover'", async () => {
@@ -396,7 +389,10 @@ describe('loadDataset: size and channel policy', () => {
     grey[1] = 32896 // 128 * 257
     await writeFile(
       join(dir, 'g16.png'),
-      await sharp(grey, { raw: { width: 4, height: 4, channels: 1 } }).toColourspace('grey16').png().toBuffer()
+      await sharp(grey, { raw: { width: 4, height: 4, channels: 1 } })
+        .toColourspace('grey16')
+        .png()
+        .toBuffer()
     )
     const d = await loadDataset(dir)
     expect(d.channels).toBe(1)
@@ -407,7 +403,10 @@ describe('loadDataset: size and channel policy', () => {
     rgb[1] = 0
     await writeFile(
       join(dir, 'rgb16.png'),
-      await sharp(rgb, { raw: { width: 4, height: 4, channels: 3 } }).toColourspace('rgb16').png().toBuffer()
+      await sharp(rgb, { raw: { width: 4, height: 4, channels: 3 } })
+        .toColourspace('rgb16')
+        .png()
+        .toBuffer()
     )
     const both = await loadDataset(dir)
     expect(both.channels).toBe(3)
@@ -446,7 +445,10 @@ describe('loadDataset: bad files are skipped with a reason', () => {
     expect(reasonFor(d, 'notes.txt')).toBe('not an image file (.txt)')
     const skippedNames = d.report.skipped.map((s) => s.path)
     for (const litter of ['.DS_Store', 'Thumbs.db', 'desktop.ini', '.hidden.png', '__MACOSX']) {
-      expect(skippedNames.some((p) => p.includes(litter)), litter).toBe(false)
+      expect(
+        skippedNames.some((p) => p.includes(litter)),
+        litter
+      ).toBe(false)
     }
     expect(d.report.skipped).toHaveLength(5)
     expect(d.report.notes.join(' ')).toContain('5 files were skipped')

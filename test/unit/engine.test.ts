@@ -23,7 +23,11 @@ beforeAll(async () => {
 
 function makeEngine() {
   const events: { name: keyof Events; payload: unknown }[] = []
-  const engine = new Engine({ dataDir: join(tmpdir(), `cartographer-engine-data-${Math.random()}`), backend: 'wasm', emit: (name, payload) => events.push({ name, payload }) })
+  const engine = new Engine({
+    dataDir: join(tmpdir(), `cartographer-engine-data-${Math.random()}`),
+    backend: 'wasm',
+    emit: (name, payload) => events.push({ name, payload })
+  })
   let id = 1
   const ask = <T>(name: RequestName, args: object = {}) => engine.handle({ type: 'request', id: id++, name, args } as never) as Promise<T>
   return { engine, events, ask }
@@ -33,7 +37,10 @@ describe('the engine under careless use', () => {
   it('starts one training run when Train is pressed twice at once', async () => {
     const { ask, events } = makeEngine()
     await ask('dataset.open', { path: small })
-    const results = await Promise.allSettled([ask('train.start', { family: 'vae', epochs: 1, latentDim: 2 }), ask('train.start', { family: 'vae', epochs: 1, latentDim: 2 })])
+    const results = await Promise.allSettled([
+      ask('train.start', { family: 'vae', epochs: 1, latentDim: 2 }),
+      ask('train.start', { family: 'vae', epochs: 1, latentDim: 2 })
+    ])
     expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1)
     expect((results.find((r) => r.status === 'rejected') as PromiseRejectedResult).reason.message).toMatch(/already going/)
     await ask('train.cancel')
@@ -118,7 +125,11 @@ describe('the engine under careless use', () => {
     const before = statuses().length
     await ask('maps.refresh', { projection: { nNeighbors: 8, minDist: 0.3, seed: 2, nComponents: 2 } })
     await ready()
-    expect(statuses().slice(before).filter((m) => /encoding/.test(m))).toEqual([])
+    expect(
+      statuses()
+        .slice(before)
+        .filter((m) => /encoding/.test(m))
+    ).toEqual([])
     const runs = await ask<{ path: string }[]>('runs.list')
     const path = runs[0].path
     expect(path).toContain(started.runId)

@@ -171,7 +171,10 @@ describe('decodeInSpace', () => {
     expectSameImage((await decodeInSpace(cdvae, 'z_l', zl, { z_u: zu })).x[1], direct(cdvae, 'z_l', zl, 2, { z_u: zu }).x[1])
     expectSameImage((await decodeInSpace(cdvae, 'z_u', zu, { z_l: zl })).x[0], direct(cdvae, 'z_u', zu, 3, { z_l: zl }).x[0])
     // The context matters: a different z_u gives a different image.
-    expectDifferentImage((await decodeInSpace(cdvae, 'z_l', zl, { z_u: zu })).x[0], (await decodeInSpace(cdvae, 'z_l', zl, { z_u: randomLatents(2, 3, 6, 3) })).x[0])
+    expectDifferentImage(
+      (await decodeInSpace(cdvae, 'z_l', zl, { z_u: zu })).x[0],
+      (await decodeInSpace(cdvae, 'z_l', zl, { z_u: randomLatents(2, 3, 6, 3) })).x[0]
+    )
   })
 })
 
@@ -213,7 +216,10 @@ describe('latentAtMapPoint', () => {
   it('is the 1/d^2-weighted mean of the k nearest items in 3D', () => {
     const point: [number, number, number] = [0.3, -0.2, 0.1]
     const got = latentAtMapPoint(positions, latents, 4, point, 5)
-    const byDistance = Array.from({ length: n }, (_, i) => ({ i, d2: (positions[3 * i] - point[0]) ** 2 + (positions[3 * i + 1] - point[1]) ** 2 + (positions[3 * i + 2] - point[2]) ** 2 }))
+    const byDistance = Array.from({ length: n }, (_, i) => ({
+      i,
+      d2: (positions[3 * i] - point[0]) ** 2 + (positions[3 * i + 1] - point[1]) ** 2 + (positions[3 * i + 2] - point[2]) ** 2
+    }))
       .sort((a, b) => a.d2 - b.d2)
       .slice(0, 5)
     expect(got.neighbours).toEqual(byDistance.map((e) => e.i))
@@ -264,8 +270,18 @@ describe('interpolatePath', () => {
 
   it('spherical falls back to linear for parallel ends', () => {
     const c = Float32Array.from([2, -1, 0.5, 4])
-    const s = interpolatePath(a, Float32Array.from(a, (v) => 3 * v), 4, 'spherical')
-    const l = interpolatePath(a, Float32Array.from(a, (v) => 3 * v), 4, 'linear')
+    const s = interpolatePath(
+      a,
+      Float32Array.from(a, (v) => 3 * v),
+      4,
+      'spherical'
+    )
+    const l = interpolatePath(
+      a,
+      Float32Array.from(a, (v) => 3 * v),
+      4,
+      'linear'
+    )
     expect(Array.from(s)).toEqual(Array.from(l))
     expect(Array.from(interpolatePath(new Float32Array(4), c, 3, 'spherical'))).toEqual(Array.from(interpolatePath(new Float32Array(4), c, 3, 'linear')))
     expect(() => interpolatePath(a, b, 1, 'linear')).toThrow(/at least 2/)
@@ -344,7 +360,14 @@ describe('classGrid', () => {
       expectSameImage(grid.images[0][c], expected)
       // Row 1 varies z_l around the class mean, still with the item's z_u.
       const manual = scoped(() =>
-        payloadsNow(cdvae.sample(1, { classIndex: c, temperature: 1, noise: { z_l: tf.tensor2d(row(grid.noise.z_l, 2, 1), [1, 2]) }, fixed: { z_u: tf.tensor2d(item.z_u, [1, 3]) } }).x)
+        payloadsNow(
+          cdvae.sample(1, {
+            classIndex: c,
+            temperature: 1,
+            noise: { z_l: tf.tensor2d(row(grid.noise.z_l, 2, 1), [1, 2]) },
+            fixed: { z_u: tf.tensor2d(item.z_u, [1, 3]) }
+          }).x
+        )
       )
       expectSameImage(grid.images[1][c], manual[0])
     }
@@ -361,7 +384,11 @@ describe('classGrid', () => {
     expect(grid.yImages![0][0]).toMatchObject({ width: 4, height: 4, channels: 1 })
     expect(Object.keys(grid.noise).sort()).toEqual(['u', 'z'])
     const manual = scoped(() => {
-      const s = srvaeConditional.sample(1, { classIndex: 2, temperature: 1, noise: { u: tf.tensor2d(row(grid.noise.u, 2, 1), [1, 2]), z: tf.tensor2d(row(grid.noise.z, 3, 1), [1, 3]) } })
+      const s = srvaeConditional.sample(1, {
+        classIndex: 2,
+        temperature: 1,
+        noise: { u: tf.tensor2d(row(grid.noise.u, 2, 1), [1, 2]), z: tf.tensor2d(row(grid.noise.z, 3, 1), [1, 3]) }
+      })
       return { x: payloadsNow(s.x)[0], y: payloadsNow(s.y)[0] }
     })
     expectSameImage(grid.images[1][2], manual.x)

@@ -30,7 +30,11 @@ function parseNpy(bytes: Uint8Array, type: '<f4' | '<i4' = '<f4'): { shape: numb
     .filter(Boolean)
     .map(Number)
   const body = bytes.slice(10 + headerLength)
-  return { shape, values: type === '<i4' ? new Int32Array(body.buffer, body.byteOffset, body.byteLength / 4) : new Float32Array(body.buffer, body.byteOffset, body.byteLength / 4) }
+  return {
+    shape,
+    values:
+      type === '<i4' ? new Int32Array(body.buffer, body.byteOffset, body.byteLength / 4) : new Float32Array(body.buffer, body.byteOffset, body.byteLength / 4)
+  }
 }
 
 const hasNumpy = spawnSync('python3', ['-c', 'import numpy'], { stdio: 'ignore' }).status === 0
@@ -50,7 +54,11 @@ describe('npyBytes', () => {
     const values = Float32Array.from({ length: 6 }, (_, i) => i / 3)
     const file = join(dir, 'a.npy')
     await (await import('node:fs/promises')).writeFile(file, npyBytes(values, [2, 3]))
-    const result = spawnSync('python3', ['-c', `import numpy as np; a = np.load(${JSON.stringify(file)}); print(a.shape, a.dtype, ' '.join(repr(float(v)) for v in a.ravel()))`], { encoding: 'utf8' })
+    const result = spawnSync(
+      'python3',
+      ['-c', `import numpy as np; a = np.load(${JSON.stringify(file)}); print(a.shape, a.dtype, ' '.join(repr(float(v)) for v in a.ravel()))`],
+      { encoding: 'utf8' }
+    )
     const [shape, dtype, ...numbers] = result.stdout.trim().replace('(2, 3)', '(2,3)').split(' ')
     expect([shape, dtype]).toEqual(['(2,3)', 'float32'])
     expect(numbers.map(Number)).toEqual(Array.from(values))
@@ -64,7 +72,7 @@ describe('writeExports', () => {
   const u = Float32Array.from({ length: n * 2 }, (_, i) => Math.cos(i))
   const map = Float32Array.from({ length: n * 2 }, (_, i) => i)
 
-  it('writes a selection: its indices, and its items\' rows of every latent space and map, in its order', async () => {
+  it("writes a selection: its indices, and its items' rows of every latent space and map, in its order", async () => {
     const dir = await mkdtemp(join(tmpdir(), 'cartographer-export-selection-'))
     const items = Int32Array.from([17, 3, 29])
     const input = { dataset, latents: new Map([['z', { dim: 3, values: z }]]), maps: new Map([['z', { components: 2, values: map }]]), items }
@@ -88,9 +96,33 @@ describe('writeExports', () => {
 
   it('writes NPY, CSV and a projector folder that read back to the same items', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'cartographer-export-'))
-    const files = await writeExports(dir, { dataset, latents: new Map([['z', { dim: 3, values: z }], ['u', { dim: 2, values: u }]]), maps: new Map([['z', { components: 2, values: map }]]) }, ['npy', 'csv', 'projector'])
+    const files = await writeExports(
+      dir,
+      {
+        dataset,
+        latents: new Map([
+          ['z', { dim: 3, values: z }],
+          ['u', { dim: 2, values: u }]
+        ]),
+        maps: new Map([['z', { components: 2, values: map }]])
+      },
+      ['npy', 'csv', 'projector']
+    )
     expect(files.sort()).toEqual(
-      ['labels.npy', 'latents-u.csv', 'latents-u.npy', 'latents-z.csv', 'latents-z.npy', 'map-z.csv', 'map-z.npy', 'projector/metadata.tsv', 'projector/projector_config.pbtxt', 'projector/sprite.png', 'projector/tensors-u.tsv', 'projector/tensors-z.tsv'].sort()
+      [
+        'labels.npy',
+        'latents-u.csv',
+        'latents-u.npy',
+        'latents-z.csv',
+        'latents-z.npy',
+        'map-z.csv',
+        'map-z.npy',
+        'projector/metadata.tsv',
+        'projector/projector_config.pbtxt',
+        'projector/sprite.png',
+        'projector/tensors-u.tsv',
+        'projector/tensors-z.tsv'
+      ].sort()
     )
     const npy = parseNpy(new Uint8Array(await readFile(join(dir, 'latents-z.npy'))))
     expect(npy.shape).toEqual([n, 3])
@@ -140,7 +172,8 @@ describe('writeExports', () => {
       [3, 2],
       [5, 5]
     ]) {
-      const mean = (source[2 * ty * 12 + 2 * tx] + source[2 * ty * 12 + 2 * tx + 1] + source[(2 * ty + 1) * 12 + 2 * tx] + source[(2 * ty + 1) * 12 + 2 * tx + 1]) / 4
+      const mean =
+        (source[2 * ty * 12 + 2 * tx] + source[2 * ty * 12 + 2 * tx + 1] + source[(2 * ty + 1) * 12 + 2 * tx] + source[(2 * ty + 1) * 12 + 2 * tx + 1]) / 4
       expect(Math.abs(data[((oy + ty) * info.width + ox + tx) * info.channels] - mean)).toBeLessThanOrEqual(0.5)
     }
   })
@@ -154,7 +187,9 @@ describe('the model format', () => {
     expect(json.format).toBe('layers-model')
     expect(json.weightsManifest[0].paths).toEqual(['weights.bin'])
     const weights = await readFile(join(dir, 'model', name, 'weights.bin'))
-    return tf.loadLayersModel(tf.io.fromMemory({ modelTopology: json.modelTopology, weightSpecs: json.weightsManifest[0].weights, weightData: new Uint8Array(weights).buffer }))
+    return tf.loadLayersModel(
+      tf.io.fromMemory({ modelTopology: json.modelTopology, weightSpecs: json.weightsManifest[0].weights, weightData: new Uint8Array(weights).buffer })
+    )
   }
   const close = (a: tf.Tensor, b: tf.Tensor) => {
     expect(a.shape).toEqual(b.shape)
@@ -181,7 +216,10 @@ describe('the model format', () => {
         expect(priors[space].means).toHaveLength(3)
         const posteriors = model.posteriors(x)
         if (family === 'srvae') {
-          const srvae = model as unknown as { downscale(x: tf.Tensor4D): tf.Tensor2D; priorZ(y: tf.Tensor2D, u: tf.Tensor2D): { mu: tf.Tensor2D; logvar: tf.Tensor2D } }
+          const srvae = model as unknown as {
+            downscale(x: tf.Tensor4D): tf.Tensor2D
+            priorZ(y: tf.Tensor2D, u: tf.Tensor2D): { mu: tf.Tensor2D; logvar: tf.Tensor2D }
+          }
           const y = srvae.downscale(x)
           const [uMean, uLogvar] = (await loadNetwork(dir, 'encoder_u')).predict(y) as tf.Tensor[]
           close(uMean, posteriors.u.mu)

@@ -32,7 +32,9 @@ async function startBuiltHost(): Promise<RunningHost> {
 /** A raw HTTP request line (no client-side URL parsing), answered with the status code. */
 function rawGet(port: number, target: string, headers: string[] = []): Promise<number> {
   return new Promise((resolve, reject) => {
-    const socket = connect(port, '127.0.0.1', () => socket.write(`GET ${target} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n${headers.map((h) => `${h}\r\n`).join('')}Connection: close\r\n\r\n`))
+    const socket = connect(port, '127.0.0.1', () =>
+      socket.write(`GET ${target} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n${headers.map((h) => `${h}\r\n`).join('')}Connection: close\r\n\r\n`)
+    )
     let text = ''
     socket.on('data', (chunk) => (text += chunk.toString('latin1')))
     socket.on('end', () => resolve(Number(/^HTTP\/1\.1 (\d{3})/.exec(text)?.[1] ?? 0)))
@@ -125,7 +127,13 @@ describe.skipIf(!existsSync(HOST_JS))('the browser-mode host', () => {
 
   it('refuses WebSocket upgrades to odd targets, without the token or from another origin, and stays up', async () => {
     const upgrade = (target: string, origin: string) =>
-      rawGet(host.port, target, ['Upgrade: websocket', 'Connection: Upgrade', 'Sec-WebSocket-Version: 13', 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==', `Origin: ${origin}`])
+      rawGet(host.port, target, [
+        'Upgrade: websocket',
+        'Connection: Upgrade',
+        'Sec-WebSocket-Version: 13',
+        'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==',
+        `Origin: ${origin}`
+      ])
     const own = `http://127.0.0.1:${host.port}`
     expect(await upgrade('//', own)).toBe(403)
     expect(await upgrade('/%', own)).toBe(403)

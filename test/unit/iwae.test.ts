@@ -134,7 +134,12 @@ describe("each model's importance weights", () => {
 
   for (const family of families) {
     it(`${family}: average to the ELBO (closed-form KL), and the K-sample bound is above it`, async () => {
-      const model = createModel(defaultModelConfig(family, data.shape, toy.classNames.length, { seed: 5, latentDims: family === 'srvae' ? { u: 2, z: 3 } : family === 'cdvae' ? { z_l: 2, z_u: 2 } : { z: 3 } }))
+      const model = createModel(
+        defaultModelConfig(family, data.shape, toy.classNames.length, {
+          seed: 5,
+          latentDims: family === 'srvae' ? { u: 2, z: 3 } : family === 'cdvae' ? { z_l: 2, z_u: 2 } : { z: 3 }
+        })
+      )
       const batch = makeBatch(data, data.trainIndices.subarray(0, 4))
       const draws = 300
       const weights: number[] = []

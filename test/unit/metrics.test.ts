@@ -52,6 +52,6 @@ describe('latentWarnings', () => {
     expect(still).toHaveLength(1)
     expect(still[0]).toMatch(/^z_l tells the items apart by nothing: .*0 of 2 dimensions active.*8.20 nats/)
     const leak = latentWarnings(healthy, { z_l: 0.9, z_u: 0.66 }, 'z_u', 0.1)
-    expect(leak).toEqual(['the class leaks into z_u: its 5-NN class accuracy is 66% (chance 10%), so a class grid\'s rows may not keep one style'])
+    expect(leak).toEqual(["the class leaks into z_u: its 5-NN class accuracy is 66% (chance 10%), so a class grid's rows may not keep one style"])
   })
 })

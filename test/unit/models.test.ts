@@ -52,8 +52,14 @@ function gaussianNll(v: number[], mean: number[], logGamma: number): number {
 const reparam = (mu: number[], lv: number[], eps: number[]) => mu.map((m, i) => m + Math.exp(lv[i] / 2) * eps[i])
 
 describe('Gaussian KL divergences', () => {
-  const mu1 = tf.tensor2d([[0.3, -1.2, 2.0], [0, 0, 0]])
-  const lv1 = tf.tensor2d([[-0.5, 0.7, -2.0], [0, 0, 0]])
+  const mu1 = tf.tensor2d([
+    [0.3, -1.2, 2.0],
+    [0, 0, 0]
+  ])
+  const lv1 = tf.tensor2d([
+    [-0.5, 0.7, -2.0],
+    [0, 0, 0]
+  ])
 
   it('the closed form to N(0, I) is the special case m2 = 0, s2 = 1 of the general one', () => {
     const special = flat(sumPerItem(klStandardNormalPerDim(mu1, lv1)))
@@ -69,7 +75,12 @@ describe('Gaussian KL divergences', () => {
     const m1 = mu1.slice([0, 0], [1, 3]) as tf.Tensor2D
     const l1 = lv1.slice([0, 0], [1, 3]) as tf.Tensor2D
     const n = 200_000
-    const z = m1.add(l1.mul(0.5).exp().mul(tf.randomNormal([n, 3], 0, 1, 'float32', 42))) as tf.Tensor2D
+    const z = m1.add(
+      l1
+        .mul(0.5)
+        .exp()
+        .mul(tf.randomNormal([n, 3], 0, 1, 'float32', 42))
+    ) as tf.Tensor2D
     const logQ = logNormalDiagonal(z, m1.tile([n, 1]) as tf.Tensor2D, l1.tile([n, 1]) as tf.Tensor2D)
     const monteCarloGeneral = flat(logQ.sub(logNormalDiagonal(z, mu2.tile([n, 1]) as tf.Tensor2D, lv2.tile([n, 1]) as tf.Tensor2D)))
     const monteCarloStandard = flat(logQ.sub(logNormalDiagonal(z, tf.zeros([n, 3]), tf.zeros([n, 3]))))
@@ -141,9 +152,7 @@ describe('each model loss equals the formula of models.md', () => {
   })
 
   it('SRVAE, Gaussian: both calibrated likelihoods, KL(q(u|y) || N(0,I)) and KL(q(z|x) || p(z|y,u))', () => {
-    const model = createModel(
-      defaultModelConfig('srvae', image8, 0, { likelihood: 'gaussian', latentDims: { u: 2, z: 3 }, seed: 2 })
-    ) as Srvae
+    const model = createModel(defaultModelConfig('srvae', image8, 0, { likelihood: 'gaussian', latentDims: { u: 2, z: 3 }, seed: 2 })) as Srvae
     const n = 3
     const x = batchOf(n)
     const seed = 5
@@ -153,7 +162,8 @@ describe('each model loss equals the formula of models.md', () => {
     const ys = xs.map((px) => {
       const y: number[] = []
       for (let r = 0; r < 4; r++)
-        for (let c = 0; c < 4; c++) y.push((px[2 * r * 8 + 2 * c] + px[2 * r * 8 + 2 * c + 1] + px[(2 * r + 1) * 8 + 2 * c] + px[(2 * r + 1) * 8 + 2 * c + 1]) / 4)
+        for (let c = 0; c < 4; c++)
+          y.push((px[2 * r * 8 + 2 * c] + px[2 * r * 8 + 2 * c + 1] + px[(2 * r + 1) * 8 + 2 * c] + px[(2 * r + 1) * 8 + 2 * c + 1]) / 4)
       return y
     })
     const post = model.posteriors(x)
@@ -218,7 +228,8 @@ describe('each model loss equals the formula of models.md', () => {
     const { terms } = model.loss(x, tf.tensor1d([1, 0], 'int32'), 1)
     const post = model.posteriors(x).z
     const means = rows(model.parameters.entries().find(([k]) => k === 'prior/z/class_means')![1])
-    const expected = (klNormals(rows(post.mu)[0], rows(post.logvar)[0], means[1], [0, 0]) + klNormals(rows(post.mu)[1], rows(post.logvar)[1], means[0], [0, 0])) / 2
+    const expected =
+      (klNormals(rows(post.mu)[0], rows(post.logvar)[0], means[1], [0, 0]) + klNormals(rows(post.mu)[1], rows(post.logvar)[1], means[0], [0, 0])) / 2
     expect(flat(terms.kl_z)[0]).toBeCloseTo(expected, 3)
   })
 
@@ -240,7 +251,10 @@ describe('decoding from each space fills the others as models.md says', () => {
   const x = batchOf(2)
 
   it('from u: y = y_hat(u), z = mean of p(z|y,u), then x', () => {
-    const u = tf.tensor2d([[0.5, -1], [1.5, 0.2]])
+    const u = tf.tensor2d([
+      [0.5, -1],
+      [1.5, 0.2]
+    ])
     const out = model.decode('u', u)
     const y = out.y.reshape([2, 16]) as tf.Tensor2D
     const viaZ = model.decode('z', model.priorZ(y, u).mu, { y })
@@ -273,8 +287,20 @@ describe('decoding from each space fills the others as models.md says', () => {
 describe('CDVAE conditional generation', () => {
   it('samples z_l from p(z_l | c): mu_c + s_c * eps, decoded with the shared z_u', () => {
     const model = createModel(defaultModelConfig('cdvae', image8, 3, { latentDims: { z_l: 2, z_u: 2 } })) as Cdvae
-    model.prior.means.assign(tf.tensor2d([[-3, 0], [0, 3], [3, 3]]))
-    model.prior.logvars.assign(tf.tensor2d([[0, 0], [-2, -2], [1, 1]]))
+    model.prior.means.assign(
+      tf.tensor2d([
+        [-3, 0],
+        [0, 3],
+        [3, 3]
+      ])
+    )
+    model.prior.logvars.assign(
+      tf.tensor2d([
+        [0, 0],
+        [-2, -2],
+        [1, 1]
+      ])
+    )
     // Monte Carlo: draws for class 2 have mean (3, 3) and variance e^1.
     const eps = tf.randomNormal([20000, 2], 0, 1, 'float32', 1) as tf.Tensor2D
     const draws = model.prior.sample(2, eps, 1)

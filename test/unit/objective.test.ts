@@ -4,7 +4,16 @@
 import * as tf from '@tensorflow/tfjs'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { createModel, defaultModelConfig, type ModelConfig } from '../../models/index'
-import { adversarialClassTerm, assembleLoss, classConditionalMmd, describeObjective, ELBO_OBJECTIVE, standardizeColumns, warmupFactor, type ObjectiveConfig } from '../../models/objective'
+import {
+  adversarialClassTerm,
+  assembleLoss,
+  classConditionalMmd,
+  describeObjective,
+  ELBO_OBJECTIVE,
+  standardizeColumns,
+  warmupFactor,
+  type ObjectiveConfig
+} from '../../models/objective'
 import { separatedPoints } from '../../models/priors'
 import { seededRandom, tfSeed } from '../../models/random'
 import { reparameterize, stopGradient } from '../../models/distributions'
@@ -14,14 +23,27 @@ beforeAll(async () => {
 })
 
 const image8 = { height: 8, width: 8, channels: 1 }
-const batchOf = (n: number) => tf.tensor4d(Array.from({ length: n * 64 }, (_, i) => ((i * 37) % 101) / 100), [n, 8, 8, 1])
+const batchOf = (n: number) =>
+  tf.tensor4d(
+    Array.from({ length: n * 64 }, (_, i) => ((i * 37) % 101) / 100),
+    [n, 8, 8, 1]
+  )
 const value = (t: tf.Tensor): number => t.dataSync()[0]
 const objective = (overrides: Partial<ObjectiveConfig>): ObjectiveConfig => ({ ...ELBO_OBJECTIVE, ...overrides })
 
 describe('assembleLoss', () => {
   const likelihood = { reconstruction_x: tf.tensor1d([10, 20]) }
   // Two items, two spaces: per-dimension KL [item, dim].
-  const klPerDim = { a: tf.tensor2d([[0.1, 2], [0.3, 4]]), b: tf.tensor2d([[1, 1], [3, 1]]) }
+  const klPerDim = {
+    a: tf.tensor2d([
+      [0.1, 2],
+      [0.3, 4]
+    ]),
+    b: tf.tensor2d([
+      [1, 1],
+      [3, 1]
+    ])
+  }
 
   it('reports the ELBO terms and, with the default objective, differentiates exactly them', () => {
     const loss = assembleLoss(likelihood, klPerDim, ELBO_OBJECTIVE)
@@ -92,7 +114,10 @@ describe('the class-independence term (class-conditional MMD to the prior)', () 
   })
 
   it('averages to 0 when every class is drawn from the prior, and grows as the classes part', () => {
-    const labels = tf.tensor1d(Array.from({ length: 128 }, (_, i) => i % 8), 'int32')
+    const labels = tf.tensor1d(
+      Array.from({ length: 128 }, (_, i) => i % 8),
+      'int32'
+    )
     const estimate = (shift: number, seed: number) =>
       tf.tidy(() => {
         // Class c moves by shift * (c - 3.5) / 3.5 along every dimension.
@@ -126,19 +151,49 @@ describe('the class-independence term (class-conditional MMD to the prior)', () 
 const stopGradientOf = (v: tf.Variable): tf.Tensor2D => stopGradient(v as tf.Tensor) as tf.Tensor2D
 
 describe('adversarialClassTerm', () => {
-  it('gives the classifier the labelled cross-entropy\'s gradient and the means only the uniform target\'s', () => {
-    const weight = tf.variable(tf.tensor2d([[0.5, -0.3, 0.2], [0.1, 0.4, -0.6]]))
+  it("gives the classifier the labelled cross-entropy's gradient and the means only the uniform target's", () => {
+    const weight = tf.variable(
+      tf.tensor2d([
+        [0.5, -0.3, 0.2],
+        [0.1, 0.4, -0.6]
+      ])
+    )
     const bias = tf.variable(tf.tensor1d([0.1, 0, -0.1]))
-    const means = tf.tensor2d([[1, 2], [-0.5, 0.3], [0.2, -1], [2, 0]])
+    const means = tf.tensor2d([
+      [1, 2],
+      [-0.5, 0.3],
+      [0.2, -1],
+      [2, 0]
+    ])
     const labels = tf.tensor1d([0, 2, 1, 2], 'int32')
     const targets = tf.oneHot(labels, 3).toFloat()
-    const classifier = (w: tf.Tensor) => (x: tf.Tensor2D, frozen: boolean): tf.Tensor2D => x.matMul((frozen ? stopGradient(w) : w) as tf.Tensor2D).add(bias)
-    const [gradMeans, gradWeight] = tf.grads((m: tf.Tensor, w: tf.Tensor) => adversarialClassTerm(classifier(w), m as tf.Tensor2D, labels, 3, 7))([means, weight])
+    const classifier =
+      (w: tf.Tensor) =>
+      (x: tf.Tensor2D, frozen: boolean): tf.Tensor2D =>
+        x.matMul((frozen ? stopGradient(w) : w) as tf.Tensor2D).add(bias)
+    const [gradMeans, gradWeight] = tf.grads((m: tf.Tensor, w: tf.Tensor) => adversarialClassTerm(classifier(w), m as tf.Tensor2D, labels, 3, 7))([
+      means,
+      weight
+    ])
     // The means' gradient: 7 x that of the cross-entropy to the uniform guess, the weights held
     // (without the term's stop-gradient the labelled cross-entropy's pull would add to it).
-    const expectedMeans = tf.grad((m: tf.Tensor) => tf.logSoftmax((m as tf.Tensor2D).matMul(weight as tf.Tensor2D).add(bias)).mean(1).mean().neg().mul(7))(means)
+    const expectedMeans = tf.grad((m: tf.Tensor) =>
+      tf
+        .logSoftmax((m as tf.Tensor2D).matMul(weight as tf.Tensor2D).add(bias))
+        .mean(1)
+        .mean()
+        .neg()
+        .mul(7)
+    )(means)
     // The weights' gradient: that of the labelled cross-entropy alone, the means held.
-    const expectedWeight = tf.grad((w: tf.Tensor) => tf.logSoftmax(means.matMul(w as tf.Tensor2D).add(bias)).mul(targets).sum(1).mean().neg())(weight)
+    const expectedWeight = tf.grad((w: tf.Tensor) =>
+      tf
+        .logSoftmax(means.matMul(w as tf.Tensor2D).add(bias))
+        .mul(targets)
+        .sum(1)
+        .mean()
+        .neg()
+    )(weight)
     gradMeans.dataSync().forEach((v, i) => expect(v).toBeCloseTo(expectedMeans.dataSync()[i], 5))
     gradWeight.dataSync().forEach((v, i) => expect(v).toBeCloseTo(expectedWeight.dataSync()[i], 5))
     // A classifier that says nothing costs log C on each side.
@@ -151,13 +206,17 @@ describe('adversarialClassTerm', () => {
     // one parameter; the adversary is linear. Minimising the term must first let the classifier
     // read the class, then take the shift (the class information) away.
     const n = 256
-    const labels = tf.tensor1d(Array.from({ length: n }, (_, i) => i % 2), 'int32')
+    const labels = tf.tensor1d(
+      Array.from({ length: n }, (_, i) => i % 2),
+      'int32'
+    )
     const sign = labels.toFloat().mul(2).sub(1).reshape([n, 1])
     const noise = tf.randomNormal([n, 2], 0, 1, 'float32', 11) as tf.Tensor2D
     const shift = tf.variable(tf.scalar(3))
     const weight = tf.variable(tf.zeros([2, 2]))
     const bias = tf.variable(tf.zeros([2]))
-    const adversary = (x: tf.Tensor2D, isFrozen: boolean): tf.Tensor2D => (isFrozen ? x.matMul(stopGradientOf(weight)).add(stopGradientOf(bias)) : x.matMul(weight as tf.Tensor2D).add(bias))
+    const adversary = (x: tf.Tensor2D, isFrozen: boolean): tf.Tensor2D =>
+      isFrozen ? x.matMul(stopGradientOf(weight)).add(stopGradientOf(bias)) : x.matMul(weight as tf.Tensor2D).add(bias)
     const means = () => noise.add(tf.concat([sign.mul(shift), tf.zeros([n, 1])], 1)) as tf.Tensor2D
     const accuracy = () => tf.tidy(() => adversary(means(), false).argMax(1).equal(labels).toFloat().mean().dataSync()[0])
     // Adam keeps its moments by position in the variable list: one optimiser per list.
@@ -171,8 +230,13 @@ describe('adversarialClassTerm', () => {
   })
 })
 
-describe('standardizeColumns (the class adversary\'s view of z_u)', () => {
-  const x = tf.tensor2d([[1, 10], [2, 14], [4, 9], [5, 7]])
+describe("standardizeColumns (the class adversary's view of z_u)", () => {
+  const x = tf.tensor2d([
+    [1, 10],
+    [2, 14],
+    [4, 9],
+    [5, 7]
+  ])
 
   it('gives every column mean 0 and variance 1', () => {
     const { mean, variance } = tf.moments(standardizeColumns(x), 0)
@@ -182,12 +246,19 @@ describe('standardizeColumns (the class adversary\'s view of z_u)', () => {
 
   it('does not change when the space is shrunk or moved, so hiding the class by shrinking z_u does not pay', () => {
     const shrunk = standardizeColumns(x.mul(0.01).add(3) as tf.Tensor2D).dataSync()
-    standardizeColumns(x).dataSync().forEach((v, i) => expect(shrunk[i]).toBeCloseTo(v, 3))
+    standardizeColumns(x)
+      .dataSync()
+      .forEach((v, i) => expect(shrunk[i]).toBeCloseTo(v, 3))
     // The adversary's charge to the encoder has no gradient along the space's scale.
     const labels = tf.tensor1d([0, 1, 0, 1], 'int32')
-    const weight = tf.tensor2d([[0.7, -0.4], [0.2, 0.9]])
+    const weight = tf.tensor2d([
+      [0.7, -0.4],
+      [0.2, 0.9]
+    ])
     const classifier = (v: tf.Tensor2D): tf.Tensor2D => v.matMul(weight) as tf.Tensor2D
-    const scaleGradient = tf.grad((scale: tf.Tensor) => adversarialClassTerm(classifier, standardizeColumns(x.mul(scale) as tf.Tensor2D), labels, 2, 5))(tf.scalar(0.3))
+    const scaleGradient = tf.grad((scale: tf.Tensor) => adversarialClassTerm(classifier, standardizeColumns(x.mul(scale) as tf.Tensor2D), labels, 2, 5))(
+      tf.scalar(0.3)
+    )
     expect(Math.abs(scaleGradient.dataSync()[0])).toBeLessThan(1e-4)
     // Without the standardisation the same charge does depend on the scale.
     const rawGradient = tf.grad((scale: tf.Tensor) => adversarialClassTerm(classifier, x.mul(scale) as tf.Tensor2D, labels, 2, 5))(tf.scalar(0.3))
@@ -210,7 +281,11 @@ describe('class prior layouts', () => {
 
   it('puts up to dim + 1 classes near a regular simplex on the sphere of the radius', () => {
     // A regular simplex of n points on a sphere of radius r has edge r * sqrt(2n / (n - 1)).
-    for (const [count, dim] of [[3, 2], [4, 3], [10, 16]]) {
+    for (const [count, dim] of [
+      [3, 2],
+      [4, 3],
+      [10, 16]
+    ]) {
       const points = separatedPoints(count, dim, 4, seededRandom(1))
       const edge = 4 * Math.sqrt((2 * count) / (count - 1))
       for (const d of distances(points, count, dim)) expect(Math.abs(d - edge) / edge).toBeLessThan(0.05)
@@ -222,7 +297,7 @@ describe('class prior layouts', () => {
     const points = separatedPoints(10, 8, 4, seededRandom(2))
     expect(Math.min(...distances(points, 10, 8))).toBeGreaterThan(5)
     // Uniform draws in a cube of the same size come much closer: the layout is what separates.
-    const uniform = Float32Array.from({ length: 80 }, seededRandom(2)).map((v) => (v * 2 - 1) * 4 / Math.sqrt(8 / 3))
+    const uniform = Float32Array.from({ length: 80 }, seededRandom(2)).map((v) => ((v * 2 - 1) * 4) / Math.sqrt(8 / 3))
     expect(Math.min(...distances(uniform, 10, 8))).toBeLessThan(Math.min(...distances(points, 10, 8)))
   })
 

@@ -116,7 +116,7 @@ describe("the workers' Adam (ReplicaAdam)", () => {
 })
 
 describe('data-parallel training on 2 worker threads', () => {
-  it('the held-out loss falls well below the untrained model\'s, on wasm, with flat tensor memory here', async () => {
+  it("the held-out loss falls well below the untrained model's, on wasm, with flat tensor memory here", async () => {
     const model = modelFor()
     const before = await evaluate(model, data, data.heldOutIndices)
     const trainer = trainerFor(model)
@@ -158,7 +158,7 @@ describe('data-parallel training on 2 worker threads', () => {
     expect(losses[0].every(Number.isFinite)).toBe(true)
   })
 
-  it('keeps the replicas identical, and this thread\'s model equal to them at every checkpoint', async () => {
+  it("keeps the replicas identical, and this thread's model equal to them at every checkpoint", async () => {
     const model = modelFor('vae', 8)
     const initial = flattenWeights(model.parameters)
     const trainer = trainerFor(model, { epochs: 1, checkpointEverySteps: 3 })
@@ -256,7 +256,7 @@ describe('data-parallel training on 2 worker threads', () => {
     for (const m of [straight, first, resumed]) m.dispose()
   })
 
-  it('pauses, resumes, and cancels, leaving this thread\'s model at the last step', async () => {
+  it("pauses, resumes, and cancels, leaving this thread's model at the last step", async () => {
     const model = modelFor('vae', 10)
     const initial = flattenWeights(model.parameters)
     const trainer = trainerFor(model, { epochs: 2 })
@@ -289,7 +289,10 @@ describe('data-parallel training on 2 worker threads', () => {
     const dying = `const { parentPort } = require('node:worker_threads')
       parentPort.on('message', (m) => m.type === 'init' ? parentPort.postMessage({ type: 'ready', backend: 'wasm' }) : process.exit(3))`
     let spawned = 0
-    const trainer = new ParallelTrainer(model, data, options({ epochs: 1 }), { workers: 2, spawn: () => (spawned++ === 1 ? new Worker(dying, { eval: true }) : spawn()) })
+    const trainer = new ParallelTrainer(model, data, options({ epochs: 1 }), {
+      workers: 2,
+      spawn: () => (spawned++ === 1 ? new Worker(dying, { eval: true }) : spawn())
+    })
     const error = await trainer.run().catch((e: unknown) => e)
     expect(error).toBeInstanceOf(Error)
     expect((error as Error).message).toMatch(/training worker (stopped \(exit code 3\)|: another training worker failed)/)

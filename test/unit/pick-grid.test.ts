@@ -6,7 +6,7 @@ import { nearestOnScreen, PickGrid, type PickView } from '../../renderer/src/sce
 
 function clustered(n: number, flat: boolean, seed = 3): Float32Array {
   let s = seed
-  const random = () => ((s = (s * 1664525 + 1013904223) >>> 0) / 2 ** 32)
+  const random = () => (s = (s * 1664525 + 1013904223) >>> 0) / 2 ** 32
   const gaussian = () => Math.sqrt(-2 * Math.log(random() + 1e-12)) * Math.cos(2 * Math.PI * random())
   const centres = Array.from({ length: 8 }, () => [random() * 1.6 - 0.8, random() * 1.6 - 0.8, flat ? 0 : random() * 1.6 - 0.8])
   const out = new Float32Array(n * 3)
@@ -80,8 +80,8 @@ describe('picking through the 3D grid', () => {
         const e = view(camera, width, height, 0, 0).viewProjection
         for (let k = 0; k < 300; k++) {
           // Half the picks anywhere on the canvas, half a few pixels from a point (where they hit).
-          let x = ((k * 37) % 101) / 100 * width
-          let y = ((k * 61) % 103) / 102 * height
+          let x = (((k * 37) % 101) / 100) * width
+          let y = (((k * 61) % 103) / 102) * height
           if (k % 2 === 1) {
             const i = (k * 7919) % 20_000
             const p = new THREE.Vector4(positions[i * 3], positions[i * 3 + 1], positions[i * 3 + 2], 1).applyMatrix4(new THREE.Matrix4().fromArray(e))
@@ -118,11 +118,16 @@ describe('picking through the 3D grid', () => {
     const tanCone = (1.25 * 8 * 2 * v.tanHalfFov) / height
     let tested = 0
     let inCone = 0
-    grid.forEachNear(v.ray, (t) => t * tanCone, v.near, (i) => {
-      tested++
-      const [dx, dy] = [positions[i * 3] - centre[0], positions[i * 3 + 1] - centre[1]]
-      if (Math.hypot(dx, dy) < (3.2 - positions[i * 3 + 2]) * tanCone) inCone++
-    })
+    grid.forEachNear(
+      v.ray,
+      (t) => t * tanCone,
+      v.near,
+      (i) => {
+        tested++
+        const [dx, dy] = [positions[i * 3] - centre[0], positions[i * 3 + 1] - centre[1]]
+        if (Math.hypot(dx, dy) < (3.2 - positions[i * 3 + 2]) * tanCone) inCone++
+      }
+    )
     // Not many more points are tested than can land within 8 px: 2.2x here. Cells sized for the
     // whole box, walked by boxes around samples of the ray, tested 7.2x (13,710 points).
     expect(inCone).toBeGreaterThan(200)

@@ -156,10 +156,19 @@ describe('NN-descent on two threads', () => {
   it('cancels through the ticker while the helper works, and the helper stays usable', async () => {
     const controller = new AbortController()
     const fractions: number[] = []
-    const run = nnDescentKnn(data.x, data.n, dim, k, { seed: 2 }, new Ticker(controller.signal, 1), (f) => {
-      fractions.push(f)
-      if (f >= 0.3) controller.abort()
-    }, [thread])
+    const run = nnDescentKnn(
+      data.x,
+      data.n,
+      dim,
+      k,
+      { seed: 2 },
+      new Ticker(controller.signal, 1),
+      (f) => {
+        fractions.push(f)
+        if (f >= 0.3) controller.abort()
+      },
+      [thread]
+    )
     await expect(run).rejects.toThrow(/abort|cancel/i)
     expect(fractions.length).toBeGreaterThanOrEqual(2)
     expect(Math.max(...fractions)).toBeLessThan(1)

@@ -2,12 +2,7 @@ import { Worker } from 'node:worker_threads'
 import { beforeAll, describe, expect, it } from 'vitest'
 import * as tf from '@tensorflow/tfjs'
 import '@tensorflow/tfjs-backend-wasm'
-import {
-  LatentProjection,
-  knnClassAccuracy,
-  trustworthiness,
-  type ProjectionProgress
-} from '../../electron/engine/projection/index'
+import { LatentProjection, knnClassAccuracy, trustworthiness, type ProjectionProgress } from '../../electron/engine/projection/index'
 import { Rng, Ticker, bruteForceKnn, exactKnnTf, nnDescentKnn } from '../../electron/engine/projection/knn'
 import { knnRecall } from './knn-recall'
 import { Layout, LayoutThread, liveLayoutWorkers } from '../../electron/engine/projection/parallel'
@@ -291,7 +286,11 @@ describe('parallel layout (Hogwild SGD on 2 threads)', () => {
     const q = data.x.subarray(0, 10 * dim)
     const placed = parallel.transform(q)
     for (let s = 0; s < 10; s++) {
-      const d = Math.hypot(placed[s * 3] - parallel.embedding[s * 3], placed[s * 3 + 1] - parallel.embedding[s * 3 + 1], placed[s * 3 + 2] - parallel.embedding[s * 3 + 2])
+      const d = Math.hypot(
+        placed[s * 3] - parallel.embedding[s * 3],
+        placed[s * 3 + 1] - parallel.embedding[s * 3 + 1],
+        placed[s * 3 + 2] - parallel.embedding[s * 3 + 2]
+      )
       expect(d).toBeLessThan(0.3)
     }
     const back = LatentProjection.fromBytes(parallel.toBytes())

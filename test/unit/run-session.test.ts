@@ -25,7 +25,7 @@ async function trainedRun() {
   return { folder, run, ended: await run.train() }
 }
 
-describe('a run\'s life', () => {
+describe("a run's life", () => {
   it('starts, trains with checkpoints, stores how it ended, its latents and its metrics', async () => {
     const { folder, run, ended } = await trainedRun()
     expect(ended).toEqual({ outcome: 'completed', message: 'trained 1 epochs' })

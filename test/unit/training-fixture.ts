@@ -32,4 +32,9 @@ export const trainOptions = (overrides: Partial<TrainOptions> = {}): TrainOption
 })
 
 export const modelFor = (family: ModelFamily = 'vae', seed = 1) =>
-  createModel(defaultModelConfig(family, data.shape, dataset.classNames.length, { seed, latentDims: family === 'vae' ? { z: 8 } : family === 'srvae' ? { u: 4, z: 8 } : { z_l: 4, z_u: 4 } }))
+  createModel(
+    defaultModelConfig(family, data.shape, dataset.classNames.length, {
+      seed,
+      latentDims: family === 'vae' ? { z: 8 } : family === 'srvae' ? { u: 4, z: 8 } : { z_l: 4, z_u: 4 }
+    })
+  )

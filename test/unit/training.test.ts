@@ -71,7 +71,12 @@ describe('training', () => {
     const trainer = new Trainer(model, toy, options({ epochs: 15 }))
     await trainer.run()
     const heldOut = Array.from(toy.heldOutIndices)
-    const x = tf.tensor4d(Float32Array.from(heldOut.flatMap((i) => Array.from(pixels.subarray(i * 64, (i + 1) * 64), (v) => v / 255))), [heldOut.length, 8, 8, 1])
+    const x = tf.tensor4d(Float32Array.from(heldOut.flatMap((i) => Array.from(pixels.subarray(i * 64, (i + 1) * 64), (v) => v / 255))), [
+      heldOut.length,
+      8,
+      8,
+      1
+    ])
     const predicted = model.classLogLikelihoods(x)!.argMax(1).dataSync()
     const correct = heldOut.filter((item, j) => predicted[j] === labels[item]).length
     expect(correct / heldOut.length).toBeGreaterThan(0.9)
@@ -91,12 +96,14 @@ describe('training', () => {
       model.dispose()
     }
     expect(firstSteps[0]).toEqual(firstSteps[1])
-    const held = await Promise.all([0, 1].map(async () => {
-      const model = modelFor('vae', 0)
-      const values = await evaluate(model, data, data.heldOutIndices, 500, 0)
-      model.dispose()
-      return values.total
-    }))
+    const held = await Promise.all(
+      [0, 1].map(async () => {
+        const model = modelFor('vae', 0)
+        const values = await evaluate(model, data, data.heldOutIndices, 500, 0)
+        model.dispose()
+        return values.total
+      })
+    )
     expect(held[0]).toBe(held[1])
   })
 

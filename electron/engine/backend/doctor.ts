@@ -15,9 +15,17 @@ import { ParallelTrainer } from '../training/parallel-trainer'
 import type { CudaLibrary, DoctorReport } from '../../common/contract'
 import { probeWebGpu } from './webgpu'
 
-
 /** What tfjs-node-gpu 4.22 (TensorFlow 2.9.1) dlopens: CUDA 11.2 and cuDNN 8.1 exactly. */
-const CUDA_SONAMES = ['libcudart.so.11.0', 'libcublas.so.11', 'libcublasLt.so.11', 'libcufft.so.10', 'libcurand.so.10', 'libcusolver.so.11', 'libcusparse.so.11', 'libcudnn.so.8']
+const CUDA_SONAMES = [
+  'libcudart.so.11.0',
+  'libcublas.so.11',
+  'libcublasLt.so.11',
+  'libcufft.so.10',
+  'libcurand.so.10',
+  'libcusolver.so.11',
+  'libcusparse.so.11',
+  'libcudnn.so.8'
+]
 
 function run(command: string, args: string[]): string | null {
   try {
@@ -82,10 +90,19 @@ function syntheticData(count: number): TrainingData {
     const radius = 4 + (i % 9)
     const cx = 8 + (i % 13)
     const cy = 8 + ((i * 7) % 13)
-    for (let y = 0; y < 28; y++) for (let x = 0; x < 28; x++) if ((x - cx) ** 2 + (y - cy) ** 2 <= radius * radius) pixels[i * 784 + y * 28 + x] = 120 + (i % 130)
+    for (let y = 0; y < 28; y++)
+      for (let x = 0; x < 28; x++) if ((x - cx) ** 2 + (y - cy) ** 2 <= radius * radius) pixels[i * 784 + y * 28 + x] = 120 + (i % 130)
   }
   const indices = Int32Array.from({ length: count }, (_, i) => i)
-  return { shape: { height: 28, width: 28, channels: 1 }, pixels, labels: null, numClasses: 0, trainIndices: indices, heldOutIndices: indices.subarray(0, 0), binarize: true }
+  return {
+    shape: { height: 28, width: 28, channels: 1 },
+    pixels,
+    labels: null,
+    numClasses: 0,
+    trainIndices: indices,
+    heldOutIndices: indices.subarray(0, 0),
+    binarize: true
+  }
 }
 
 /** Training steps of batch 128 for about `seconds` after two warm-up steps; images per second. */
@@ -96,7 +113,7 @@ async function measureTraining(seconds: number, parallel: boolean): Promise<numb
   const trainer = parallel ? new ParallelTrainer(model, data, options) : new Trainer(model, data, options)
   try {
     if (trainer instanceof ParallelTrainer) await trainer.start()
-    const batch = (i: number) => data.trainIndices.subarray((i % 8) * 128, (i % 8 + 1) * 128)
+    const batch = (i: number) => data.trainIndices.subarray((i % 8) * 128, ((i % 8) + 1) * 128)
     for (let i = 0; i < 2; i++) await trainer.trainStep(batch(i), i, i)
     const started = performance.now()
     let steps = 0
@@ -130,39 +147,69 @@ export async function doctor(options: { benchSeconds?: number; includeSoftware?:
     for (const candidate of candidates) {
       if (candidate.parallel && availableParallelism() < 2) continue
       if (candidate.preference === 'webgpu' && webgpu.adapter?.software && !options.includeSoftware) {
-        benchmark.push({ backend: candidate.label, imagesPerSecond: null, note: 'software adapter: correctness only, not benchmarked (--include-software to time it)' })
+        benchmark.push({
+          backend: candidate.label,
+          imagesPerSecond: null,
+          note: 'software adapter: correctness only, not benchmarked (--include-software to time it)'
+        })
         continue
       }
       try {
         const selection = await selectBackend(candidate.preference)
         if (candidate.preference === 'tensorflow-gpu' && selection.backend !== 'tfjs-node-gpu') throw new Error('no CUDA device')
-        benchmark.push({ backend: candidate.label, imagesPerSecond: await measureTraining(benchSeconds, candidate.parallel ?? false), note: selection.adapter ? `on ${selection.adapter.vendor} ${selection.adapter.device}` : '' })
+        benchmark.push({
+          backend: candidate.label,
+          imagesPerSecond: await measureTraining(benchSeconds, candidate.parallel ?? false),
+          note: selection.adapter ? `on ${selection.adapter.vendor} ${selection.adapter.device}` : ''
+        })
       } catch (error) {
         benchmark.push({ backend: candidate.label, imagesPerSecond: null, note: (error as Error).message.split('\n')[0] })
       }
     }
     await selectBackend('auto')
   }
-  return { platform: `${process.platform} ${process.arch}, Node ${process.versions.node}`, cores: availableParallelism(), chosen, backends: auto.choices, cuda: cudaReport(), webgpu, benchmark }
+  return {
+    platform: `${process.platform} ${process.arch}, Node ${process.versions.node}`,
+    cores: availableParallelism(),
+    chosen,
+    backends: auto.choices,
+    cuda: cudaReport(),
+    webgpu,
+    benchmark
+  }
 }
 
 /** The report as a terminal reads it. */
 export function formatDoctor(report: DoctorReport): string {
-  const lines = [`platform   ${report.platform}, ${report.cores} cores`, `chosen     ${report.chosen.backend}${report.chosen.adapter ? ` on ${report.chosen.adapter.vendor} ${report.chosen.adapter.device}` : ''}`, 'backends']
+  const lines = [
+    `platform   ${report.platform}, ${report.cores} cores`,
+    `chosen     ${report.chosen.backend}${report.chosen.adapter ? ` on ${report.chosen.adapter.vendor} ${report.chosen.adapter.device}` : ''}`,
+    'backends'
+  ]
   for (const b of report.backends) lines.push(`  ${b.name.padEnd(14)} ${b.status}`)
   lines.push('webgpu')
   const a = report.webgpu.adapter
   if (a) {
     lines.push(`  adapter    ${a.vendor} · ${a.architecture} · ${a.device} · ${a.description}${a.software ? ' (software)' : ''}`)
-    lines.push(`  limits     ${Object.entries(a.limits).map(([k, v]) => `${k} ${v.toLocaleString('en')}`).join(', ')}`)
+    lines.push(
+      `  limits     ${Object.entries(a.limits)
+        .map(([k, v]) => `${k} ${v.toLocaleString('en')}`)
+        .join(', ')}`
+    )
   } else lines.push(`  ${report.webgpu.failure}`)
   lines.push('cuda (tfjs-node-gpu)')
-  lines.push(`  gpus       ${report.cuda.gpus.length ? report.cuda.gpus.join('; ') : 'none visible'}${report.cuda.driver ? ` (driver ${report.cuda.driver})` : ''}`)
-  for (const l of report.cuda.libraries) lines.push(`  ${l.name.padEnd(20)} ${l.path ?? 'not found'}${l.others.length ? ` (present: ${l.others.join(', ')})` : ''}`)
+  lines.push(
+    `  gpus       ${report.cuda.gpus.length ? report.cuda.gpus.join('; ') : 'none visible'}${report.cuda.driver ? ` (driver ${report.cuda.driver})` : ''}`
+  )
+  for (const l of report.cuda.libraries)
+    lines.push(`  ${l.name.padEnd(20)} ${l.path ?? 'not found'}${l.others.length ? ` (present: ${l.others.join(', ')})` : ''}`)
   lines.push(`  ${report.cuda.advice}`)
   if (report.benchmark.length) {
     lines.push('benchmark  reference VAE training, batch 128')
-    for (const b of report.benchmark) lines.push(`  ${b.backend.padEnd(34)} ${b.imagesPerSecond === null ? '-' : `${Math.round(b.imagesPerSecond).toLocaleString('en')} img/s`}${b.note ? `  ${b.note}` : ''}`)
+    for (const b of report.benchmark)
+      lines.push(
+        `  ${b.backend.padEnd(34)} ${b.imagesPerSecond === null ? '-' : `${Math.round(b.imagesPerSecond).toLocaleString('en')} img/s`}${b.note ? `  ${b.note}` : ''}`
+      )
   }
   return lines.join('\n')
 }

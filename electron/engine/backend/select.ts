@@ -60,7 +60,10 @@ export async function selectBackend(preference: BackendPreference = 'auto'): Pro
     const probe = await probeWebGpu()
     if (!probe.adapter) choices.push({ name: 'webgpu', status: probe.failure ?? 'no adapter' })
     else if (probe.adapter.software && preference !== 'webgpu') {
-      choices.push({ name: 'webgpu', status: `only a software adapter (${adapterName(probe.adapter)}): used when asked for (--backend webgpu), never by default` })
+      choices.push({
+        name: 'webgpu',
+        status: `only a software adapter (${adapterName(probe.adapter)}): used when asked for (--backend webgpu), never by default`
+      })
     } else {
       try {
         const adapter = await activateWebGpu()

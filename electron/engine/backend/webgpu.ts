@@ -8,7 +8,6 @@ import type { AdapterReport } from '../../common/contract'
 
 export type { AdapterReport }
 
-
 export interface WebGpuProbe {
   /** The adapter found, when one was. */
   adapter: AdapterReport | null
@@ -17,7 +16,13 @@ export interface WebGpuProbe {
 }
 
 /** The adapter limits worth showing: what bounds the tensors and kernels tfjs can run. */
-const KEY_LIMITS = ['maxBufferSize', 'maxStorageBufferBindingSize', 'maxComputeWorkgroupStorageSize', 'maxComputeInvocationsPerWorkgroup', 'maxComputeWorkgroupsPerDimension'] as const
+const KEY_LIMITS = [
+  'maxBufferSize',
+  'maxStorageBufferBindingSize',
+  'maxComputeWorkgroupStorageSize',
+  'maxComputeInvocationsPerWorkgroup',
+  'maxComputeWorkgroupsPerDimension'
+] as const
 
 const SOFTWARE = /swiftshader|llvmpipe|lavapipe|softpipe|software|basic render/i
 
@@ -42,7 +47,9 @@ async function dawn(): Promise<GPU | null> {
     gpu = binding.create([])
   } catch (error) {
     const text = error instanceof Error ? error.message : String(error)
-    loadFailure = /Cannot find (module|package)|ERR_MODULE_NOT_FOUND/.test(text) ? 'the webgpu package is not installed (it is optional)' : `Dawn's binary did not load: ${text.split('\n')[0]}`
+    loadFailure = /Cannot find (module|package)|ERR_MODULE_NOT_FOUND/.test(text)
+      ? 'the webgpu package is not installed (it is optional)'
+      : `Dawn's binary did not load: ${text.split('\n')[0]}`
   }
   return gpu
 }
@@ -50,7 +57,10 @@ async function dawn(): Promise<GPU | null> {
 function describe(found: GPUAdapter): AdapterReport {
   const info = found.info
   const text = `${info.vendor} ${info.architecture} ${info.device} ${info.description}`
-  const fallback = (found as GPUAdapter & { isFallbackAdapter?: boolean }).isFallbackAdapter ?? (info as GPUAdapterInfo & { isFallbackAdapter?: boolean }).isFallbackAdapter ?? false
+  const fallback =
+    (found as GPUAdapter & { isFallbackAdapter?: boolean }).isFallbackAdapter ??
+    (info as GPUAdapterInfo & { isFallbackAdapter?: boolean }).isFallbackAdapter ??
+    false
   const limits: Record<string, number> = {}
   for (const name of KEY_LIMITS) limits[name] = Number(found.limits[name])
   return {
@@ -96,7 +106,8 @@ export async function activateWebGpu(): Promise<AdapterReport> {
   const chosen = adapter
   // tfjs-backend-webgpu registers itself only where navigator.gpu exists when it is imported.
   const global = globalThis as unknown as { navigator?: { gpu?: GPU } }
-  if (!global.navigator?.gpu) Object.defineProperty(globalThis, 'navigator', { value: { ...(global.navigator ?? {}), gpu }, configurable: true, writable: true })
+  if (!global.navigator?.gpu)
+    Object.defineProperty(globalThis, 'navigator', { value: { ...(global.navigator ?? {}), gpu }, configurable: true, writable: true })
   const { WebGPUBackend } = await import('@tensorflow/tfjs-backend-webgpu')
   if (!tf.findBackendFactory('webgpu') || tf.getBackend() !== 'webgpu') {
     tf.removeBackend('webgpu')

@@ -278,19 +278,12 @@ async function readChecksummed(handle: Handle, target: Uint8Array, position: num
  * entry, so a reader sees the old entry or the new one, never half of one. Throws on failure
  * (full disk, read-only folder); the caller reports it and keeps the loaded dataset.
  */
-export async function writeCache(
-  cacheDir: string,
-  key: CacheKey,
-  fingerprint: string,
-  dataset: ImageDataset
-): Promise<string> {
+export async function writeCache(cacheDir: string, key: CacheKey, fingerprint: string, dataset: ImageDataset): Promise<string> {
   await mkdir(cacheDir, { recursive: true })
   const file = cacheFilePath(cacheDir, key)
   const temp = `${file}.${process.pid}-${randomBytes(4).toString('hex')}.tmp`
   const count = dataset.split.length
-  const labelBytes = dataset.labels
-    ? new Uint8Array(dataset.labels.buffer, dataset.labels.byteOffset, dataset.labels.byteLength)
-    : new Uint8Array(0)
+  const labelBytes = dataset.labels ? new Uint8Array(dataset.labels.buffer, dataset.labels.byteOffset, dataset.labels.byteLength) : new Uint8Array(0)
   const nameBytes = Buffer.from(dataset.itemNames.join('\0'), 'utf8')
   const header: CacheHeader = {
     key,

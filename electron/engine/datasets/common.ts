@@ -59,12 +59,7 @@ export function defaultConcurrency(): number {
  * Marks items held out (1) or training (0). Labelled data is split per class so every class is
  * represented in both parts in the same proportion; the seed fixes which items.
  */
-export function assignHeldOutSplit(
-  count: number,
-  labels: Int32Array | null,
-  fraction: number,
-  seed: number
-): Uint8Array {
+export function assignHeldOutSplit(count: number, labels: Int32Array | null, fraction: number, seed: number): Uint8Array {
   const split = new Uint8Array(count)
   if (fraction <= 0 || count === 0) return split
   const random = seededRandom(seed)
@@ -96,10 +91,7 @@ export const IMBALANCE_RATIO = 5
 export function classBalanceNotes(classNames: string[], counts: number[]): string[] {
   const notes: string[] = []
   if (classNames.length === 1) {
-    notes.push(
-      `Only one class ("${classNames[0]}"): fine for the plain VAE, but the class-conditional ` +
-        'model (CDVAE) needs at least 2 classes.'
-    )
+    notes.push(`Only one class ("${classNames[0]}"): fine for the plain VAE, but the class-conditional ` + 'model (CDVAE) needs at least 2 classes.')
     return notes
   }
   if (counts.length < 2) return notes
@@ -130,8 +122,7 @@ export function splitNote(split: Uint8Array, fraction: number, seed: number, lab
   for (let i = 0; i < split.length; i++) heldOut += split[i]
   if (fraction <= 0) return 'No held-out split (heldOutFraction is 0): every item is used for training.'
   return (
-    `Held-out split: ${heldOut} of ${split.length} items (${Math.round(fraction * 100)}%` +
-    `${labelled ? ' of each class' : ''}), drawn with seed ${seed}.`
+    `Held-out split: ${heldOut} of ${split.length} items (${Math.round(fraction * 100)}%` + `${labelled ? ' of each class' : ''}), drawn with seed ${seed}.`
   )
 }
 
@@ -145,12 +136,7 @@ export function naturalCompare(a: string, b: string): number {
  * Runs `task` over `items` with at most `limit` in flight, keeping results in input order.
  * Bounded because thousands of simultaneous sharp calls would exhaust memory and file handles.
  */
-export async function mapPool<T, R>(
-  items: readonly T[],
-  limit: number,
-  task: (item: T, index: number) => Promise<R>,
-  signal?: AbortSignal
-): Promise<R[]> {
+export async function mapPool<T, R>(items: readonly T[], limit: number, task: (item: T, index: number) => Promise<R>, signal?: AbortSignal): Promise<R[]> {
   const results = new Array<R>(items.length)
   let next = 0
   const worker = async (): Promise<void> => {

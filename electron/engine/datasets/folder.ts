@@ -36,9 +36,7 @@ import type { ImageDataset, LoadReport, ProgressCallback, SkippedFile } from './
 
 export const LABELS_CSV = 'labels.csv'
 
-const IMAGE_EXTENSIONS = new Set([
-  '.png', '.jpg', '.jpeg', '.jpe', '.jfif', '.gif', '.webp', '.tif', '.tiff', '.avif', '.heic', '.heif', '.bmp'
-])
+const IMAGE_EXTENSIONS = new Set(['.png', '.jpg', '.jpeg', '.jpe', '.jfif', '.gif', '.webp', '.tif', '.tiff', '.avif', '.heic', '.heif', '.bmp'])
 
 /** Image formats people do keep in datasets but that we cannot decode: say so, not "not an image". */
 const UNSUPPORTED_EXTENSIONS: Record<string, string> = {
@@ -50,9 +48,7 @@ const UNSUPPORTED_EXTENSIONS: Record<string, string> = {
 }
 
 /** Files and folders that operating systems and tools leave behind; never the user's data. */
-const IGNORED_NAMES = new Set([
-  'thumbs.db', 'ehthumbs.db', 'desktop.ini', '__macosx', '$recycle.bin', 'system volume information', 'icon\r'
-])
+const IGNORED_NAMES = new Set(['thumbs.db', 'ehthumbs.db', 'desktop.ini', '__macosx', '$recycle.bin', 'system volume information', 'icon\r'])
 
 /** Deeper than this is almost certainly a mistake (or a loop that realpath cannot see). */
 const MAX_DEPTH = 32
@@ -81,10 +77,12 @@ export function hasImageExtension(name: string): boolean {
 
 /** Names the image format from its first bytes, or null when they match no format we know. */
 export function sniffImageFormat(head: Uint8Array): string | null {
-  const startsWith = (bytes: number[], at = 0): boolean =>
-    head.length >= at + bytes.length && bytes.every((b, i) => head[at + i] === b)
+  const startsWith = (bytes: number[], at = 0): boolean => head.length >= at + bytes.length && bytes.every((b, i) => head[at + i] === b)
   const ascii = (at: number, text: string): boolean =>
-    startsWith([...text].map((ch) => ch.charCodeAt(0)), at)
+    startsWith(
+      [...text].map((ch) => ch.charCodeAt(0)),
+      at
+    )
   if (startsWith([0x89, 0x50, 0x4e, 0x47])) return 'PNG'
   if (startsWith([0xff, 0xd8, 0xff])) return 'JPEG'
   if (ascii(0, 'GIF8')) return 'GIF'
@@ -251,7 +249,10 @@ interface LayoutPlan {
 }
 
 function firstExamples(paths: string[], count = 3): string {
-  const shown = paths.slice(0, count).map((p) => `"${p}"`).join(', ')
+  const shown = paths
+    .slice(0, count)
+    .map((p) => `"${p}"`)
+    .join(', ')
   return paths.length > count ? `${shown}, ...` : shown
 }
 
@@ -605,11 +606,7 @@ async function decodeImage(file: FoundFile, header: HeaderInfo, target: Target):
   }
 }
 
-export async function loadImageFolder(
-  dir: string,
-  options: LoadOptions = {},
-  onProgress?: ProgressCallback
-): Promise<ImageDataset> {
+export async function loadImageFolder(dir: string, options: LoadOptions = {}, onProgress?: ProgressCallback): Promise<ImageDataset> {
   const started = performance.now()
   const root = resolve(dir)
 
@@ -668,13 +665,7 @@ export async function loadImageFolder(
 }
 
 /** The full load: headers, then a decode of every candidate, from a sorted scan. */
-async function decodeFolder(
-  root: string,
-  scan: Scan,
-  options: LoadOptions,
-  started: number,
-  onProgress?: ProgressCallback
-): Promise<ImageDataset> {
+async function decodeFolder(root: string, scan: Scan, options: LoadOptions, started: number, onProgress?: ProgressCallback): Promise<ImageDataset> {
   const concurrency = options.concurrency ?? defaultConcurrency()
   const fit = options.fit ?? 'cover'
   const plan = await planLayout(root, scan.files)
@@ -839,6 +830,7 @@ function noImagesError(root: string, skipped: SkippedFile[]): DatasetError {
   return new DatasetError(
     root,
     `No image in ${root} could be loaded: ${skipped.length} file${skipped.length === 1 ? ' was' : 's were'} skipped` +
-      (examples ? ` (${examples}${skipped.length > 3 ? '; ...' : ''})` : '') + '.'
+      (examples ? ` (${examples}${skipped.length > 3 ? '; ...' : ''})` : '') +
+      '.'
   )
 }

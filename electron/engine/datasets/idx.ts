@@ -5,15 +5,7 @@ import { stat } from 'node:fs/promises'
 import { basename, join, resolve } from 'node:path'
 import { promisify } from 'node:util'
 import { gunzip } from 'node:zlib'
-import {
-  assignHeldOutSplit,
-  classBalanceNotes,
-  countClasses,
-  DEFAULT_HELD_OUT_FRACTION,
-  DEFAULT_SEED,
-  type LoadOptions,
-  splitNote
-} from './common'
+import { assignHeldOutSplit, classBalanceNotes, countClasses, DEFAULT_HELD_OUT_FRACTION, DEFAULT_SEED, type LoadOptions, splitNote } from './common'
 import { DatasetError, describeFsError, readRegularFile } from './errors'
 import { ProgressReporter } from './progress'
 import type { ImageDataset, ProgressCallback, SkippedFile } from './types'
@@ -33,18 +25,7 @@ const IDX_TYPE_NAMES: Record<number, string> = {
   0x0e: '64-bit floats'
 }
 
-export const FASHION_MNIST_CLASSES = [
-  'T-shirt/top',
-  'Trouser',
-  'Pullover',
-  'Dress',
-  'Coat',
-  'Sandal',
-  'Shirt',
-  'Sneaker',
-  'Bag',
-  'Ankle boot'
-]
+export const FASHION_MNIST_CLASSES = ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot']
 
 /** Matches the standard names, and the "train-images.idx3-ubyte" spelling of some mirrors. */
 const IDX_FILE_NAME = /^(train|t10k)-(images|labels)[-.]idx([13])-ubyte(\.gz)?$/i
@@ -95,8 +76,7 @@ export function parseIdx(bytes: Uint8Array, path: string, kind: IdxKind): IdxArr
   if (bytes.length < 4) {
     throw new DatasetError(
       path,
-      `${name} is too short to be an IDX ${kind} file (${bytes.length} bytes). ` +
-        'The download is probably incomplete; download it again.'
+      `${name} is too short to be an IDX ${kind} file (${bytes.length} bytes). ` + 'The download is probably incomplete; download it again.'
     )
   }
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
@@ -112,10 +92,7 @@ export function parseIdx(bytes: Uint8Array, path: string, kind: IdxKind): IdxArr
   const type = bytes[2]
   if (type !== UNSIGNED_BYTE_TYPE) {
     const typeName = IDX_TYPE_NAMES[type] ?? `unknown type 0x${type.toString(16).padStart(2, '0')}`
-    throw new DatasetError(
-      path,
-      `${name} holds ${typeName}; only IDX files of unsigned bytes (type 0x08, as in MNIST) are supported.`
-    )
+    throw new DatasetError(path, `${name} holds ${typeName}; only IDX files of unsigned bytes (type 0x08, as in MNIST) are supported.`)
   }
   const dimCount = bytes[3]
   if (dimCount !== expectedDims) {
@@ -128,11 +105,7 @@ export function parseIdx(bytes: Uint8Array, path: string, kind: IdxKind): IdxArr
   }
   const headerBytes = 4 + 4 * dimCount
   if (bytes.length < headerBytes) {
-    throw new DatasetError(
-      path,
-      `${name} is truncated: its header needs ${headerBytes} bytes but the file has ${bytes.length}. ` +
-        'Download it again.'
-    )
+    throw new DatasetError(path, `${name} is truncated: its header needs ${headerBytes} bytes but the file has ${bytes.length}. ` + 'Download it again.')
   }
   const dims: number[] = []
   for (let d = 0; d < dimCount; d++) dims.push(view.getUint32(4 + 4 * d))
@@ -142,10 +115,7 @@ export function parseIdx(bytes: Uint8Array, path: string, kind: IdxKind): IdxArr
   const declaredBytes = dims.reduce((product, size) => product * size, 1)
   const bodyBytes = bytes.length - headerBytes
   if (bodyBytes < declaredBytes) {
-    const what =
-      kind === 'images'
-        ? `${dims[0]} images of ${dims[1]}x${dims[2]} pixels`
-        : `${dims[0]} labels`
+    const what = kind === 'images' ? `${dims[0]} images of ${dims[1]}x${dims[2]} pixels` : `${dims[0]} labels`
     throw new DatasetError(
       path,
       `${name} is truncated: its header declares ${what} (${declaredBytes} bytes) but only ` +
@@ -192,12 +162,9 @@ export async function readIdxFile(path: string, kind: IdxKind): Promise<IdxArray
       bytes = await gunzipAsync(raw, { chunkSize: gunzipChunkSize(raw), maxOutputLength: IDX_MAX_BYTES })
     } catch (error) {
       const detail = error instanceof Error ? error.message : String(error)
-      throw new DatasetError(
-        path,
-        `${basename(path)} is gzip-compressed but its data is corrupt or truncated (${detail}). ` +
-          'Download it again.',
-        { cause: error }
-      )
+      throw new DatasetError(path, `${basename(path)} is gzip-compressed but its data is corrupt or truncated (${detail}). ` + 'Download it again.', {
+        cause: error
+      })
     }
   }
   return parseIdx(bytes, path, kind)
@@ -239,12 +206,7 @@ interface IdxPart {
   labelsPath?: string
 }
 
-export async function loadIdxFolder(
-  dir: string,
-  files: IdxFiles,
-  options: LoadOptions = {},
-  onProgress?: ProgressCallback
-): Promise<ImageDataset> {
+export async function loadIdxFolder(dir: string, files: IdxFiles, options: LoadOptions = {}, onProgress?: ProgressCallback): Promise<ImageDataset> {
   const started = performance.now()
   const notes: string[] = []
   const skipped: SkippedFile[] = []
@@ -254,11 +216,7 @@ export async function loadIdxFolder(
   let testLabelsPath = files.t10kLabels
   if (!trainImagesPath) {
     if (!testImagesPath) {
-      throw new DatasetError(
-        dir,
-        `${dir} holds IDX label files but no images file (train-images-idx3-ubyte or ` +
-          't10k-images-idx3-ubyte, optionally .gz).'
-      )
+      throw new DatasetError(dir, `${dir} holds IDX label files but no images file (train-images-idx3-ubyte or ` + 't10k-images-idx3-ubyte, optionally .gz).')
     }
     // Only a test set: use it as the whole dataset and draw the held-out split ourselves.
     notes.push(`No train-images file; the t10k files are used as the whole dataset.`)
@@ -268,10 +226,15 @@ export async function loadIdxFolder(
     testLabelsPath = undefined
   }
 
-  const paths = [trainImagesPath, trainLabelsPath, testImagesPath, testLabelsPath].filter(
-    (p): p is string => p !== undefined
+  const paths = [trainImagesPath, trainLabelsPath, testImagesPath, testLabelsPath].filter((p): p is string => p !== undefined)
+  const sizes = await Promise.all(
+    paths.map((p) =>
+      stat(p).then(
+        (s) => s.size,
+        () => 0
+      )
+    )
   )
-  const sizes = await Promise.all(paths.map((p) => stat(p).then((s) => s.size, () => 0)))
   const progress = new ProgressReporter(
     sizes.reduce((sum, size) => sum + size, 0),
     onProgress
@@ -292,9 +255,7 @@ export async function loadIdxFolder(
   ])
   options.signal?.throwIfAborted()
 
-  const parts: IdxPart[] = [
-    { set: 'train', images: trainImages!, imagesPath: trainImagesPath, labels: trainLabels, labelsPath: trainLabelsPath }
-  ]
+  const parts: IdxPart[] = [{ set: 'train', images: trainImages!, imagesPath: trainImagesPath, labels: trainLabels, labelsPath: trainLabelsPath }]
   if (testImages && testImagesPath) {
     parts.push({ set: 't10k', images: testImages, imagesPath: testImagesPath, labels: testLabels, labelsPath: testLabelsPath })
   }
@@ -307,7 +268,10 @@ export async function loadIdxFolder(
           'from the same release of the dataset.'
       )
     }
-    for (const [array, path] of [[part.images, part.imagesPath], [part.labels, part.labelsPath]] as const) {
+    for (const [array, path] of [
+      [part.images, part.imagesPath],
+      [part.labels, part.labelsPath]
+    ] as const) {
       if (array && path && array.extraBytes > 0) {
         notes.push(`${basename(path)} has ${array.extraBytes} bytes after its declared data; they were ignored.`)
       }
@@ -357,9 +321,7 @@ export async function loadIdxFolder(
   const heldOutFraction = options.heldOutFraction ?? DEFAULT_HELD_OUT_FRACTION
   const seed = options.seed ?? DEFAULT_SEED
   if (parts.length === 2) {
-    notes.push(
-      `Held-out split: the ${parts[1].images.dims[0]} t10k items; the ${parts[0].images.dims[0]} train items are for training.`
-    )
+    notes.push(`Held-out split: the ${parts[1].images.dims[0]} t10k items; the ${parts[0].images.dims[0]} train items are for training.`)
   } else {
     split.set(assignHeldOutSplit(count, labels, heldOutFraction, seed))
     notes.push(splitNote(split, heldOutFraction, seed, labelled))
@@ -392,13 +354,14 @@ export async function loadIdxFolder(
       throw new DatasetError(
         file,
         `${basename(file)}: item ${local} has label ${maxLabel}, which would make ${maxLabel + 1} classes of which ${empty} are empty ` +
-          `(the labels present are ${[...present].sort((a, b) => a - b).slice(0, 12).join(', ')}${present.size > 12 ? ', …' : ''}); the file is probably corrupt`
+          `(the labels present are ${[...present]
+            .sort((a, b) => a - b)
+            .slice(0, 12)
+            .join(', ')}${present.size > 12 ? ', …' : ''}); the file is probably corrupt`
       )
     }
     const fashion = looksLikeFashionMnist(dir) && maxLabel < FASHION_MNIST_CLASSES.length
-    classNames = fashion
-      ? FASHION_MNIST_CLASSES.slice()
-      : Array.from({ length: maxLabel + 1 }, (_, c) => String(c))
+    classNames = fashion ? FASHION_MNIST_CLASSES.slice() : Array.from({ length: maxLabel + 1 }, (_, c) => String(c))
     classCounts = countClasses(labels, classNames.length)
     notes.push(...classBalanceNotes(classNames, classCounts))
   } else {

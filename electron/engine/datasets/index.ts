@@ -25,11 +25,7 @@ export const DEFAULT_SHAPES_COUNT = 6000
  * image files (class subfolders, flat, or flat with labels.csv). Throws DatasetError when the
  * folder cannot be used; files that cannot be used are skipped and listed in report.skipped.
  */
-export async function loadDataset(
-  path: string,
-  options: LoadOptions = {},
-  onProgress?: ProgressCallback
-): Promise<ImageDataset> {
+export async function loadDataset(path: string, options: LoadOptions = {}, onProgress?: ProgressCallback): Promise<ImageDataset> {
   validateOptions(options)
   const dir = resolve(path)
   let names: string[]
@@ -52,9 +48,7 @@ export async function loadDataset(
 
 /** Fashion-MNIST's folder when it is installed (the app's default dataset), else null. */
 export function defaultDatasetPath(): string | null {
-  const hasTrainImages = ['train-images-idx3-ubyte.gz', 'train-images-idx3-ubyte'].some((name) =>
-    existsSync(join(FASHION_MNIST_PATH, name))
-  )
+  const hasTrainImages = ['train-images-idx3-ubyte.gz', 'train-images-idx3-ubyte'].some((name) => existsSync(join(FASHION_MNIST_PATH, name)))
   return hasTrainImages ? FASHION_MNIST_PATH : null
 }
 

@@ -28,11 +28,7 @@ export class ProgressReporter {
     if (!this.onProgress) return
     const now = performance.now()
     const step = this.done - this.lastReportedDone
-    if (
-      this.done === this.total ||
-      step >= this.total * MIN_STEP_FRACTION ||
-      now - this.lastReportedAt >= MIN_INTERVAL_MS
-    ) {
+    if (this.done === this.total || step >= this.total * MIN_STEP_FRACTION || now - this.lastReportedAt >= MIN_INTERVAL_MS) {
       this.report(now)
     }
   }
@@ -49,8 +45,7 @@ export class ProgressReporter {
     this.lastReportedAt = now
     const elapsed = (now - this.startedAt) / 1000
     // Too early estimates swing wildly; wait for a little work and a little time.
-    const etaSeconds =
-      this.done > 0 && elapsed > 0.05 ? (elapsed / this.done) * (this.total - this.done) : null
+    const etaSeconds = this.done > 0 && elapsed > 0.05 ? (elapsed / this.done) * (this.total - this.done) : null
     this.onProgress({ done: this.done, total: this.total, etaSeconds })
   }
 }

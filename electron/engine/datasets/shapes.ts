@@ -47,13 +47,7 @@ function inside(shape: ShapeClass, u: number, v: number): boolean {
 /** 4x4 supersampling: enough anti-aliasing that small shapes keep their outline at 28 px. */
 const SUBSAMPLES = 4
 
-function drawShape(
-  out: Uint8Array,
-  offset: number,
-  size: number,
-  shape: ShapeClass,
-  random: () => number
-): void {
+function drawShape(out: Uint8Array, offset: number, size: number, shape: ShapeClass, random: () => number): void {
   const radius = size * (0.2 + random() * 0.12)
   // Keep the whole shape in the frame: the widest shape (bar) reaches 1.1 radii from its centre.
   const margin = radius * 1.15

@@ -19,8 +19,7 @@ export function thumbnailAtlas(dataset: ImageDataset): ThumbnailAtlas {
   for (let i = 0; i < n; i++) {
     const base = i * width * height * channels
     for (let y = 0; y < height; y += downsample)
-      for (let x = 0; x < width; x += downsample)
-        for (let c = 0; c < channels; c++) out[o++] = pixels[base + (y * width + x) * channels + c]
+      for (let x = 0; x < width; x += downsample) for (let c = 0; c < channels; c++) out[o++] = pixels[base + (y * width + x) * channels + c]
   }
   return { count: n, cellWidth, cellHeight, channels, downsample, base64: bytesToBase64(out) }
 }

@@ -587,5 +587,3 @@ function pickQueries(n: number, sample?: number): Int32Array {
   for (let s = 0; s < m; s++) q[s] = Math.floor(((s + 0.5) * n) / m)
   return q
 }
-
-

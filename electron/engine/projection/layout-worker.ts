@@ -25,10 +25,7 @@ export type LayoutRequest =
   /** Claim items of this phase of the search until none are left. */
   | { type: 'knn'; phase: NNDescentPhase; ranges: number }
 
-export type LayoutReply =
-  | { type: 'ready' }
-  | { type: 'epoch-done'; epoch: number }
-  | { type: 'knn-done'; phase: NNDescentPhase }
+export type LayoutReply = { type: 'ready' } | { type: 'epoch-done'; epoch: number } | { type: 'knn-done'; phase: NNDescentPhase }
 
 const port = parentPort
 if (!port) throw new Error('projection-layout-worker runs as a worker thread')

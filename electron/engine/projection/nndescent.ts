@@ -93,16 +93,7 @@ export function sqDist(x: Float32Array, a: number, b: number, dim: number): numb
 // ------------------------------------------------------------------------------------------
 // Bounded max-heaps stored row-wise in flat typed arrays (root = the current worst neighbour).
 
-export function heapPush(
-  idx: Int32Array,
-  dist: Float32Array,
-  flag: Uint8Array | null,
-  row: number,
-  k: number,
-  j: number,
-  d: number,
-  isNew: number
-): number {
+export function heapPush(idx: Int32Array, dist: Float32Array, flag: Uint8Array | null, row: number, k: number, j: number, d: number, isNew: number): number {
   const base = row * k
   if (d >= dist[base]) return 0
   for (let t = 0; t < k; t++) if (idx[base + t] === j) return 0
@@ -346,7 +337,7 @@ function forestRange(state: NNDescentState, lo: number, hi: number, cursor: numb
       const e = leaves[lb + l + 1]
       let touches = false
       for (let a = s; a < e; a++) {
-        if (((perm[a] - lo) >>> 0) < span) {
+        if ((perm[a] - lo) >>> 0 < span) {
           touches = true
           break
         }
@@ -354,10 +345,10 @@ function forestRange(state: NNDescentState, lo: number, hi: number, cursor: numb
       if (!touches) continue
       for (let a = s; a < e; a++) {
         const p = perm[a]
-        const pIn = ((p - lo) >>> 0) < span
+        const pIn = (p - lo) >>> 0 < span
         for (let b = a + 1; b < e; b++) {
           const q = perm[b]
-          const qIn = ((q - lo) >>> 0) < span
+          const qIn = (q - lo) >>> 0 < span
           if (!pIn && !qIn) continue
           const d = sqDist(x, p, q, dim)
           if (pIn && d < dist[p * kh]) heapPush(idx, dist, flag, p, kh, q, d, 1)
@@ -381,16 +372,16 @@ function joinRange(state: NNDescentState, lo: number, hi: number, from: number, 
     const co = Math.min(oldCnt[i], maxCand)
     if (cn === 0) continue
     let touches = false
-    for (let c = 0; c < cn && !touches; c++) touches = ((newIdx[cb + c] - lo) >>> 0) < span
-    for (let c = 0; c < co && !touches; c++) touches = ((oldIdx[cb + c] - lo) >>> 0) < span
+    for (let c = 0; c < cn && !touches; c++) touches = (newIdx[cb + c] - lo) >>> 0 < span
+    for (let c = 0; c < co && !touches; c++) touches = (oldIdx[cb + c] - lo) >>> 0 < span
     if (!touches) continue
     for (let a = 0; a < cn; a++) {
       const p = newIdx[cb + a]
-      const pIn = ((p - lo) >>> 0) < span
+      const pIn = (p - lo) >>> 0 < span
       const pk = p * kh
       for (let b = a + 1; b < cn; b++) {
         const q = newIdx[cb + b]
-        const qIn = ((q - lo) >>> 0) < span
+        const qIn = (q - lo) >>> 0 < span
         if ((!pIn && !qIn) || q === p) continue
         const d = sqDist(x, p, q, dim)
         if (pIn && d < dist[pk]) updates += heapPush(idx, dist, flag, p, kh, q, d, 1)
@@ -398,7 +389,7 @@ function joinRange(state: NNDescentState, lo: number, hi: number, from: number, 
       }
       for (let b = 0; b < co; b++) {
         const q = oldIdx[cb + b]
-        const qIn = ((q - lo) >>> 0) < span
+        const qIn = (q - lo) >>> 0 < span
         if ((!pIn && !qIn) || q === p) continue
         const d = sqDist(x, p, q, dim)
         if (pIn && d < dist[pk]) updates += heapPush(idx, dist, flag, p, kh, q, d, 1)
@@ -659,4 +650,3 @@ function splitRows(work: Float64Array, ranges: number, bounds: Int32Array): void
   while (r < ranges) bounds[r++] = n
   bounds[ranges] = n
 }
-

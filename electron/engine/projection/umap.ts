@@ -688,7 +688,6 @@ export class LayoutOptimizer {
     }
     return this.epoch - start
   }
-
 }
 
 /** The SGD's two gradient coefficients as functions of r = |y_i - y_j|, tabulated on [0, 64] at

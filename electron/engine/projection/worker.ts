@@ -7,9 +7,7 @@ import * as tf from '@tensorflow/tfjs'
 import '@tensorflow/tfjs-backend-wasm'
 import { LatentProjection, type ProjectionOptions } from './index'
 
-export type WorkerRequest =
-  | { type: 'fit'; latents: Float32Array; dim: number; options: ProjectionOptions }
-  | { type: 'abort' }
+export type WorkerRequest = { type: 'fit'; latents: Float32Array; dim: number; options: ProjectionOptions } | { type: 'abort' }
 
 export type WorkerReply =
   | { type: 'frame'; embedding: Float32Array | null; fraction: number; phase: string; epoch: number; totalEpochs: number }
@@ -33,7 +31,14 @@ port.on('message', async (request: WorkerRequest) => {
       request.dim,
       request.options,
       (p) => {
-        const reply: WorkerReply = { type: 'frame', embedding: p.embedding ?? null, fraction: p.fraction, phase: p.phase, epoch: p.epoch, totalEpochs: p.totalEpochs }
+        const reply: WorkerReply = {
+          type: 'frame',
+          embedding: p.embedding ?? null,
+          fraction: p.fraction,
+          phase: p.phase,
+          epoch: p.epoch,
+          totalEpochs: p.totalEpochs
+        }
         port.postMessage(reply, p.embedding ? [p.embedding.buffer as ArrayBuffer] : [])
       },
       abort.signal

@@ -64,7 +64,8 @@ export async function listRuns(runsDir: string, active: string | null = null): P
  */
 export async function ownRunFolder(runsDir: string, path: string): Promise<RunFolder> {
   const folder = new RunFolder(resolve(path))
-  if (dirname(folder.dir) !== resolve(runsDir)) throw new Error(`${folder.dir} is not one of the app's runs (in ${runsDir}): only those can be renamed or deleted here`)
+  if (dirname(folder.dir) !== resolve(runsDir))
+    throw new Error(`${folder.dir} is not one of the app's runs (in ${runsDir}): only those can be renamed or deleted here`)
   await folder.readRecord()
   return folder
 }

@@ -32,19 +32,25 @@ export function modelConfigFor(
     throw new Error('the CDVAE learns a prior per class and needs labelled data (class subfolders, IDX labels or labels.csv)')
   }
   if (options.conditionalPrior && !labelled) throw new Error('a class-conditional prior needs labelled data with at least two classes')
-  const config = defaultModelConfig(family, { height: dataset.height, width: dataset.width, channels: dataset.channels }, labelled ? dataset.classNames.length : 0, {
-    seed: options.seed,
-    conditionalPrior: options.conditionalPrior ?? false,
-    ...(options.classPriorRadius !== undefined ? { classPriorRadius: options.classPriorRadius } : {}),
-    ...(options.latentDim ? { latentDims: FAMILY_DEFAULTS[family].latentDimsFor(options.latentDim) } : {})
-  })
+  const config = defaultModelConfig(
+    family,
+    { height: dataset.height, width: dataset.width, channels: dataset.channels },
+    labelled ? dataset.classNames.length : 0,
+    {
+      seed: options.seed,
+      conditionalPrior: options.conditionalPrior ?? false,
+      ...(options.classPriorRadius !== undefined ? { classPriorRadius: options.classPriorRadius } : {}),
+      ...(options.latentDim ? { latentDims: FAMILY_DEFAULTS[family].latentDimsFor(options.latentDim) } : {})
+    }
+  )
   const asked = options.objective ?? {}
   const spaces = Object.keys(config.latentDims)
   for (const space of Object.keys(asked.klWeights ?? {})) {
-    if (!spaces.includes(space)) throw new Error(`a KL weight for "${space}": the ${family.toUpperCase()} has no such latent space (it has ${spaces.join(', ')})`)
+    if (!spaces.includes(space))
+      throw new Error(`a KL weight for "${space}": the ${family.toUpperCase()} has no such latent space (it has ${spaces.join(', ')})`)
   }
-  if (asked.freeSpaceIndependence && family !== 'cdvae') throw new Error('the class-independence term applies to the CDVAE\'s z_u only')
-  if (asked.freeSpaceAdversary && family !== 'cdvae') throw new Error('the class adversary applies to the CDVAE\'s z_u only')
+  if (asked.freeSpaceIndependence && family !== 'cdvae') throw new Error("the class-independence term applies to the CDVAE's z_u only")
+  if (asked.freeSpaceAdversary && family !== 'cdvae') throw new Error("the class adversary applies to the CDVAE's z_u only")
   const base = config.objective
   config.objective = {
     klWeights: { ...base.klWeights, ...asked.klWeights },

@@ -120,7 +120,8 @@ export class RunFolder {
     }
     // The pointer names a checkpoint folder of this run, nothing else ("../../etc" is not one).
     const name = typeof pointer?.checkpoint === 'string' ? pointer.checkpoint : ''
-    if (!CHECKPOINT_FOLDER.test(name)) throw new Error(`${this.path(LATEST)} does not name a checkpoint folder of this run (it says ${JSON.stringify(name.slice(0, 80))})`)
+    if (!CHECKPOINT_FOLDER.test(name))
+      throw new Error(`${this.path(LATEST)} does not name a checkpoint folder of this run (it says ${JSON.stringify(name.slice(0, 80))})`)
     return { checkpoint: name, step: Number(pointer.step) || 0, savedAt: String(pointer.savedAt ?? '') }
   }
 
@@ -206,13 +207,16 @@ export class RunFolder {
     try {
       described = JSON.parse(await readFile(this.path('latents.json'), 'utf8'))
     } catch (error) {
-      throw new Error(`${this.path('latents.json')}: no stored latents (${(error as Error).message.split('\n')[0]}); open the model in the app or train it to the end first`)
+      throw new Error(
+        `${this.path('latents.json')}: no stored latents (${(error as Error).message.split('\n')[0]}); open the model in the app or train it to the end first`
+      )
     }
     const latents: Latents = new Map()
     for (const [space, { dim, file }] of Object.entries(described.spaces ?? {})) {
       if (!/^latents-[\w-]+\.f32$/.test(file)) throw new Error(`latents.json names a file outside its run: ${file}`)
       const bytes = await readFile(this.path(file))
-      if (bytes.byteLength !== described.count * dim * 4) throw new Error(`${this.path(file)}: ${bytes.byteLength} bytes, not ${described.count} items x ${dim} float32 values`)
+      if (bytes.byteLength !== described.count * dim * 4)
+        throw new Error(`${this.path(file)}: ${bytes.byteLength} bytes, not ${described.count} items x ${dim} float32 values`)
       latents.set(space, { dim, values: new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength)) })
     }
     return { count: described.count, latents, weights: typeof described.weights === 'string' ? described.weights : null }
@@ -244,7 +248,8 @@ export class RunFolder {
     const projection = await this.readProjection(space)
     if (!projection) return null
     const o = projection.options
-    if (o.nNeighbors !== settings.nNeighbors || o.minDist !== settings.minDist || o.seed !== settings.seed || o.nComponents !== settings.nComponents) return null
+    if (o.nNeighbors !== settings.nNeighbors || o.minDist !== settings.minDist || o.seed !== settings.seed || o.nComponents !== settings.nComponents)
+      return null
     const stored = projection.latents
     if (stored.length !== latents.length) return null
     for (let i = 0; i < stored.length; i++) if (stored[i] !== latents[i]) return null

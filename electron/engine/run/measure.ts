@@ -28,7 +28,10 @@ export async function encodeAll(
     const count = Math.min(batchSize, n - from)
     const encoded = await readAndDispose(
       tf.tidy(() => {
-        const x = tf.tensor4d(dataset.pixels.subarray(from * k, (from + count) * k), [count, height, width, channels]).toFloat().div(255) as tf.Tensor4D
+        const x = tf
+          .tensor4d(dataset.pixels.subarray(from * k, (from + count) * k), [count, height, width, channels])
+          .toFloat()
+          .div(255) as tf.Tensor4D
         return model.encode(x) as Record<string, tf.Tensor>
       })
     )
@@ -60,7 +63,9 @@ export async function measureModel(
   const { values: heldOut, health } = await evaluateWithHealth(model, data, data.heldOutIndices, 500, 17)
   // K = 100 importance samples on (up to) IWAE_ITEMS held-out items, spread over the split.
   const iwaeItems = spread(data.heldOutIndices, options.iwaeItems ?? IWAE_ITEMS)
-  const iwae = iwaeItems.length ? await importanceWeightedBound(model, data, iwaeItems, { samples: IWAE_SAMPLES, seed: 29, onProgress: options.onIwaeProgress }) : null
+  const iwae = iwaeItems.length
+    ? await importanceWeightedBound(model, data, iwaeItems, { samples: IWAE_SAMPLES, seed: 29, onProgress: options.onIwaeProgress })
+    : null
   const knn5: Record<string, number> = {}
   let chance: number | null = null
   let freeClassifierAccuracy: number | null = null
@@ -78,7 +83,14 @@ export async function measureModel(
       return out
     }
     for (const [space, { dim, values }] of latents) {
-      knn5[space] = await knnClassAccuracy(rows(values, dim, queries), Array.from(queries, (i) => labels[i]), rows(values, dim, data.trainIndices), Array.from(data.trainIndices, (i) => labels[i]), dim, 5)
+      knn5[space] = await knnClassAccuracy(
+        rows(values, dim, queries),
+        Array.from(queries, (i) => labels[i]),
+        rows(values, dim, data.trainIndices),
+        Array.from(data.trainIndices, (i) => labels[i]),
+        dim,
+        5
+      )
       await new Promise((resolve) => setTimeout(resolve, 0))
     }
     if (model.conditionalSpace !== null) {
@@ -87,7 +99,12 @@ export async function measureModel(
         const batch = makeBatch(data, held.subarray(from, from + 500))
         const scores = model.classLogLikelihoods(batch.x)
         try {
-          if (scores) correct += (await argmaxAccuracy(scores, Array.from(held.subarray(from, from + 500), (i) => labels[i]))) * batch.x.shape[0]
+          if (scores)
+            correct +=
+              (await argmaxAccuracy(
+                scores,
+                Array.from(held.subarray(from, from + 500), (i) => labels[i])
+              )) * batch.x.shape[0]
         } finally {
           tf.dispose([batch.x, batch.labels ?? [], scores ?? []])
         }

@@ -55,7 +55,13 @@ export async function startRun(folder: RunFolder, dataset: ImageDataset, args: T
     objective: args.objective
   })
   await folder.create()
-  const record: RunRecord = { ...(runId ? { runId } : {}), config, options, dataset: dataset.report.source, ...(args.maxTrainItems ? { maxTrainItems: args.maxTrainItems } : {}) }
+  const record: RunRecord = {
+    ...(runId ? { runId } : {}),
+    config,
+    options,
+    dataset: dataset.report.source,
+    ...(args.maxTrainItems ? { maxTrainItems: args.maxTrainItems } : {})
+  }
   await folder.writeRecord(record)
   // wasm and cpu run one thread each: on 2+ cores the steps run data-parallel in worker threads.
   return new TrainingRun(folder, record, createTrainer(createModel(config), data, options, backend), [])

@@ -11,7 +11,15 @@ import { availableParallelism } from 'node:os'
 import { Worker } from 'node:worker_threads'
 import * as tf from '@tensorflow/tfjs'
 import type { TrainingData } from '../../../models/data'
-import { combineEvaluation, evaluationChunks, Trainer, type ChunkEvaluation, type Evaluation, type TrainingCallbacks, type TrainOptions } from '../../../models/train'
+import {
+  combineEvaluation,
+  evaluationChunks,
+  Trainer,
+  type ChunkEvaluation,
+  type Evaluation,
+  type TrainingCallbacks,
+  type TrainOptions
+} from '../../../models/train'
 import type { VaeFamilyModel } from '../../../models/types'
 import { assignFlatWeights, createGradientExchange, failExchange, flattenWeights, getOptimizerState, setOptimizerState } from './replica'
 import type { SharedTrainingData, TrainWorkerReply, TrainWorkerRequest } from './worker'
@@ -41,7 +49,11 @@ const WORKER_SEED_OFFSET = 2 ** 40
 type ReplicaThread = WorkerChannel<TrainWorkerRequest, TrainWorkerReply>
 
 /** `thread`'s reply to `request`, checked to be of the kind `expected`. */
-async function ask<T extends TrainWorkerReply['type']>(thread: ReplicaThread, expected: T, request: TrainWorkerRequest): Promise<Extract<TrainWorkerReply, { type: T }>> {
+async function ask<T extends TrainWorkerReply['type']>(
+  thread: ReplicaThread,
+  expected: T,
+  request: TrainWorkerRequest
+): Promise<Extract<TrainWorkerReply, { type: T }>> {
   const reply = await thread.request(request)
   if (reply.type !== expected) throw new Error(`training worker: a "${reply.type}" reply to a "${request.type}" request`)
   return reply as Extract<TrainWorkerReply, { type: T }>
@@ -115,7 +127,10 @@ export class ParallelTrainer extends Trainer {
     const state = await getOptimizerState(this.optimizer)
     const exchange = createGradientExchange(this.workerCount, weights.length, this.model.parameters.list().length)
     // A worker that dies releases the others from the step's barrier (they then fail too).
-    const threads = Array.from({ length: this.workerCount }, () => new WorkerChannel<TrainWorkerRequest, TrainWorkerReply>(this.spawn(), 'training worker', { onFailure: () => failExchange(exchange) }))
+    const threads = Array.from(
+      { length: this.workerCount },
+      () => new WorkerChannel<TrainWorkerRequest, TrainWorkerReply>(this.spawn(), 'training worker', { onFailure: () => failExchange(exchange) })
+    )
     try {
       const ready = await Promise.all(
         threads.map((thread, rank) =>
@@ -150,7 +165,9 @@ export class ParallelTrainer extends Trainer {
     // Contiguous shares, the larger ones first. A share can be empty (a last batch smaller than the
     // worker count): its worker computes nothing but still applies the update with the others.
     const shares = threads.map((_, k) => indices.subarray(Math.ceil((k * n) / threads.length), Math.ceil(((k + 1) * n) / threads.length)))
-    const replies = await Promise.all(shares.map((share, k) => ask(threads[k], 'stepped', { type: 'step', indices: share.slice(), seed: seed + k * WORKER_SEED_OFFSET, step })))
+    const replies = await Promise.all(
+      shares.map((share, k) => ask(threads[k], 'stepped', { type: 'step', indices: share.slice(), seed: seed + k * WORKER_SEED_OFFSET, step }))
+    )
     // The full batch's means = the shares' means weighted by their item counts. A NaN or infinite
     // term stops run(); the workers did not apply that step, so the replicas (and this.model after
     // the stop) keep the last good weights.

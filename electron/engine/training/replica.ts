@@ -113,7 +113,14 @@ export class ReplicaAdam {
    * the weights), with the moments at `position` (made as zeros for `variable` on first use).
    * `updated` may be `weights`.
    */
-  update(position: number, variable: { name: string; shape: number[] }, weights: Float32Array, updated: Float32Array, gradient: Float32Array, from: number): void {
+  update(
+    position: number,
+    variable: { name: string; shape: number[] },
+    weights: Float32Array,
+    updated: Float32Array,
+    gradient: Float32Array,
+    from: number
+  ): void {
     const size = weights.length
     if (updated.length !== size) throw new Error(`${variable.name}: ${updated.length} values to write for ${size} weights`)
     const name = variable.name

@@ -30,7 +30,7 @@ declare global {
 
 function clusteredPoints(n: number, classes: number): { positions: Float32Array; colours: Float32Array } {
   let seed = 7
-  const random = () => ((seed = (seed * 1664525 + 1013904223) >>> 0) / 2 ** 32)
+  const random = () => (seed = (seed * 1664525 + 1013904223) >>> 0) / 2 ** 32
   const gaussian = () => Math.sqrt(-2 * Math.log(random() + 1e-12)) * Math.cos(2 * Math.PI * random())
   const centres = Array.from({ length: classes }, () => [random() * 1.6 - 0.8, random() * 1.6 - 0.8, random() * 1.6 - 0.8])
   const palette = classPalette(classes).map(colourToRgb)

@@ -1,13 +1,6 @@
 // The renderer's side of the contract: the same EngineClient over Electron IPC (the preload's
 // `window.cartographer`) or over the browser-mode host's WebSocket.
-import type {
-  EngineClient,
-  EventMessage,
-  RequestArgs,
-  RequestName,
-  RequestResult,
-  ResponseMessage
-} from '../../../electron/common/contract'
+import type { EngineClient, EventMessage, RequestArgs, RequestName, RequestResult, ResponseMessage } from '../../../electron/common/contract'
 import { PendingReplies } from '../../../electron/common/replies'
 
 interface PreloadBridge {
@@ -60,7 +53,11 @@ class WebSocketClient implements EngineClient {
     this.socket.addEventListener('close', () => {
       this.replies.failAll((id) => ({ type: 'response', id, ok: false, error: 'the connection to the engine closed' }))
       for (const listener of this.listeners)
-        listener({ type: 'event', name: 'status', payload: { phase: 'error', message: 'disconnected from the engine: restart it and reload', progress: null, etaSeconds: null, backend: '-' } })
+        listener({
+          type: 'event',
+          name: 'status',
+          payload: { phase: 'error', message: 'disconnected from the engine: restart it and reload', progress: null, etaSeconds: null, backend: '-' }
+        })
     })
   }
 

@@ -285,7 +285,14 @@ class AppState {
     this.thumbnails = null
     const atlas = await this.client?.request('dataset.thumbnails', {}).catch(() => null)
     this.fullImages.clear()
-    if (atlas) this.thumbnails = { cellWidth: atlas.cellWidth, cellHeight: atlas.cellHeight, channels: atlas.channels, downsample: atlas.downsample, bytes: base64ToBytes(atlas.base64) }
+    if (atlas)
+      this.thumbnails = {
+        cellWidth: atlas.cellWidth,
+        cellHeight: atlas.cellHeight,
+        channels: atlas.channels,
+        downsample: atlas.downsample,
+        bytes: base64ToBytes(atlas.base64)
+      }
   }
 
   /**

@@ -189,8 +189,15 @@ export interface PickView {
  * the lower index, so the answer does not depend on the grid's order. Only points in the cone
  * around the ray that can project within `radius` are tested.
  */
-export function nearestOnScreen(grid: PickGrid, positions: Float32Array, visible: Float32Array, view: PickView,
-  x: number, y: number, radius: number): number | null {
+export function nearestOnScreen(
+  grid: PickGrid,
+  positions: Float32Array,
+  visible: Float32Array,
+  view: PickView,
+  x: number,
+  y: number,
+  radius: number
+): number | null {
   const e = view.viewProjection
   const { width, height } = view
   // A pixel subtends at most 2 tan(fov/2) / height radians (on the axis; less off it), so points
@@ -198,22 +205,27 @@ export function nearestOnScreen(grid: PickGrid, positions: Float32Array, visible
   const tanCone = (1.25 * radius * 2 * view.tanHalfFov) / height
   let best: number | null = null
   let bestDistance = radius * radius
-  grid.forEachNear(view.ray, (t) => t * tanCone, view.near, (i) => {
-    if (visible[i] < 0.5) return
-    const px = positions[i * 3]
-    const py = positions[i * 3 + 1]
-    const pz = positions[i * 3 + 2]
-    const w = e[3] * px + e[7] * py + e[11] * pz + e[15]
-    if (w <= 0) return
-    const sx = ((e[0] * px + e[4] * py + e[8] * pz + e[12]) / w + 1) * 0.5 * width
-    const sy = (1 - (e[1] * px + e[5] * py + e[9] * pz + e[13]) / w) * 0.5 * height
-    const dx = sx - x
-    const dy = sy - y
-    const d = dx * dx + dy * dy
-    if (d < bestDistance || (d === bestDistance && best !== null && i < best)) {
-      bestDistance = d
-      best = i
+  grid.forEachNear(
+    view.ray,
+    (t) => t * tanCone,
+    view.near,
+    (i) => {
+      if (visible[i] < 0.5) return
+      const px = positions[i * 3]
+      const py = positions[i * 3 + 1]
+      const pz = positions[i * 3 + 2]
+      const w = e[3] * px + e[7] * py + e[11] * pz + e[15]
+      if (w <= 0) return
+      const sx = ((e[0] * px + e[4] * py + e[8] * pz + e[12]) / w + 1) * 0.5 * width
+      const sy = (1 - (e[1] * px + e[5] * py + e[9] * pz + e[13]) / w) * 0.5 * height
+      const dx = sx - x
+      const dy = sy - y
+      const d = dx * dx + dy * dy
+      if (d < bestDistance || (d === bestDistance && best !== null && i < best)) {
+        bestDistance = d
+        best = i
+      }
     }
-  })
+  )
   return best
 }

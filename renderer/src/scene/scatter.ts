@@ -405,14 +405,22 @@ export class LatentScatter {
     const raycaster = new THREE.Raycaster()
     raycaster.setFromCamera(new THREE.Vector2((x / width) * 2 - 1, 1 - (y / height) * 2), this.camera)
     const { origin, direction } = raycaster.ray
-    return nearestOnScreen(this.pickGrid, this.positions, this.visible, {
-      viewProjection,
-      width,
-      height,
-      ray: { origin: [origin.x, origin.y, origin.z], direction: [direction.x, direction.y, direction.z] },
-      tanHalfFov: Math.tan(THREE.MathUtils.degToRad(this.camera.fov / 2)),
-      near: this.camera.near
-    }, x, y, radius)
+    return nearestOnScreen(
+      this.pickGrid,
+      this.positions,
+      this.visible,
+      {
+        viewProjection,
+        width,
+        height,
+        ray: { origin: [origin.x, origin.y, origin.z], direction: [direction.x, direction.y, direction.z] },
+        tanHalfFov: Math.tan(THREE.MathUtils.degToRad(this.camera.fov / 2)),
+        near: this.camera.near
+      },
+      x,
+      y,
+      radius
+    )
   }
 
   private bindPointer(): void {
@@ -555,5 +563,8 @@ function permuted(values: Float32Array, width: number, order: Uint32Array): Floa
 
 /** 0..n-1 in a fixed pseudo-random order: any head of it is a uniform sample. */
 function drawOrder(n: number): Uint32Array {
-  return shuffleInPlace(Uint32Array.from({ length: n }, (_, i) => i), seededRandom(12345))
+  return shuffleInPlace(
+    Uint32Array.from({ length: n }, (_, i) => i),
+    seededRandom(12345)
+  )
 }
