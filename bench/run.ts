@@ -398,6 +398,10 @@ async function conditionalQuality(c: ConditionalCase, dataset: ImageDataset, dat
   // `--adversary W`: the CDVAE's z_u class adversary at another weight than the default.
   const adversaryIndex = process.argv.indexOf('--adversary')
   if (adversaryIndex >= 0 && c.family === 'cdvae') config.objective = { ...config.objective, freeSpaceAdversary: Number(process.argv[adversaryIndex + 1]) }
+  // `--independence W`: the CDVAE's class-independence (MMD) weight on z_u.
+  const independenceIndex = process.argv.indexOf('--independence')
+  if (independenceIndex >= 0 && c.family === 'cdvae')
+    config.objective = { ...config.objective, freeSpaceIndependence: Number(process.argv[independenceIndex + 1]) }
   // `--radius R`: the class priors' means start on a sphere of radius R instead of the default.
   const radiusIndex = process.argv.indexOf('--radius')
   if (radiusIndex >= 0) config.classPriorRadius = Number(process.argv[radiusIndex + 1])

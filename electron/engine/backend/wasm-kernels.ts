@@ -24,7 +24,7 @@
  *
  * Pure TensorFlow.js + typed arrays: runs in Node and in browsers. Conv kernels handle NHWC, float32, any
  * stride, kernel size and padding ('same', 'valid', numbers, explicit), dilation 1; other cases fall back
- * to the stock kernel where one exists. Checked against the cpu backend in test/unit/wasm-kernels.test.ts.
+ * to the stock kernel where one exists. Checked against the cpu backend in test/unit/engine/backend/wasm-kernels.test.ts.
  */
 import * as tf from '@tensorflow/tfjs'
 import '@tensorflow/tfjs-backend-wasm'

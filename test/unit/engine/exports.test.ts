@@ -9,9 +9,9 @@ import { join } from 'node:path'
 import * as tf from '@tensorflow/tfjs'
 import sharp from 'sharp'
 import { describe, expect, it } from 'vitest'
-import { npyBytes, spriteImage, writeExports } from '../../electron/engine/exports'
-import { generateShapes } from '../../electron/engine/datasets/shapes'
-import { createModel, defaultModelConfig } from '../../models/index'
+import { npyBytes, spriteImage, writeExports } from '../../../electron/engine/exports'
+import { generateShapes } from '../../../electron/engine/datasets/shapes'
+import { createModel, defaultModelConfig } from '../../../models/index'
 
 /** Parses an .npy file of float32 (or, with `type` '<i4', int32) values: its shape and values. */
 function parseNpy(bytes: Uint8Array, type: '<f4' | '<i4' = '<f4'): { shape: number[]; values: Float32Array | Int32Array } {

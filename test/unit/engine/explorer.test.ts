@@ -2,7 +2,7 @@
 // calls and hand-computed values, on tiny untrained models of 8x8 images.
 import * as tf from '@tensorflow/tfjs'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { base64ToBytes, bytesToBase64, type ImagePayload } from '../../electron/common/contract'
+import { base64ToBytes, bytesToBase64, type ImagePayload } from '../../../electron/common/contract'
 import {
   ancestralSamples,
   classGrid,
@@ -18,10 +18,10 @@ import {
   toImagePayloads,
   traversalGrid,
   type SpaceLatents
-} from '../../electron/engine/explorer'
-import { klStandardNormalPerDim, sumPerItem } from '../../models/distributions'
-import { createModel, defaultModelConfig, type GaussianParams, type VaeFamilyModel } from '../../models/index'
-import type { Cdvae } from '../../models/cdvae'
+} from '../../../electron/engine/explorer'
+import { klStandardNormalPerDim, sumPerItem } from '../../../models/distributions'
+import { createModel, defaultModelConfig, type GaussianParams, type VaeFamilyModel } from '../../../models/index'
+import type { Cdvae } from '../../../models/cdvae'
 
 const image8 = { height: 8, width: 8, channels: 1 }
 const k8 = 64

@@ -5,11 +5,11 @@ import { Worker } from 'node:worker_threads'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import * as tf from '@tensorflow/tfjs'
 import '@tensorflow/tfjs-backend-wasm'
-import { LatentProjection, trustworthiness, type ProjectionProgress } from '../../electron/engine/projection/index'
-import { Rng, Ticker, bruteForceKnn, nnDescentKnn, type KnnGraph } from '../../electron/engine/projection/knn'
+import { LatentProjection, trustworthiness, type ProjectionProgress } from '../../../../electron/engine/projection/index'
+import { Rng, Ticker, bruteForceKnn, nnDescentKnn, type KnnGraph } from '../../../../electron/engine/projection/knn'
 import { knnRecall } from './knn-recall'
-import { ItemState, itemState, type NNDescentHelper, type NNDescentPhase, type NNDescentState } from '../../electron/engine/projection/nndescent'
-import { LayoutThread, closeLayoutThreads, liveLayoutWorkers } from '../../electron/engine/projection/parallel'
+import { ItemState, itemState, type NNDescentHelper, type NNDescentPhase, type NNDescentState } from '../../../../electron/engine/projection/nndescent'
+import { LayoutThread, closeLayoutThreads, liveLayoutWorkers } from '../../../../electron/engine/projection/parallel'
 
 /** `clusters` overlapping Gaussian blobs in `dim` dimensions, `per` points each, numbered in a
  *  scrambled order (as a caller's data would be; fit relabels in locality order itself). */

@@ -6,8 +6,8 @@ import { join } from 'node:path'
 import { gzipSync } from 'node:zlib'
 import sharp from 'sharp'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { assignHeldOutSplit, mapPool, naturalCompare } from '../../electron/engine/datasets/common'
-import { chooseTargetSize, splitCsvLine } from '../../electron/engine/datasets/folder'
+import { assignHeldOutSplit, mapPool, naturalCompare } from '../../../../electron/engine/datasets/common'
+import { chooseTargetSize, splitCsvLine } from '../../../../electron/engine/datasets/folder'
 import {
   DatasetError,
   defaultDatasetPath,
@@ -20,7 +20,7 @@ import {
   parseIdx,
   SHAPE_CLASSES,
   writeShapesFolder
-} from '../../electron/engine/datasets/index'
+} from '../../../../electron/engine/datasets/index'
 
 let dir: string
 

@@ -1,7 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest'
 import * as tf from '@tensorflow/tfjs'
 import '@tensorflow/tfjs-backend-wasm'
-import { registerWasmKernels } from '../../electron/engine/backend/wasm-kernels'
+import { registerWasmKernels } from '../../../../electron/engine/backend/wasm-kernels'
 
 type Pad = 'same' | 'valid' | number | [[number, number], [number, number], [number, number], [number, number]]
 

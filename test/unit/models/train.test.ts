@@ -6,11 +6,11 @@ import { join } from 'node:path'
 import * as tf from '@tensorflow/tfjs'
 import '@tensorflow/tfjs-backend-wasm'
 import { describe, expect, it } from 'vitest'
-import { restoreCheckpoint, restoreOptimizerState, serializeCheckpoint } from '../../models/checkpoint'
-import { createModel, defaultModelConfig, type ModelFamily } from '../../models/index'
-import { evaluate, Trainer, TrainingCancelledError, TrainingDivergedError } from '../../models/train'
-import { RunFolder } from '../../electron/engine/run/folder'
-import { data, modelFor, trainOptions, useWasmBackend } from './training-fixture'
+import { restoreCheckpoint, restoreOptimizerState, serializeCheckpoint } from '../../../models/checkpoint'
+import { createModel, defaultModelConfig, type ModelFamily } from '../../../models/index'
+import { evaluate, Trainer, TrainingCancelledError, TrainingDivergedError } from '../../../models/train'
+import { RunFolder } from '../../../electron/engine/run/folder'
+import { data, modelFor, trainOptions, useWasmBackend } from '../training-fixture'
 
 useWasmBackend()
 const options = trainOptions

@@ -1,7 +1,7 @@
 // Lasso selection (renderer/src/scene/lasso.ts): the even-odd rule against shapes whose inside is
 // known, hidden and behind-the-camera points left out, item order kept.
 import { describe, expect, it } from 'vitest'
-import { insidePolygon, itemsInPolygon } from '../../renderer/src/scene/lasso'
+import { insidePolygon, itemsInPolygon } from '../../../renderer/src/scene/lasso'
 
 const square = [
   { x: 0, y: 0 },

@@ -3,7 +3,7 @@ import { mkdir, mkdtemp, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { RunFolder } from '../../electron/engine/run/folder'
+import { RunFolder } from '../../../../electron/engine/run/folder'
 import { readdir } from 'node:fs/promises'
 
 describe('run folder storage', () => {

@@ -10,8 +10,8 @@ import { join } from 'node:path'
 import fc from 'fast-check'
 import { WebSocket } from 'ws'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import type { EventMessage, ResponseMessage, RunListing } from '../../electron/common/contract'
-import { writeShapesFolder } from '../../electron/engine/datasets/shapes'
+import type { EventMessage, ResponseMessage, RunListing } from '../../../electron/common/contract'
+import { writeShapesFolder } from '../../../electron/engine/datasets/shapes'
 
 interface RunningHost {
   url: string
@@ -21,7 +21,7 @@ interface RunningHost {
   close(): Promise<void>
 }
 
-const HOST_JS = join(__dirname, '../../out/main/host.js')
+const HOST_JS = join(__dirname, '../../../out/main/host.js')
 
 async function startBuiltHost(): Promise<RunningHost> {
   const dataDir = await mkdtemp(join(tmpdir(), 'cartographer-host-test-'))

@@ -11,7 +11,7 @@ import {
   REQUEST_NAMES,
   requestIdOf,
   validateRequest
-} from '../../electron/common/contract'
+} from '../../../electron/common/contract'
 
 const request = (name: string, args: unknown, id: unknown = 1) => ({ type: 'request', id, name, args })
 

@@ -2,11 +2,11 @@ import { Worker } from 'node:worker_threads'
 import { beforeAll, describe, expect, it } from 'vitest'
 import * as tf from '@tensorflow/tfjs'
 import '@tensorflow/tfjs-backend-wasm'
-import { LatentProjection, knnClassAccuracy, trustworthiness, type ProjectionProgress } from '../../electron/engine/projection/index'
-import { Rng, Ticker, bruteForceKnn, exactKnnTf, nnDescentKnn } from '../../electron/engine/projection/knn'
+import { LatentProjection, knnClassAccuracy, trustworthiness, type ProjectionProgress } from '../../../../electron/engine/projection/index'
+import { Rng, Ticker, bruteForceKnn, exactKnnTf, nnDescentKnn } from '../../../../electron/engine/projection/knn'
 import { knnRecall } from './knn-recall'
-import { Layout, LayoutThread, liveLayoutWorkers } from '../../electron/engine/projection/parallel'
-import { LayoutOptimizer, findABParams, fuzzySimplicialSet, layoutEdges, layoutSchedule } from '../../electron/engine/projection/umap'
+import { Layout, LayoutThread, liveLayoutWorkers } from '../../../../electron/engine/projection/parallel'
+import { LayoutOptimizer, findABParams, fuzzySimplicialSet, layoutEdges, layoutSchedule } from '../../../../electron/engine/projection/umap'
 
 /** `clusters` well-separated Gaussian blobs in `dim` dimensions, `per` points each. */
 function gaussianClusters(clusters: number, per: number, dim: number, seed: number, spread = 6, sd = 1) {
@@ -410,7 +410,7 @@ describe('nearest neighbours', () => {
     // queries that are not in the data set
     const q = new Float32Array(5 * dim).map(() => r.gauss())
     const gq = await exactKnnTf(x, n, dim, k, undefined, undefined, { data: q, m: 5 })
-    const { bruteForceKnnQuery } = await import('../../electron/engine/projection/knn')
+    const { bruteForceKnnQuery } = await import('../../../../electron/engine/projection/knn')
     const rq = bruteForceKnnQuery(x, n, q, 5, dim, k)
     expect(Array.from(gq.indices)).toEqual(Array.from(rq.indices))
   })

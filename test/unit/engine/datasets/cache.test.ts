@@ -7,8 +7,8 @@ import { tmpdir } from 'node:os'
 import { basename, join } from 'node:path'
 import sharp from 'sharp'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { cacheFilePath, cacheKey, pruneCache } from '../../electron/engine/datasets/cache'
-import { type ImageDataset, loadDataset, type LoadOptions, writeShapesFolder } from '../../electron/engine/datasets/index'
+import { cacheFilePath, cacheKey, pruneCache } from '../../../../electron/engine/datasets/cache'
+import { type ImageDataset, loadDataset, type LoadOptions, writeShapesFolder } from '../../../../electron/engine/datasets/index'
 
 let dir: string
 let data: string

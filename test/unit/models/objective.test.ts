@@ -3,7 +3,7 @@
 // closed form; the class adversary's two gradients and what they do; class prior layouts; seeds that tfjs would ignore.
 import * as tf from '@tensorflow/tfjs'
 import { beforeAll, describe, expect, it } from 'vitest'
-import { createModel, defaultModelConfig, type ModelConfig } from '../../models/index'
+import { createModel, defaultModelConfig, type ModelConfig } from '../../../models/index'
 import {
   adversarialClassTerm,
   assembleLoss,
@@ -13,10 +13,10 @@ import {
   standardizeColumns,
   warmupFactor,
   type ObjectiveConfig
-} from '../../models/objective'
-import { separatedPoints } from '../../models/priors'
-import { seededRandom, tfSeed } from '../../models/random'
-import { reparameterize, stopGradient } from '../../models/distributions'
+} from '../../../models/objective'
+import { separatedPoints } from '../../../models/priors'
+import { seededRandom, tfSeed } from '../../../models/random'
+import { reparameterize, stopGradient } from '../../../models/distributions'
 
 beforeAll(async () => {
   await tf.setBackend('cpu')

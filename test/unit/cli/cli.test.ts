@@ -4,10 +4,10 @@ import { mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
-import { main } from '../../electron/cli/cartographer'
-import { writeShapesFolder } from '../../electron/engine/datasets/shapes'
-import { RunFolder } from '../../electron/engine/run/folder'
-import { useWasmBackend } from './training-fixture'
+import { main } from '../../../electron/cli/cartographer'
+import { writeShapesFolder } from '../../../electron/engine/datasets/shapes'
+import { RunFolder } from '../../../electron/engine/run/folder'
+import { useWasmBackend } from '../training-fixture'
 
 useWasmBackend()
 

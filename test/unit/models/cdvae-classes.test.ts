@@ -5,12 +5,12 @@
 // of before (plain ELBO, learned overlapping class priors) the same test reads 21% where this needs 40%.
 import * as tf from '@tensorflow/tfjs'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createModel, defaultModelConfig, type VaeFamilyModel } from '../../models/index'
-import { makeBatch, type TrainingData } from '../../models/data'
-import { Trainer } from '../../models/train'
-import { generateShapes } from '../../electron/engine/datasets/shapes'
-import { trainingData } from '../../electron/engine/run/config'
-import { useWasmBackend } from './training-fixture'
+import { createModel, defaultModelConfig, type VaeFamilyModel } from '../../../models/index'
+import { makeBatch, type TrainingData } from '../../../models/data'
+import { Trainer } from '../../../models/train'
+import { generateShapes } from '../../../electron/engine/datasets/shapes'
+import { trainingData } from '../../../electron/engine/run/config'
+import { useWasmBackend } from '../training-fixture'
 
 useWasmBackend()
 

@@ -11,15 +11,15 @@ import { Worker } from 'node:worker_threads'
 import * as tf from '@tensorflow/tfjs'
 import '@tensorflow/tfjs-backend-wasm'
 import { describe, expect, it } from 'vitest'
-import { restoreCheckpoint, restoreOptimizerState, serializeCheckpoint } from '../../models/checkpoint'
-import { evaluate, TrainingCancelledError, TrainingDivergedError, type TrainOptions } from '../../models/train'
-import { ParallelTrainer } from '../../electron/engine/training/parallel-trainer'
-import { RunFolder } from '../../electron/engine/run/folder'
-import { flattenWeights, getOptimizerState, ReplicaAdam, setOptimizerState } from '../../electron/engine/training/replica'
-import { data, modelFor, trainOptions, useWasmBackend } from './training-fixture'
+import { restoreCheckpoint, restoreOptimizerState, serializeCheckpoint } from '../../../../models/checkpoint'
+import { evaluate, TrainingCancelledError, TrainingDivergedError, type TrainOptions } from '../../../../models/train'
+import { ParallelTrainer } from '../../../../electron/engine/training/parallel-trainer'
+import { RunFolder } from '../../../../electron/engine/run/folder'
+import { flattenWeights, getOptimizerState, ReplicaAdam, setOptimizerState } from '../../../../electron/engine/training/replica'
+import { data, modelFor, trainOptions, useWasmBackend } from '../../training-fixture'
 
 const tsxHook = createRequire(import.meta.url).resolve('tsx/cjs')
-const workerSource = fileURLToPath(new URL('../../electron/engine/training/worker.ts', import.meta.url))
+const workerSource = fileURLToPath(new URL('../../../../electron/engine/training/worker.ts', import.meta.url))
 const spawn = () => new Worker(`require(${JSON.stringify(tsxHook)}); require(${JSON.stringify(workerSource)})`, { eval: true })
 
 useWasmBackend()

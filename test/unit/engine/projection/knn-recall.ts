@@ -1,5 +1,5 @@
 // What the projection tests measure a neighbour graph by (not needed by the app itself).
-import type { KnnGraph } from '../../electron/engine/projection/knn'
+import type { KnnGraph } from '../../../../electron/engine/projection/knn'
 
 /** Fraction of true neighbours (excluding self) found by an approximate graph. */
 export function knnRecall(approx: KnnGraph, exact: KnnGraph): number {

@@ -9,11 +9,11 @@ import {
   klStandardNormalPerDim,
   logNormalDiagonal,
   sumPerItem
-} from '../../models/distributions'
-import { createModel, defaultModelConfig, type ModelConfig, type VaeFamilyModel } from '../../models/index'
-import type { Srvae } from '../../models/srvae'
-import type { Cdvae } from '../../models/cdvae'
-import { tfSeed } from '../../models/random'
+} from '../../../models/distributions'
+import { createModel, defaultModelConfig, type ModelConfig, type VaeFamilyModel } from '../../../models/index'
+import type { Srvae } from '../../../models/srvae'
+import type { Cdvae } from '../../../models/cdvae'
+import { tfSeed } from '../../../models/random'
 
 beforeAll(async () => {
   await tf.setBackend('cpu')

@@ -5,14 +5,14 @@
 // average to its ELBO (Monte Carlo against the closed-form KL).
 import * as tf from '@tensorflow/tfjs'
 import { describe, expect, it } from 'vitest'
-import { importanceWeightedBound, importanceWeightedLogLikelihoods } from '../../models/iwae'
-import { logNormalDiagonal } from '../../models/distributions'
-import { tfSeed } from '../../models/random'
-import { createModel, defaultModelConfig, type ModelFamily } from '../../models/index'
-import { makeBatch } from '../../models/data'
-import { generateShapes } from '../../electron/engine/datasets/shapes'
-import { trainingData } from '../../electron/engine/run/config'
-import { useWasmBackend } from './training-fixture'
+import { importanceWeightedBound, importanceWeightedLogLikelihoods } from '../../../models/iwae'
+import { logNormalDiagonal } from '../../../models/distributions'
+import { tfSeed } from '../../../models/random'
+import { createModel, defaultModelConfig, type ModelFamily } from '../../../models/index'
+import { makeBatch } from '../../../models/data'
+import { generateShapes } from '../../../electron/engine/datasets/shapes'
+import { trainingData } from '../../../electron/engine/run/config'
+import { useWasmBackend } from '../training-fixture'
 
 useWasmBackend()
 

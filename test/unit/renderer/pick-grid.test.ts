@@ -2,7 +2,7 @@
 // screen position finds, from any camera, on 3D and flat maps, with hidden points skipped.
 import { describe, expect, it } from 'vitest'
 import * as THREE from 'three'
-import { nearestOnScreen, PickGrid, type PickView } from '../../renderer/src/scene/pick-grid'
+import { nearestOnScreen, PickGrid, type PickView } from '../../../renderer/src/scene/pick-grid'
 
 function clustered(n: number, flat: boolean, seed = 3): Float32Array {
   let s = seed

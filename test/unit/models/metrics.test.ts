@@ -2,9 +2,9 @@
 // the free classifier's accuracy, and the warnings the health panel shows.
 import * as tf from '@tensorflow/tfjs'
 import { describe, expect, it } from 'vitest'
-import { argmaxAccuracy, knnClassAccuracy, latentWarnings } from '../../models/metrics'
-import type { SpaceHealth } from '../../models/train'
-import { useWasmBackend } from './training-fixture'
+import { argmaxAccuracy, knnClassAccuracy, latentWarnings } from '../../../models/metrics'
+import type { SpaceHealth } from '../../../models/train'
+import { useWasmBackend } from '../training-fixture'
 
 useWasmBackend()
 

@@ -5,11 +5,11 @@ import { mkdtemp } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { beforeAll, describe, expect, it } from 'vitest'
-import { base64ToBytes, type EngineState, type Events, type ImagePayload, type RequestName, type ThumbnailAtlas } from '../../electron/common/contract'
-import { Engine } from '../../electron/engine/engine'
-import { writeShapesFolder } from '../../electron/engine/datasets/shapes'
-import type { ImageDataset } from '../../electron/engine/datasets/types'
-import { thumbnailAtlas } from '../../electron/engine/datasets/thumbnails'
+import { base64ToBytes, type EngineState, type Events, type ImagePayload, type RequestName, type ThumbnailAtlas } from '../../../electron/common/contract'
+import { Engine } from '../../../electron/engine/engine'
+import { writeShapesFolder } from '../../../electron/engine/datasets/shapes'
+import type { ImageDataset } from '../../../electron/engine/datasets/types'
+import { thumbnailAtlas } from '../../../electron/engine/datasets/thumbnails'
 
 let small: string
 let other: string
