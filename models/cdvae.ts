@@ -104,7 +104,7 @@ export class Cdvae implements VaeFamilyModel {
       .sub(sumTerms(this.likelihood.negLogLik(this.decoder.apply(tf.concat([zl, zu], 1)), x)))
   }
 
-  encode(x: tf.Tensor4D): Record<string, tf.Tensor2D> {
+  encode(x: tf.Tensor4D): { z_l: tf.Tensor2D; z_u: tf.Tensor2D } {
     const { l, u } = this.heads(x)
     return { z_l: l.mu, z_u: u.mu }
   }

@@ -57,12 +57,19 @@ export async function serializeCheckpoint(
 
 const toBuffer = (bytes: Uint8Array): ArrayBuffer => bytes.slice().buffer as ArrayBuffer
 
+/** The checkpoint's weights by parameter name (the caller disposes them). */
+export function decodeCheckpointWeights(checkpoint: SerializedCheckpoint): tf.NamedTensorMap {
+  const group = checkpoint.document.weightsManifest[0]
+  if (!group) throw new Error('the checkpoint lists no weights (its weightsManifest is empty)')
+  return tf.io.decodeWeights(toBuffer(checkpoint.weights), group.weights)
+}
+
 /** A model with the checkpoint's weights (and, when given an optimizer, its Adam state restored). */
 export async function restoreCheckpoint(checkpoint: SerializedCheckpoint, optimizer?: tf.Optimizer): Promise<VaeFamilyModel> {
   const { document } = checkpoint
   if (document.format !== CHECKPOINT_FORMAT) throw new Error(`not a Latent Cartographer checkpoint (format ${String(document.format)})`)
   const model = createModel(document.config)
-  const named = tf.io.decodeWeights(toBuffer(checkpoint.weights), document.weightsManifest[0].weights)
+  const named = decodeCheckpointWeights(checkpoint)
   try {
     model.parameters.assign(named)
   } finally {
@@ -76,7 +83,13 @@ export async function restoreCheckpoint(checkpoint: SerializedCheckpoint, optimi
 export async function restoreOptimizerState(checkpoint: SerializedCheckpoint, optimizer: tf.Optimizer): Promise<void> {
   const manifest = checkpoint.document.optimizerManifest
   if (!checkpoint.optimizer || !manifest) return
-  const specs = manifest[0].weights
+  const specs = manifest[0]?.weights ?? []
   const decoded = tf.io.decodeWeights(toBuffer(checkpoint.optimizer), specs)
-  await optimizer.setWeights(specs.map((spec) => ({ name: spec.name, tensor: decoded[spec.name] })))
+  await optimizer.setWeights(
+    specs.map((spec) => {
+      const tensor = decoded[spec.name]
+      if (!tensor) throw new Error(`the checkpoint's optimizer state lacks "${spec.name}"`)
+      return { name: spec.name, tensor }
+    })
+  )
 }

@@ -46,7 +46,7 @@ export async function knnClassAccuracy(
         let best = -1
         let bestVotes = 0
         for (let j = 0; j < kk; j++) {
-          const label = refLabels[nearest[i * kk + j]]
+          const label = refLabels[nearest[i * kk + j] ?? -1] ?? -1
           const v = (votes.get(label) ?? 0) + 1
           votes.set(label, v)
           if (v > bestVotes) {

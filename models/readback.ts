@@ -14,6 +14,18 @@ export async function readAndDispose<K extends string>(tensors: Record<K, tf.Ten
   }
 }
 
+/** The values of a record of scalars, read in parallel; the tensors are disposed. */
+export async function readScalarsAndDispose(tensors: Record<string, tf.Tensor>): Promise<Record<string, number>> {
+  const read = await readAndDispose(tensors)
+  return Object.fromEntries(
+    Object.entries(read).map(([name, values]) => {
+      const [value] = values
+      if (value === undefined) throw new Error(`"${name}" read back empty where a scalar was expected`)
+      return [name, value]
+    })
+  )
+}
+
 /** One tensor's values, read back; the tensor is disposed. */
 export async function readOne<T extends tf.TypedArray = Float32Array>(tensor: tf.Tensor): Promise<T> {
   try {

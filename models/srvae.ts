@@ -132,7 +132,7 @@ export class Srvae implements VaeFamilyModel {
       .sub(negLogLik)
   }
 
-  encode(x: tf.Tensor4D): Record<string, tf.Tensor2D> {
+  encode(x: tf.Tensor4D): { u: tf.Tensor2D; y: tf.Tensor2D; z: tf.Tensor2D } {
     const y = this.downscale(x)
     return { u: this.qU(y).mu, y, z: this.qZ(x).mu }
   }

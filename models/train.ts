@@ -2,7 +2,7 @@
 // progress events, pause / resume / cancel, checkpoints at intervals, and a guard that stops on
 // NaN or Inf naming the term that blew up. No file system here: checkpoints go to a callback.
 import * as tf from '@tensorflow/tfjs'
-import { readAndDispose } from './readback'
+import { readAndDispose, readScalarsAndDispose } from './readback'
 import { makeBatch, shuffled, type TrainingData } from './data'
 import { FAMILY_DEFAULTS } from './families'
 import type { ModelFamily, VaeFamilyModel } from './types'
@@ -130,8 +130,7 @@ export async function lossGradients(
     }, model.parameters.trainable())
     value.dispose()
     try {
-      const read = await readAndDispose(kept)
-      return { grads, values: Object.fromEntries(Object.entries(read).map(([name, v]) => [name, v[0]])) }
+      return { grads, values: await readScalarsAndDispose(kept) }
     } catch (error) {
       tf.dispose(grads)
       throw error
@@ -255,7 +254,7 @@ export class Trainer {
           ...this.position,
           epochs,
           stepsPerEpoch,
-          loss: values.total,
+          loss: values.total ?? Number.NaN,
           terms: values,
           itemsPerSecond: stepsPerSecond * batchSize,
           etaSeconds: stepsDone >= 3 ? (totalSteps - this.position.globalStep) / stepsPerSecond : null
@@ -331,7 +330,7 @@ export async function evaluateChunk(model: VaeFamilyModel, data: TrainingData, i
       }
       return { scalars: { total, ...terms } as Record<string, tf.Tensor>, spaces }
     })
-    const values = Object.fromEntries(Object.entries(await readAndDispose(scalars)).map(([name, v]) => [name, v[0]]))
+    const values = await readScalarsAndDispose(scalars)
     const moments: ChunkEvaluation['moments'] = {}
     for (const [space, tensors] of Object.entries(spaces)) {
       const { kl, mean, meanSquare } = await readAndDispose(tensors)
@@ -347,7 +346,7 @@ export async function evaluateChunk(model: VaeFamilyModel, data: TrainingData, i
 export function combineEvaluation(chunks: ChunkEvaluation[], data: Pick<TrainingData, 'shape'>): Evaluation {
   const sums: Record<string, number> = {}
   const momentSums: Record<string, { kl: number[]; mean: number[]; meanSquare: number[] }> = {}
-  const addInto = (target: number[], source: number[], weight: number) => source.forEach((v, d) => (target[d] += v * weight))
+  const addInto = (target: number[], source: number[], weight: number) => source.forEach((v, d) => (target[d] = (target[d] ?? 0) + v * weight))
   let count = 0
   for (const chunk of chunks) {
     for (const [name, v] of Object.entries(chunk.values)) sums[name] = (sums[name] ?? 0) + v * chunk.count
@@ -368,7 +367,7 @@ export function combineEvaluation(chunks: ChunkEvaluation[], data: Pick<Training
   const health: LatentHealth = {}
   for (const [space, m] of Object.entries(momentSums)) {
     // Var = E[mu^2] - E[mu]^2, floored at 0 against rounding.
-    const meanVariance = m.meanSquare.map((sq, d) => Math.max(0, sq / n - (m.mean[d] / n) ** 2))
+    const meanVariance = m.meanSquare.map((sq, d) => Math.max(0, sq / n - ((m.mean[d] ?? 0) / n) ** 2))
     health[space] = {
       klPerDim: m.kl.map((v) => v / n),
       meanVariance,

@@ -57,7 +57,7 @@ export class Vae implements VaeFamilyModel {
     return logPriorOverPosterior(z, q, prior).sub(sumTerms(this.likelihood.negLogLik(this.decoder.apply(z), x)))
   }
 
-  encode(x: tf.Tensor4D): Record<string, tf.Tensor2D> {
+  encode(x: tf.Tensor4D): { z: tf.Tensor2D } {
     return { z: this.posterior(x).mu }
   }
 

@@ -1,4 +1,4 @@
-// `npm test`: build, type-check (tsc and svelte-check), lint (ESLint), format (Prettier), unit tests (vitest), then end-to-end tests
+// `npm test`: build, type-check (tsc, noUncheckedIndexedAccess outside the numerical kernels, svelte-check), lint (ESLint), format (Prettier), unit tests (vitest), then end-to-end tests
 // (Playwright in Debian's Chromium against browser mode and the real engine). Every stage runs even
 // when an earlier one fails, and the last line sums the tests: "N passed, N failed, N skipped".
 import { spawnSync } from 'node:child_process'
@@ -9,6 +9,7 @@ import { join } from 'node:path'
 const stages = [
   { name: 'build', command: 'npx', args: ['electron-vite', 'build'] },
   { name: 'tsc', command: 'npx', args: ['tsc', '--noEmit', '-p', 'tsconfig.json'] },
+  { name: 'index-access', command: 'node', args: ['scripts/check-index-access.mjs'] },
   { name: 'svelte-check', command: 'npx', args: ['svelte-check', '--tsconfig', './tsconfig.json', '--threshold', 'warning', '--fail-on-warnings'] },
   { name: 'lint', command: 'npx', args: ['eslint', '--max-warnings', '0', '.'] },
   { name: 'format', command: 'npx', args: ['prettier', '--check', '.'] },

@@ -73,11 +73,11 @@ function klWeightsOption(values: Values): Record<string, number> | undefined {
   if (raw === undefined) return undefined
   const weights: Record<string, number> = {}
   for (const entry of Array.isArray(raw) ? raw : [String(raw)]) {
-    const match = /^([A-Za-z_][A-Za-z0-9_]{0,31})=(.+)$/.exec(entry)
-    const weight = match ? Number(match[2]) : Number.NaN
-    if (!match || !Number.isFinite(weight) || weight < 0 || weight > 100)
+    const [, space, value] = /^([A-Za-z_][A-Za-z0-9_]{0,31})=(.+)$/.exec(entry) ?? []
+    const weight = value === undefined ? Number.NaN : Number(value)
+    if (space === undefined || !Number.isFinite(weight) || weight < 0 || weight > 100)
       throw new UsageError(`--kl-weight must be SPACE=W with W from 0 to 100, e.g. z_l=4 (got ${JSON.stringify(entry)})`)
-    weights[match[1]] = weight
+    weights[space] = weight
   }
   return weights
 }
@@ -285,7 +285,7 @@ function describeMetrics(metrics: ModelMetrics): string {
   if (metrics.iwae) {
     const { samples, items, negLogLikelihood, standardError, bitsPerDim } = metrics.iwae
     lines.push(
-      `-log p(x)      <= ${negLogLikelihood.toFixed(2)} ± ${standardError.toFixed(2)} nats (${bitsPerDim.toFixed(4)} bits/dim), importance-weighted bound, K = ${samples}, ${items} held-out items; -ELBO ${metrics.heldOut.total.toFixed(2)}`
+      `-log p(x)      <= ${negLogLikelihood.toFixed(2)} ± ${standardError.toFixed(2)} nats (${bitsPerDim.toFixed(4)} bits/dim), importance-weighted bound, K = ${samples}, ${items} held-out items; -ELBO ${(metrics.heldOut.total ?? Number.NaN).toFixed(2)}`
     )
   }
   for (const warning of metrics.warnings) lines.push(`warning: ${warning}`)

@@ -57,7 +57,7 @@ import {
   latentAtMapPoint,
   nearestNeighbours,
   reconstructionErrors,
-  toImagePayloads,
+  toImagePayload,
   traversalGrid
 } from './explorer'
 import { runProjection } from './projection/runner'
@@ -640,7 +640,7 @@ export class Engine {
       space,
       position,
       neighbours,
-      images: Object.entries(decoded).map(([name, images]) => ({ name: name === 'x' ? 'decoded' : name, image: images[0] })),
+      images: Object.entries(decoded).map(([name, images]) => ({ name: name === 'x' ? 'decoded' : name, image: firstOf(images, `the decoded ${name}`) })),
       method: POINT_DECODE_METHOD
     }
   }
@@ -650,7 +650,7 @@ export class Engine {
     this.requireLatents(session, args.space)
     const a = this.endValues(session, args.from)
     const b = this.endValues(session, args.to)
-    const path = interpolatePath(a[args.space], b[args.space], args.steps, args.mode)
+    const path = interpolatePath(valueIn(a, args.space), valueIn(b, args.space), args.steps, args.mode)
     // The other spaces move linearly alongside (the SRVAE's z needs its y, the CDVAE's z_l its
     // z_u), so that the path's ends decode exactly as its two end items do.
     const others = (values: Record<string, Float32Array>) => Object.fromEntries(Object.entries(values).filter(([name]) => name !== args.space))
@@ -708,7 +708,7 @@ export class Engine {
     const images = await traversalGrid(
       session.model,
       args.space,
-      item[args.space],
+      valueIn(item, args.space),
       context,
       dimensions.map((d) => d.index),
       values,
@@ -811,12 +811,13 @@ export class Engine {
       const { decoded, predicted } = tf.tidy(() => {
         const x = this.itemTensor(index)
         const scores = model.classLogLikelihoods(x)
-        return { decoded: model.reconstruct(x) as Record<string, tf.Tensor4D>, predicted: scores ? [scores.argMax(1)] : [] }
+        return { decoded: model.reconstruct(x), predicted: scores ? [scores.argMax(1)] : [] }
       })
       try {
-        images.push({ name: 'reconstruction', image: (await toImagePayloads(decoded.x))[0] })
-        for (const [name, t] of Object.entries(decoded)) if (name !== 'x') images.push({ name, image: (await toImagePayloads(t))[0] })
-        if (predicted[0]) predictedLabel = dataset.classNames[(await predicted[0].data())[0]] ?? null
+        images.push({ name: 'reconstruction', image: await toImagePayload(decoded.x) })
+        for (const [name, t] of Object.entries(decoded)) if (name !== 'x') images.push({ name, image: await toImagePayload(t) })
+        const [scores] = predicted
+        if (scores) predictedLabel = dataset.classNames[(await scores.data())[0] ?? -1] ?? null
       } finally {
         tf.dispose([...Object.values(decoded), ...predicted])
       }
@@ -828,7 +829,7 @@ export class Engine {
         neighbours.push({ space, items })
       }
     }
-    const label = dataset.labels ? (dataset.classNames[dataset.labels[index]] ?? null) : null
+    const label = dataset.labels ? (dataset.classNames[dataset.labels[index] ?? -1] ?? null) : null
     return {
       index,
       name: dataset.itemNames[index] ?? `#${index}`,
@@ -851,8 +852,22 @@ function toThreeD(embedding: Float32Array, components: 2 | 3): Float32Array {
   const n = embedding.length / 2
   const out = new Float32Array(n * 3)
   for (let i = 0; i < n; i++) {
-    out[i * 3] = embedding[i * 2]
-    out[i * 3 + 1] = embedding[i * 2 + 1]
+    out[i * 3] = embedding[i * 2] ?? 0
+    out[i * 3 + 1] = embedding[i * 2 + 1] ?? 0
   }
   return out
+}
+
+/** A space's value in a record of every space's (an item's or a pin's); throws when the model has no such space. */
+function valueIn(values: Record<string, Float32Array>, space: string): Float32Array {
+  const value = values[space]
+  if (!value) throw new Error(`no values in "${space}" (the model's spaces: ${Object.keys(values).join(', ')})`)
+  return value
+}
+
+/** The first element of a non-empty list. */
+function firstOf<T>(list: readonly T[], what: string): T {
+  const [first] = list
+  if (first === undefined) throw new Error(`${what} is empty`)
+  return first
 }

@@ -41,6 +41,13 @@ function payloadsOf(bytes: ArrayLike<number> & { subarray(from: number, to: numb
 }
 
 /** [n, h, w, c] in [0, 1] -> one uint8 payload per item. Reads the tensor back once; does not dispose it. */
+/** The first image of a batch (a batch of one, usually) as a payload. */
+export async function toImagePayload(images: tf.Tensor4D): Promise<ImagePayload> {
+  const [first] = await toImagePayloads(images)
+  if (!first) throw new Error('nothing was decoded (an empty batch)')
+  return first
+}
+
 export async function toImagePayloads(images: tf.Tensor4D): Promise<ImagePayload[]> {
   const bytes = await readOne<Int32Array>(tf.tidy(() => asBytes(images)))
   return payloadsOf(bytes, images.shape)

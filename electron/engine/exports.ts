@@ -2,6 +2,7 @@
 // NPY (numpy's own format) and CSV, the maps' coordinates likewise, and a folder that TensorBoard's
 // Embedding Projector opens as it is (tensors.tsv, metadata.tsv, a sprite, projector_config.pbtxt),
 // and the model's networks as TensorFlow.js LayersModels (model.json + weights.bin each).
+import { elementAt } from '../../models/arrays'
 import * as tf from '@tensorflow/tfjs'
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -107,7 +108,7 @@ export function npyBytes(values: Float32Array | Int32Array, shape: number[]): Ui
 }
 
 const splitName = (dataset: ImageDataset, i: number) => (dataset.split[i] === 1 ? 'heldout' : 'train')
-const className = (dataset: ImageDataset, i: number) => (dataset.labels ? (dataset.classNames[dataset.labels[i]] ?? '') : '')
+const className = (dataset: ImageDataset, i: number) => (dataset.labels ? (dataset.classNames[elementAt(dataset.labels, i)] ?? '') : '')
 
 /** A CSV field: quoted when it holds a comma, a quote or a line break. */
 function csvField(text: string): string {
@@ -169,7 +170,7 @@ export async function spriteImage(
         const x1 = Math.max(x0 + 1, Math.floor(((tx + 1) * width) / tileWidth))
         for (let c = 0; c < channels; c++) {
           let sum = 0
-          for (let y = y0; y < y1; y++) for (let x = x0; x < x1; x++) sum += source[(y * width + x) * channels + c]
+          for (let y = y0; y < y1; y++) for (let x = x0; x < x1; x++) sum += elementAt(source, (y * width + x) * channels + c)
           sprite[((oy + ty) * spriteWidth + ox + tx) * channels + c] = Math.round(sum / ((y1 - y0) * (x1 - x0)))
         }
       }
@@ -211,7 +212,8 @@ export async function writeExports(dir: string, input: ExportInput, formats: rea
     for (const [space, { components, values }] of input.maps ?? [])
       await write(`map-${space}.npy`, npyBytes(rowsOf(values, components, selection), [m, components]))
     const labels = new Float32Array(m).fill(-1)
-    if (dataset.labels) items.forEach((i, row) => (labels[row] = dataset.labels![i]))
+    const datasetLabels = dataset.labels
+    if (datasetLabels) items.forEach((i, row) => (labels[row] = elementAt(datasetLabels, i)))
     await write('labels.npy', npyBytes(labels, [m]))
   }
   if (formats.includes('csv')) {

@@ -39,8 +39,8 @@ function run(command: string, args: string[]): string | null {
 function knownLibraries(): Map<string, string> {
   const found = new Map<string, string>()
   for (const line of (run('ldconfig', ['-p']) ?? run('/sbin/ldconfig', ['-p']) ?? '').split('\n')) {
-    const match = /^\s*(\S+) .*=> (\S+)$/.exec(line)
-    if (match && !found.has(match[1])) found.set(match[1], match[2])
+    const [, name, path] = /^\s*(\S+) .*=> (\S+)$/.exec(line) ?? []
+    if (name && path && !found.has(name)) found.set(name, path)
   }
   const folders = [...(process.env.LD_LIBRARY_PATH ?? '').split(':'), '/usr/local/cuda/lib64', '/usr/lib/x86_64-linux-gnu']
   try {
@@ -163,7 +163,7 @@ export async function doctor(options: { benchSeconds?: number; includeSoftware?:
           note: selection.adapter ? `on ${selection.adapter.vendor} ${selection.adapter.device}` : ''
         })
       } catch (error) {
-        benchmark.push({ backend: candidate.label, imagesPerSecond: null, note: (error as Error).message.split('\n')[0] })
+        benchmark.push({ backend: candidate.label, imagesPerSecond: null, note: (error as Error).message.split('\n')[0] ?? '' })
       }
     }
     await selectBackend('auto')

@@ -92,7 +92,7 @@ export async function fingerprintFiles(
   signal?: AbortSignal
 ): Promise<string> {
   const lines: string[] = new Array(files.length)
-  for (let i = 0; i < files.length; i++) {
+  for (const [i, file] of files.entries()) {
     // Synchronous stat in slices: a promise per stat costs ~25 us of overhead here against ~3 us
     // for the call itself (0.5 s vs 0.07 s for 20k files), and yielding between slices keeps
     // the event loop responsive (and the load cancellable) on a slow disk.
@@ -100,7 +100,6 @@ export async function fingerprintFiles(
       await new Promise((resolve) => setImmediate(resolve))
       signal?.throwIfAborted()
     }
-    const file = files[i]
     let line: string
     try {
       const info = statSync(file.absolute, { throwIfNoEntry: false })

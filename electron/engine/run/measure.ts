@@ -3,6 +3,7 @@
 // the importance-weighted bound; and a digest naming the weights that encoded stored latents.
 import { createHash } from 'node:crypto'
 import * as tf from '@tensorflow/tfjs'
+import { elementAt } from '../../../models/arrays'
 import type { VaeFamilyModel } from '../../../models/index'
 import { makeBatch } from '../../../models/data'
 import { argmaxAccuracy, knnClassAccuracy, latentWarnings, type ModelMetrics } from '../../../models/metrics'
@@ -73,9 +74,10 @@ export async function measureModel(
   if (labels && isLabelled(dataset) && data.heldOutIndices.length > 0 && data.trainIndices.length > 0) {
     const held = data.heldOutIndices
     const stride = Math.max(1, held.length / KNN_QUERIES)
-    const queries = Int32Array.from({ length: Math.min(KNN_QUERIES, held.length) }, (_, i) => held[Math.floor(i * stride)])
+    const queries = Int32Array.from({ length: Math.min(KNN_QUERIES, held.length) }, (_, i) => elementAt(held, Math.floor(i * stride)))
+    const labelOf = (item: number) => elementAt(labels, item)
     const counts = new Map<number, number>()
-    for (const i of held) counts.set(labels[i], (counts.get(labels[i]) ?? 0) + 1)
+    for (const i of held) counts.set(labelOf(i), (counts.get(labelOf(i)) ?? 0) + 1)
     chance = Math.max(...counts.values()) / held.length
     const rows = (values: Float32Array, dim: number, items: Int32Array) => {
       const out = new Float32Array(items.length * dim)
@@ -85,9 +87,9 @@ export async function measureModel(
     for (const [space, { dim, values }] of latents) {
       knn5[space] = await knnClassAccuracy(
         rows(values, dim, queries),
-        Array.from(queries, (i) => labels[i]),
+        Array.from(queries, labelOf),
         rows(values, dim, data.trainIndices),
-        Array.from(data.trainIndices, (i) => labels[i]),
+        Array.from(data.trainIndices, labelOf),
         dim,
         5
       )
@@ -99,12 +101,7 @@ export async function measureModel(
         const batch = makeBatch(data, held.subarray(from, from + 500))
         const scores = model.classLogLikelihoods(batch.x)
         try {
-          if (scores)
-            correct +=
-              (await argmaxAccuracy(
-                scores,
-                Array.from(held.subarray(from, from + 500), (i) => labels[i])
-              )) * batch.x.shape[0]
+          if (scores) correct += (await argmaxAccuracy(scores, Array.from(held.subarray(from, from + 500), labelOf))) * batch.x.shape[0]
         } finally {
           tf.dispose([batch.x, batch.labels ?? [], scores ?? []])
         }
@@ -125,7 +122,7 @@ export const IWAE_ITEMS = 500
 function spread(items: Int32Array, count: number): Int32Array {
   if (items.length <= count) return items
   const stride = items.length / count
-  return Int32Array.from({ length: count }, (_, i) => items[Math.floor(i * stride)])
+  return Int32Array.from({ length: count }, (_, i) => elementAt(items, Math.floor(i * stride)))
 }
 
 /**

@@ -5,7 +5,7 @@
 // checkpoint), and, once trained, every item's latents and the measurements stored with it.
 import * as tf from '@tensorflow/tfjs'
 import { createModel, type VaeFamilyModel } from '../../../models/index'
-import { restoreCheckpoint, restoreOptimizerState, serializeCheckpoint, type SerializedCheckpoint } from '../../../models/checkpoint'
+import { decodeCheckpointWeights, restoreCheckpoint, restoreOptimizerState, serializeCheckpoint, type SerializedCheckpoint } from '../../../models/checkpoint'
 import type { ModelMetrics } from '../../../models/metrics'
 import {
   defaultTrainOptions,
@@ -179,7 +179,7 @@ export class TrainingRun {
   private async rollBack(): Promise<boolean> {
     const saved = await this.folder.latestCheckpoint()
     if (!saved) return false
-    const named = tf.io.decodeWeights(saved.weights.slice().buffer as ArrayBuffer, saved.document.weightsManifest[0].weights)
+    const named = decodeCheckpointWeights(saved)
     this.model.parameters.assign(named)
     tf.dispose(Object.values(named))
     return true

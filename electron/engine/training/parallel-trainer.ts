@@ -23,6 +23,7 @@ import {
 import type { VaeFamilyModel } from '../../../models/types'
 import { assignFlatWeights, createGradientExchange, failExchange, flattenWeights, getOptimizerState, setOptimizerState } from './replica'
 import type { SharedTrainingData, TrainWorkerReply, TrainWorkerRequest } from './worker'
+import { elementAt } from '../../../models/arrays'
 import { WorkerChannel } from '../workers/channel'
 import { builtWorkerPath } from '../worker-path'
 
@@ -147,7 +148,7 @@ export class ParallelTrainer extends Trainer {
           })
         )
       )
-      this.workerBackend = ready[0].backend
+      this.workerBackend = elementAt(ready, 0).backend
     } catch (error) {
       await Promise.all(threads.map((t) => t.terminate()))
       throw error
@@ -166,7 +167,7 @@ export class ParallelTrainer extends Trainer {
     // worker count): its worker computes nothing but still applies the update with the others.
     const shares = threads.map((_, k) => indices.subarray(Math.ceil((k * n) / threads.length), Math.ceil(((k + 1) * n) / threads.length)))
     const replies = await Promise.all(
-      shares.map((share, k) => ask(threads[k], 'stepped', { type: 'step', indices: share.slice(), seed: seed + k * WORKER_SEED_OFFSET, step }))
+      shares.map((share, k) => ask(elementAt(threads, k), 'stepped', { type: 'step', indices: share.slice(), seed: seed + k * WORKER_SEED_OFFSET, step }))
     )
     // The full batch's means = the shares' means weighted by their item counts. A NaN or infinite
     // term stops run(); the workers did not apply that step, so the replicas (and this.model after
@@ -182,10 +183,10 @@ export class ParallelTrainer extends Trainer {
 
   /** Pulls worker 0's weights (and Adam state) into this.model (this.optimizer) when they are behind. */
   protected override async syncModel(withOptimizer: boolean): Promise<void> {
-    const threads = this.threads
-    if (!threads || !threads[0].alive) return
+    const first = this.threads?.[0]
+    if (!first?.alive) return
     if (!this.weightsBehind && !(withOptimizer && this.optimizerBehind)) return
-    const state = await ask(threads[0], 'state', { type: 'state', withOptimizer })
+    const state = await ask(first, 'state', { type: 'state', withOptimizer })
     assignFlatWeights(this.model.parameters, state.weights)
     this.weightsBehind = false
     if (state.optimizer) {
@@ -213,9 +214,12 @@ export class ParallelTrainer extends Trainer {
         return mine.length ? ask(thread, 'evaluation', { type: 'evaluate', indices, chunks: mine, seed }) : null
       })
     )
-    const results: ChunkEvaluation[] = chunks.map(
-      (_, c) => (parts[c % threads.length] as Extract<TrainWorkerReply, { type: 'evaluation' }>).chunks[Math.floor(c / threads.length)]
-    )
+    // Worker k evaluated chunks k, k + T, k + 2T...: chunk c is its (c / T)th.
+    const results: ChunkEvaluation[] = chunks.map((_, c) => {
+      const part = elementAt(parts, c % threads.length)
+      if (!part) throw new Error(`training worker ${c % threads.length} was given no chunks to evaluate`)
+      return elementAt(part.chunks, Math.floor(c / threads.length))
+    })
     return combineEvaluation(results, this.data)
   }
 
