@@ -24,5 +24,7 @@ const result = spawnSync('npx', ['tsc', '--noEmit', '-p', 'tsconfig.json', '--no
 const errors = result.stdout.split('\n').filter((line) => /^\S+\(\d+,\d+\): error TS/.test(line))
 const checked = errors.filter((line) => !EXEMPT.some((pattern) => pattern.test(line.slice(0, line.indexOf('(')))))
 for (const line of checked) console.log(line)
-console.log(`noUncheckedIndexedAccess: ${checked.length} error(s) in checked files (${errors.length - checked.length} in exempt numerical code, tests and bench)`)
+console.log(
+  `noUncheckedIndexedAccess: ${checked.length} error(s) in checked files (${errors.length - checked.length} in exempt numerical code, tests and bench)`
+)
 process.exit(checked.length ? 1 : 0)
