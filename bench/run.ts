@@ -21,6 +21,7 @@ import { availableParallelism, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Worker } from 'node:worker_threads'
 import * as tf from '@tensorflow/tfjs'
+import sharp from 'sharp'
 import { createModel, defaultModelConfig, type ModelFamily, type VaeFamilyModel } from '../models/index'
 import { defaultTrainOptions, evaluate, evaluateWithHealth, GPU_BATCH_SIZE, Trainer, type TrainOptions } from '../models/train'
 import { describeObjective } from '../models/objective'
@@ -448,8 +449,12 @@ async function conditionalQuality(c: ConditionalCase, dataset: ImageDataset, dat
   const shared = free ? (tf.randomNormal([rows, spaceDimOf(model, free)], 0, 1, 'float32', 77) as tf.Tensor2D) : null
   const perClass: number[] = []
   const otherMajorities: string[] = []
+  const columns: tf.TypedArray[] = []
   for (let k = 0; k < numClasses; k++) {
-    const predicted = tf.tidy(() => classify(model.sample(rows, { classIndex: k, seed: 1000 + k, ...(free && shared ? { noise: { [free]: shared } } : {}) }).x))
+    const images = tf.tidy(() => model.sample(rows, { classIndex: k, seed: 1000 + k, ...(free && shared ? { noise: { [free]: shared } } : {}) }).x)
+    const predicted = classify(images)
+    columns.push(await images.slice([0, 0, 0, 0], [GRID_PICTURE_ROWS, -1, -1, -1]).mul(255).round().data())
+    images.dispose()
     perClass.push(predicted.filter((p) => p === k).length / rows)
     // Every column's majority should be its class: the most frequent prediction.
     const counts = new Array<number>(numClasses).fill(0)
@@ -458,6 +463,7 @@ async function conditionalQuality(c: ConditionalCase, dataset: ImageDataset, dat
     if (majority !== k) otherMajorities.push(`${dataset.classNames[k]} -> ${dataset.classNames[majority]}`)
   }
   shared?.dispose()
+  await writeGridPicture(`${c.key}-grid.png`, columns, GRID_PICTURE_ROWS, dataset)
   const generated = perClass.reduce((sum, v) => sum + v, 0) / numClasses
   record(`${c.key}_generated_class_accuracy`, generated, `${c.title}: images from p(.|c) at T=1 recognised as c`, 'goal >= 0.90')
   record(`${c.key}_generated_class_accuracy_per_class`, perClass.map((v, k) => `${dataset.classNames[k]} ${v.toFixed(2)}`).join(', '), `${c.title}: per class`)
@@ -512,6 +518,37 @@ async function conditionalQuality(c: ConditionalCase, dataset: ImageDataset, dat
   }
   tf.dispose([batch.x, batch.labels ?? [], own])
   model.dispose()
+}
+
+/** Rows of the generated grid the study saves as a picture (bench/results/<case>-grid.png). */
+const GRID_PICTURE_ROWS = 8
+
+/**
+ * The first rows of each class's column side by side, as the window's grid shows them (one row
+ * per shared z_u draw), 1 px apart, at 2x: for looking at what the figures above measured.
+ */
+async function writeGridPicture(name: string, columns: tf.TypedArray[], rows: number, dataset: ImageDataset): Promise<void> {
+  const { width, height, channels } = dataset
+  const scale = 2
+  const cellW = width * scale + 1
+  const cellH = height * scale + 1
+  const picture = Buffer.alloc(columns.length * cellW * rows * cellH * channels, 255)
+  columns.forEach((column, k) => {
+    for (let r = 0; r < rows; r++)
+      for (let y = 0; y < height * scale; y++)
+        for (let x = 0; x < width * scale; x++)
+          for (let c = 0; c < channels; c++) {
+            const source = ((r * height + Math.floor(y / scale)) * width + Math.floor(x / scale)) * channels + c
+            const target = ((r * cellH + y) * columns.length * cellW + k * cellW + x) * channels + c
+            picture[target] = Number(column[source] ?? 0)
+          }
+  })
+  mkdirSync(join(__dirname, 'results'), { recursive: true })
+  const path = join(__dirname, 'results', name)
+  await sharp(picture, { raw: { width: columns.length * cellW, height: rows * cellH, channels: channels as 1 | 3 } })
+    .png()
+    .toFile(path)
+  console.log(`wrote ${path} (columns: ${dataset.classNames.join(', ')})`)
 }
 
 const spaceDimOf = (model: VaeFamilyModel, space: string): number => model.spaces.find((s) => s.name === space)?.dim ?? 0
