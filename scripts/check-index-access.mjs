@@ -12,7 +12,7 @@ const EXEMPT = [
   /^electron\/engine\/projection\//,
   /^electron\/engine\/backend\/wasm-kernels\.ts$/,
   /^electron\/engine\/training\/(replica|worker)\.ts$/,
-  /^electron\/engine\/datasets\/(idx|folder|common|shapes|thumbnails)\.ts$/,
+  /^electron\/engine\/datasets\/(idx|common|shapes|thumbnails)\.ts$/,
   /^electron\/engine\/explorer\.ts$/,
   /^models\/(blocks|priors|data|distributions|random)\.ts$/,
   /^renderer\/src\/scene\//,

@@ -7,7 +7,8 @@ import { gzipSync } from 'node:zlib'
 import sharp from 'sharp'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { assignHeldOutSplit, mapPool, naturalCompare } from '../../../../electron/engine/datasets/common'
-import { chooseTargetSize, splitCsvLine } from '../../../../electron/engine/datasets/folder'
+import { chooseTargetSize } from '../../../../electron/engine/datasets/image-folder/decode'
+import { splitCsvLine } from '../../../../electron/engine/datasets/image-folder/labels-csv'
 import {
   DatasetError,
   defaultDatasetPath,
