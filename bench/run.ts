@@ -33,6 +33,7 @@ import { loadDataset } from '../electron/engine/datasets/index'
 import { modelConfigFor, trainingData } from '../electron/engine/run/config'
 import { encodeAll, IWAE_ITEMS, measureModel } from '../electron/engine/run/measure'
 import { importanceWeightedBound, IWAE_SAMPLES, type ImportanceWeightedBound } from '../models/iwae'
+import { knnClassAccuracy as knnAccuracy } from '../models/metrics'
 import type { ImageDataset } from '../electron/engine/datasets/types'
 import { ParallelTrainer } from '../electron/engine/training/parallel-trainer'
 import { knnClassAccuracy, trustworthiness } from '../electron/engine/projection/index'
@@ -362,6 +363,61 @@ async function trainClassifier(data: TrainingData, numClasses: number): Promise<
     'goal >= 0.89'
   )
   return predict
+}
+
+/**
+ * How much of the class four class-blind statistics of an image carry (mean brightness, the
+ * silhouette's width and height in pixels above 0.1, the mean brightness of those pixels): their
+ * 5-NN class accuracy on the held-out items measured as measureModel measures a latent space's. A
+ * free space that keeps an item's size and brightness (the style "this item as every class" should
+ * keep) carries at least about this much by the same measure.
+ */
+async function styleStatisticsBaseline(data: TrainingData): Promise<void> {
+  const { height, width, channels } = data.shape
+  const labels = data.labels
+  if (!labels) return
+  const features = (item: number): number[] => {
+    let sum = 0
+    let ink = 0
+    let inked = 0
+    const rows = new Set<number>()
+    const cols = new Set<number>()
+    for (let y = 0; y < height; y++)
+      for (let x = 0; x < width; x++) {
+        let v = 0
+        for (let c = 0; c < channels; c++) v += (data.pixels[((item * height + y) * width + x) * channels + c] ?? 0) / 255 / channels
+        sum += v
+        if (v > 0.1) {
+          rows.add(y)
+          cols.add(x)
+          ink += v
+          inked++
+        }
+      }
+    return [sum / (height * width), cols.size, rows.size, inked ? ink / inked : 0]
+  }
+  const table = (items: ArrayLike<number>) => Array.from(items, features)
+  const train = table(data.trainIndices)
+  const stride = Math.max(1, data.heldOutIndices.length / 2000)
+  const queries = Array.from({ length: Math.min(2000, data.heldOutIndices.length) }, (_, i) => data.heldOutIndices[Math.floor(i * stride)] ?? 0)
+  // Standardised by the training items' statistics, as the 5-NN measure would see any space.
+  const mean = [0, 1, 2, 3].map((d) => train.reduce((sum, f) => sum + (f[d] ?? 0), 0) / train.length)
+  const sd = [0, 1, 2, 3].map((d) => Math.sqrt(train.reduce((sum, f) => sum + ((f[d] ?? 0) - (mean[d] ?? 0)) ** 2, 0) / train.length) || 1)
+  const flat = (rows: number[][]) => Float32Array.from(rows.flatMap((f) => f.map((v, d) => (v - (mean[d] ?? 0)) / (sd[d] ?? 1))))
+  const accuracy = await knnAccuracy(
+    flat(table(queries)),
+    queries.map((i) => labels[i] ?? -1),
+    flat(train),
+    Array.from(data.trainIndices, (i) => labels[i] ?? -1),
+    4,
+    5
+  )
+  record(
+    'style_statistics_knn5_accuracy',
+    accuracy,
+    '5-NN class accuracy of 4 class-blind image statistics (brightness, silhouette width and height, ink brightness), held-out',
+    'the floor for a z_u that keeps size and brightness'
+  )
 }
 
 /** One model of the class-conditional study: what it is, how long it trains. */
@@ -699,6 +755,7 @@ async function main(): Promise<void> {
   if (wanted('quality') || wanted('classes')) {
     // The app's data: grayscale in [0, 1] (not binarised), the app's default model settings.
     const classify = await trainClassifier(grey, 10)
+    await styleStatisticsBaseline(grey)
     const epochs = (family: ModelFamily) => defaultTrainOptions(grey.trainIndices.length, family).epochs
     const cases: ConditionalCase[] = [
       { key: 'cdvae', title: 'CDVAE (app defaults)', family: 'cdvae', conditionalPrior: false, epochs: epochs('cdvae') },
