@@ -7,9 +7,6 @@ import { rm } from 'node:fs/promises'
 import { isAbsolute, join, resolve } from 'node:path'
 import * as tf from '@tensorflow/tfjs'
 import {
-  bytesToBase64,
-  float32ToBase64,
-  int32ToBase64,
   type DatasetSummary,
   type EngineInfo,
   type EngineState,
@@ -20,15 +17,7 @@ import {
   type EventName,
   type Events,
   DEFAULT_PROJECTION,
-  type ClassGridResult,
-  type ProjectionSettings,
-  type ImagePayload,
-  type InterpolationResult,
-  type PathEnd,
-  type PinnedPoint,
-  type TraversalResult,
   type ItemView,
-  type MapData,
   type ModelSummary,
   type RequestArgs,
   type RequestMessage,
@@ -37,8 +26,7 @@ import {
   type TrainArgs
 } from '../common/contract'
 import { defaultModelConfig, MODEL_FAMILIES, type ModelConfig, type VaeFamilyModel } from '../../models/index'
-import { defaultEpochs, type Trainer, type EpochSummary, type StepProgress } from '../../models/train'
-import type { ModelMetrics } from '../../models/metrics'
+import { defaultEpochs, type Trainer, type EpochSummary } from '../../models/train'
 import { IWAE_SAMPLES } from '../../models/iwae'
 import { selectBackend, type BackendPreference, type BackendSelection } from './backend/select'
 import { runDoctor } from './backend/doctor-process'
@@ -46,26 +34,14 @@ import { adapterName } from './backend/webgpu'
 import { describeTrainer } from './training/parallel-trainer'
 import { defaultDatasetPath, loadDataset, loadDefaultDataset, type ImageDataset } from './datasets/index'
 import type { LatentProjection } from './projection/index'
-import {
-  ancestralSamples,
-  classGrid,
-  contextFor,
-  decodeInSpace,
-  interpolateContext,
-  interpolatePath,
-  klPerDimension,
-  latentAtMapPoint,
-  nearestNeighbours,
-  reconstructionErrors,
-  toImagePayload,
-  traversalGrid
-} from './explorer'
+import { ancestralSamples, nearestNeighbours, reconstructionErrors, toImagePayload } from './explorer'
 import { runProjection } from './projection/runner'
-import { writeExports } from './exports'
+import { itemImage, itemTensor, requireItem } from './datasets/items'
 import { thumbnailAtlas } from './datasets/thumbnails'
+import { OpenModel, toThreeD } from './open-model'
 import { compareRun, isGeneratedSource, listRuns, ownRunFolder, renameRun } from './run/catalog'
 import { checkDatasetFits, trainingData } from './run/config'
-import { RunFolder, type Latents, type RunRecord } from './run/folder'
+import { RunFolder, type RunRecord } from './run/folder'
 import { weightsDigest } from './run/measure'
 import { encodeAndStore, measureAndStore, openStoredRun, readResumable, resumeRun, startRun, type TrainingRun } from './run/session'
 
@@ -78,46 +54,13 @@ export interface EngineOptions {
   backend?: BackendPreference
 }
 
-/** The open model and what the window has made of it: its folder, training while it trains, latents, maps, pins. */
-interface Session {
-  runId: string
-  folder: RunFolder
-  model: VaeFamilyModel
-  trainer: Trainer | null
-  /** Posterior means per space, n * dim, in item order. */
-  latents: Latents
-  /** weightsDigest of the weights that encoded `latents` (null before the first encoding). */
-  latentsWeights: string | null
-  /** Positions per space, n * 3 (z = 0 on a 2D map), and how many dimensions the map has. */
-  maps: Map<string, { positions: Float32Array; dimensions: 2 | 3 }>
-  /** The fitted projection per space (its transform places interpolation paths). */
-  projections: Map<string, LatentProjection>
-  /** Per-item mean squared reconstruction error, once computed. */
-  reconstructionErrors: Float32Array | null
-  /** Points pinned on a map: their values in every space. */
-  pins: Map<number, { space: string; values: Record<string, Float32Array> }>
-  nextPin: number
-  projecting: boolean
-  projectionSettings: ProjectionSettings
-  /** What the model learned (health, 5-NN class accuracy, warnings), once measured. */
-  metrics: ModelMetrics | null
-  /** The curves so far, for a window that re-attaches: every step's terms and each epoch. */
-  steps: { step: number; terms: Record<string, number> }[]
-  epochs: (EpochSummary & { step: number })[]
-  lastStep: StepProgress | null
-  abort: AbortController
-}
-
-const POINT_DECODE_NEIGHBOURS = 8
-const POINT_DECODE_METHOD = `inverse-distance weighted mean (weights 1/d²) of the latents of the ${POINT_DECODE_NEIGHBOURS} items nearest to the clicked place on the map`
-
 type Handlers = { [N in RequestName]: (args: RequestArgs<N>) => Promise<RequestResult<N>> }
 
 export class Engine {
   private readonly backendReady: Promise<BackendSelection>
   private backend: BackendSelection | null = null
   private dataset: ImageDataset | null = null
-  private session: Session | null = null
+  private session: OpenModel | null = null
   /** Set while train.start is between its check and the new session: the check holds across awaits. */
   private startingTraining = false
   /** Counts dataset.open requests: only the newest may replace the dataset. */
@@ -178,7 +121,7 @@ export class Engine {
       session.abort.abort(new Error('cancelled'))
       return { cancelled: true }
     },
-    'map.get': async (args) => this.mapData(args.space, true),
+    'map.get': async (args) => this.requireModel().mapData(args.space, true),
     'item.inspect': async (args) => this.inspect(args.index),
     'runs.list': async () => this.listOwnRuns(),
     'run.rename': async (args) => {
@@ -194,7 +137,7 @@ export class Engine {
     },
     'runs.compare': async (args) => Promise.all(args.paths.map((path) => compareRun(path))),
     'dataset.thumbnails': async () => thumbnailAtlas(this.requireDataset()),
-    'dataset.item': async (args) => this.itemImage(this.requireItem(args.index)),
+    'dataset.item': async (args) => itemImage(this.requireDataset(), requireItem(this.requireDataset(), args.index)),
     'run.open': async (args) => this.openRun(args.path),
     'run.resume': async (args) => this.resumeRun(args.path),
     'maps.errors': async () => {
@@ -213,7 +156,7 @@ export class Engine {
         // Says what was done, not what the window shows: the colour mode may change back while this stands.
         this.status('ready', `ready: reconstruction error of all ${n.toLocaleString('en')} items computed`)
       }
-      for (const space of session.maps.keys()) this.emit('map.update', this.mapData(space, true))
+      for (const space of session.maps.keys()) this.emit('map.update', session.mapData(space, true))
       return { computed: true }
     },
     'maps.refresh': async (args) => {
@@ -223,15 +166,15 @@ export class Engine {
       void this.encodeAndProject(session)
       return { started: true }
     },
-    'decode.point': async (args) => this.decodePoint(args.space, args.position),
-    interpolate: async (args) => this.interpolate(args),
-    'generate.grid': async (args) => this.generateGrid(args),
+    'decode.point': async (args) => this.requireModel().decodePoint(args.space, args.position),
+    interpolate: async (args) => this.requireModel().interpolate(args),
+    'generate.grid': async (args) => this.requireModel().generateGrid(args),
     'generate.samples': async (args) => {
       const session = this.requireModel()
       const samples = await ancestralSamples(session.model, args.count, args.temperature, args.seed)
       return { strips: Object.entries(samples).map(([name, images]) => ({ name, images })) }
     },
-    traverse: async (args) => this.traverse(args),
+    traverse: async (args) => this.requireModel().traverse(args),
     'dialog.chooseFolder': async () => {
       throw new Error('the folder dialog is only available in the desktop app; type a path instead')
     }
@@ -345,31 +288,12 @@ export class Engine {
     }
   }
 
-  private newSession(runId: string, folder: RunFolder, model: VaeFamilyModel, trainer: Trainer | null): Session {
-    this.session = {
-      runId,
-      folder,
-      model,
-      trainer,
-      latents: new Map(),
-      latentsWeights: null,
-      maps: new Map(),
-      projections: new Map(),
-      reconstructionErrors: null,
-      pins: new Map(),
-      nextPin: 1,
-      projecting: false,
-      projectionSettings: { ...DEFAULT_PROJECTION },
-      metrics: null,
-      steps: [],
-      epochs: [],
-      lastStep: null,
-      abort: new AbortController()
-    }
+  private newSession(runId: string, folder: RunFolder, model: VaeFamilyModel, trainer: Trainer | null): OpenModel {
+    this.session = new OpenModel(runId, folder, model, trainer, this.requireDataset())
     return this.session
   }
 
-  private modelSummary(session: Session): ModelSummary {
+  private modelSummary(session: OpenModel): ModelSummary {
     const { model } = session
     return {
       runId: session.runId,
@@ -384,11 +308,7 @@ export class Engine {
   }
 
   private disposeSession(): void {
-    if (!this.session) return
-    this.session.abort.abort(new Error('replaced'))
-    this.session.model.dispose()
-    // Trainer.dispose also cancels a run in progress and stops a parallel trainer's workers.
-    this.session.trainer?.dispose()
+    this.session?.dispose()
     this.session = null
   }
 
@@ -467,7 +387,7 @@ export class Engine {
   }
 
   /** Trains the session's run to its end, streaming steps and epochs, then encodes and maps it. */
-  private async runSession(session: Session, run: TrainingRun): Promise<void> {
+  private async runSession(session: OpenModel, run: TrainingRun): Promise<void> {
     const trainer = run.trainer
     // Asked again on each step: the workers report their backend once they have started.
     const where = () => describeTrainer(trainer, this.backendName)
@@ -496,7 +416,7 @@ export class Engine {
   }
 
   /** Encodes every item (posterior means) and projects each latent space to 3D, streaming frames. */
-  async encodeAndProject(session: Session, reuse = false): Promise<void> {
+  async encodeAndProject(session: OpenModel, reuse = false): Promise<void> {
     const dataset = this.requireDataset()
     const n = dataset.split.length
     session.projecting = true
@@ -554,7 +474,7 @@ export class Engine {
               this.status('projecting', `UMAP of ${name}: ${frame.phase} ${frame.epoch} / ${frame.totalEpochs}`, frame.fraction, null, false)
               if (frame.embedding) {
                 session.maps.set(name, { positions: toThreeD(frame.embedding, settings.nComponents), dimensions: settings.nComponents })
-                this.emit('map.update', this.mapData(name, false))
+                this.emit('map.update', session.mapData(name, false))
               }
             },
             session.abort.signal
@@ -563,7 +483,7 @@ export class Engine {
         }
         session.projections.set(name, projection)
         session.maps.set(name, { positions: toThreeD(projection.embedding, projection.nComponents), dimensions: projection.nComponents })
-        this.emit('map.update', this.mapData(name, true))
+        this.emit('map.update', session.mapData(name, true))
       }
       this.status('ready', 'ready: click a point to inspect it, or empty space to decode that place')
     } catch (error) {
@@ -599,141 +519,14 @@ export class Engine {
     return summary
   }
 
-  private requireModel(): Session {
+  private requireModel(): OpenModel {
     if (!this.session) throw new Error('train a model first')
     return this.session
   }
 
-  private requireLatents(session: Session, space: string): { dim: number; values: Float32Array } {
-    const latents = session.latents.get(space)
-    if (!latents) throw new Error(`no encoded items in "${space}" yet: wait for the maps`)
-    return latents
-  }
-
-  /** An item's (or a pin's) value in every space. */
-  private endValues(session: Session, end: PathEnd): Record<string, Float32Array> {
-    if ('pin' in end) {
-      const pin = session.pins.get(end.pin)
-      if (!pin) throw new Error(`there is no pinned point ${end.pin}`)
-      return pin.values
-    }
-    const values: Record<string, Float32Array> = {}
-    for (const [name, { dim, values: all }] of session.latents) {
-      if (end.item * dim >= all.length) throw new Error(`there is no item ${end.item}`)
-      values[name] = all.slice(end.item * dim, (end.item + 1) * dim)
-    }
-    return values
-  }
-
-  private async decodePoint(space: string, position: [number, number, number]): Promise<PinnedPoint> {
-    const session = this.requireModel()
-    const map = session.maps.get(space)
-    const latents = this.requireLatents(session, space)
-    if (!map) throw new Error(`no map of "${space}" yet`)
-    const { latent, neighbours, weights } = latentAtMapPoint(map.positions, latents.values, latents.dim, position, POINT_DECODE_NEIGHBOURS)
-    const context = contextFor(session.model, space, neighbours, weights, session.latents)
-    const decoded = await decodeInSpace(session.model, space, latent, context)
-    const id = session.nextPin++
-    session.pins.set(id, { space, values: { ...context, [space]: latent } })
-    return {
-      id,
-      space,
-      position,
-      neighbours,
-      images: Object.entries(decoded).map(([name, images]) => ({ name: name === 'x' ? 'decoded' : name, image: firstOf(images, `the decoded ${name}`) })),
-      method: POINT_DECODE_METHOD
-    }
-  }
-
-  private async interpolate(args: RequestArgs<'interpolate'>): Promise<InterpolationResult> {
-    const session = this.requireModel()
-    this.requireLatents(session, args.space)
-    const a = this.endValues(session, args.from)
-    const b = this.endValues(session, args.to)
-    const path = interpolatePath(valueIn(a, args.space), valueIn(b, args.space), args.steps, args.mode)
-    // The other spaces move linearly alongside (the SRVAE's z needs its y, the CDVAE's z_l its
-    // z_u), so that the path's ends decode exactly as its two end items do.
-    const others = (values: Record<string, Float32Array>) => Object.fromEntries(Object.entries(values).filter(([name]) => name !== args.space))
-    const context = interpolateContext(others(a), others(b), args.steps)
-    const decoded = await decodeInSpace(session.model, args.space, path, context)
-    const projection = session.projections.get(args.space)
-    const placed = projection ? toThreeD(projection.transform(path), projection.nComponents) : new Float32Array(args.steps * 3)
-    return {
-      space: args.space,
-      mode: args.mode,
-      strips: Object.entries(decoded).map(([name, images]) => ({ name, images })),
-      pathBase64: float32ToBase64(placed)
-    }
-  }
-
-  private async generateGrid(args: RequestArgs<'generate.grid'>): Promise<ClassGridResult> {
-    const session = this.requireModel()
-    const model = session.model
-    if (!model.conditionalSpace)
-      throw new Error('this model has no class-conditional prior: train a CDVAE, or a VAE/SRVAE with "class prior" ticked, on labelled data')
-    const fromItem = args.fromItem === undefined ? undefined : this.endValues(session, { item: args.fromItem })
-    const grid = await classGrid(model, { rows: args.rows, temperature: args.temperature, seed: args.seed, fromItem })
-    return {
-      classNames: this.requireDataset().classNames,
-      rows: grid.rows,
-      images: grid.images,
-      yImages: grid.yImages ?? null,
-      space: model.conditionalSpace,
-      freeSpace: model.freeSpace
-    }
-  }
-
-  private async traverse(args: RequestArgs<'traverse'>): Promise<TraversalResult> {
-    const session = this.requireModel()
-    const dataset = this.requireDataset()
-    const space = session.model.spaces.find((s) => s.name === args.space)
-    if (!space) throw new Error(`the model has no space "${args.space}"`)
-    if (space.isImage) throw new Error(`"${args.space}" is an image space: traverse u or z instead`)
-    const item = this.endValues(session, { item: args.index })
-    // Informative dimensions first: by the model's own KL per dimension (to its prior, p(z_l|c) for
-    // the CDVAE) on the held-out items, once measured; else by the KL to N(0, 1) of (up to) 500
-    // training items.
-    const measured = session.metrics?.health[args.space]?.klPerDim
-    const sample = Array.from(dataset.split.keys())
-      .filter((i) => dataset.split[i] === 0)
-      .slice(0, 500)
-    const kl = measured ? Float32Array.from(measured) : await this.sampleKlPerDimension(session.model, sample, args.space)
-    const dimensions = Array.from(kl, (value, index) => ({ index, kl: value }))
-      .sort((p, q) => q.kl - p.kl)
-      .slice(0, args.dimensions)
-    const values = Array.from({ length: args.steps }, (_, i) => -args.span + (2 * args.span * i) / (args.steps - 1))
-    const context = Object.fromEntries(Object.entries(item).filter(([name]) => name !== args.space))
-    // Under a class prior a dimension moves around the item's own value; under N(0, I) it is set.
-    const mode = args.space === session.model.conditionalSpace ? 'offset' : 'set'
-    const images = await traversalGrid(
-      session.model,
-      args.space,
-      valueIn(item, args.space),
-      context,
-      dimensions.map((d) => d.index),
-      values,
-      { mode }
-    )
-    return { space: args.space, dimensions, values, images }
-  }
-
-  /**
-   * The open model's latents (and the maps made so far, and the model) in the chosen formats, into
-   * exports/ of its own run folder (the app writes nowhere the user did not give it); for `items`
-   * (a selection on a map), those items alone into exports/selection-<date and time>/.
-   */
+  /** The open model's exports (OpenModel.export), said in the log. */
   private async exportRun(formats: ExportFormatName[], items?: Int32Array): Promise<{ dir: string; files: string[] }> {
-    const session = this.requireModel()
-    const dataset = this.requireDataset()
-    if (session.latents.size === 0) throw new Error('the items are not encoded yet: export once the maps are being made')
-    const maps = new Map<string, { components: number; values: Float32Array }>()
-    for (const [space, { positions, dimensions }] of session.maps) {
-      maps.set(space, { components: dimensions, values: dimensions === 3 ? positions : positions.filter((_, i) => i % 3 !== 2) })
-    }
-    const stamp = new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15)
-    const dir = session.folder.exportsDir(items ? `selection-${stamp}` : undefined)
-    const model = formats.includes('model') ? { model: session.model, runJson: await session.folder.recordText() } : undefined
-    const files = await writeExports(dir, { dataset, latents: session.latents, maps, model, items }, formats)
+    const { dir, files } = await this.requireModel().export(formats, items)
     const what = items ? `${items.length.toLocaleString('en')} selected items` : formats.join(', ')
     this.emit('log', { level: 'info', message: `exported ${files.length} files (${what}) to ${dir}` })
     return { dir, files }
@@ -743,73 +536,15 @@ export class Engine {
     return listRuns(this.runsDir, this.session?.trainer ? this.session.folder.dir : null)
   }
 
-  /** KL per dimension of one space (to N(0, 1)) over some items, for a model not yet measured. */
-  private async sampleKlPerDimension(model: VaeFamilyModel, items: number[], space: string): Promise<Float32Array> {
-    const dataset = this.requireDataset()
-    const { width, height, channels } = dataset
-    const k = width * height * channels
-    const pixels = new Float32Array(items.length * k)
-    items.forEach((index, j) => pixels.set(dataset.pixels.subarray(index * k, (index + 1) * k), j * k))
-    const x = tf.tidy(() => tf.tensor4d(pixels, [items.length, height, width, channels]).div(255) as tf.Tensor4D)
-    try {
-      const kl = (await klPerDimension(model, x))[space]
-      if (!kl) throw new Error(`"${space}" has no posterior to measure`)
-      return kl
-    } finally {
-      x.dispose()
-    }
-  }
-
-  mapData(space: string, final: boolean): MapData {
-    const dataset = this.requireDataset()
-    const map = this.session?.maps.get(space)
-    if (!map) throw new Error(`no map of "${space}" yet`)
-    const labels = dataset.labels ?? new Int32Array(dataset.split.length).fill(-1)
-    const errors = this.session?.reconstructionErrors
-    return {
-      space,
-      dimensions: map.dimensions,
-      ...(errors ? { reconstructionErrorBase64: float32ToBase64(errors) } : {}),
-      positionsBase64: float32ToBase64(map.positions),
-      labelsBase64: int32ToBase64(labels),
-      splitBase64: bytesToBase64(dataset.split),
-      count: dataset.split.length,
-      final
-    }
-  }
-
-  private itemTensor(index: number): tf.Tensor4D {
-    const dataset = this.requireDataset()
-    const { width, height, channels } = dataset
-    const k = width * height * channels
-    return tf
-      .tensor4d(dataset.pixels.subarray(index * k, (index + 1) * k), [1, height, width, channels])
-      .toFloat()
-      .div(255) as tf.Tensor4D
-  }
-
-  private itemImage(index: number): ImagePayload {
-    const { width, height, channels, pixels } = this.requireDataset()
-    const k = width * height * channels
-    return { width, height, channels, base64: bytesToBase64(pixels.subarray(index * k, (index + 1) * k)) }
-  }
-
-  /** `index` when the open dataset has that item. */
-  private requireItem(index: number): number {
-    const count = this.requireDataset().split.length
-    if (index >= count) throw new Error(`there is no item ${index}; the dataset has ${count}`)
-    return index
-  }
-
   async inspect(index: number): Promise<ItemView> {
     const dataset = this.requireDataset()
-    this.requireItem(index)
-    const images = [{ name: 'original', image: this.itemImage(index) }]
+    requireItem(dataset, index)
+    const images = [{ name: 'original', image: itemImage(dataset, index) }]
     let predictedLabel: string | null = null
     const model = this.session?.model
     if (model) {
       const { decoded, predicted } = tf.tidy(() => {
-        const x = this.itemTensor(index)
+        const x = itemTensor(dataset, index)
         const scores = model.classLogLikelihoods(x)
         return { decoded: model.reconstruct(x), predicted: scores ? [scores.argMax(1)] : [] }
       })
@@ -825,7 +560,7 @@ export class Engine {
     const neighbours: ItemView['neighbours'] = []
     if (this.session) {
       for (const [space, { dim, values }] of this.session.latents) {
-        const items = nearestNeighbours(values, dim, index, 8).map((i) => ({ index: i, image: this.itemImage(i) }))
+        const items = nearestNeighbours(values, dim, index, 8).map((i) => ({ index: i, image: itemImage(dataset, i) }))
         neighbours.push({ space, items })
       }
     }
@@ -844,30 +579,4 @@ export class Engine {
   dispose(): void {
     this.disposeSession()
   }
-}
-
-/** The maps are drawn in 3D: a 2D embedding gets a zero third coordinate. */
-function toThreeD(embedding: Float32Array, components: 2 | 3): Float32Array {
-  if (components === 3) return embedding
-  const n = embedding.length / 2
-  const out = new Float32Array(n * 3)
-  for (let i = 0; i < n; i++) {
-    out[i * 3] = embedding[i * 2] ?? 0
-    out[i * 3 + 1] = embedding[i * 2 + 1] ?? 0
-  }
-  return out
-}
-
-/** A space's value in a record of every space's (an item's or a pin's); throws when the model has no such space. */
-function valueIn(values: Record<string, Float32Array>, space: string): Float32Array {
-  const value = values[space]
-  if (!value) throw new Error(`no values in "${space}" (the model's spaces: ${Object.keys(values).join(', ')})`)
-  return value
-}
-
-/** The first element of a non-empty list. */
-function firstOf<T>(list: readonly T[], what: string): T {
-  const [first] = list
-  if (first === undefined) throw new Error(`${what} is empty`)
-  return first
 }
