@@ -431,8 +431,12 @@ export class Engine {
           session.latents = stored.latents
         } else {
           this.status('encoding', 'encoding every item', 0)
-          const encoded = await encodeAndStore(session.folder, session.model, dataset, (done) =>
-            this.status('encoding', `encoding ${done.toLocaleString('en')} / ${n.toLocaleString('en')}`, done / n, null, false)
+          const encoded = await encodeAndStore(
+            session.folder,
+            session.model,
+            dataset,
+            (done) => this.status('encoding', `encoding ${done.toLocaleString('en')} / ${n.toLocaleString('en')}`, done / n, null, false),
+            weights
           )
           session.latents = encoded.latents
           fresh = true

@@ -154,7 +154,7 @@ export class OpenModel {
     const sample = Array.from(dataset.split.keys())
       .filter((i) => dataset.split[i] === 0)
       .slice(0, 500)
-    const kl = measured ? Float32Array.from(measured) : await this.sampleKlPerDimension(this.model, sample, args.space)
+    const kl = measured ? Float32Array.from(measured) : await this.sampleKlPerDimension(sample, args.space)
     const dimensions = Array.from(kl, (value, index) => ({ index, kl: value }))
       .sort((p, q) => q.kl - p.kl)
       .slice(0, args.dimensions)
@@ -194,7 +194,7 @@ export class OpenModel {
   }
 
   /** KL per dimension of one space (to N(0, 1)) over some items, for a model not yet measured. */
-  private async sampleKlPerDimension(model: VaeFamilyModel, items: number[], space: string): Promise<Float32Array> {
+  private async sampleKlPerDimension(items: number[], space: string): Promise<Float32Array> {
     const dataset = this.dataset
     const { width, height, channels } = dataset
     const k = width * height * channels
@@ -202,7 +202,7 @@ export class OpenModel {
     items.forEach((index, j) => pixels.set(dataset.pixels.subarray(index * k, (index + 1) * k), j * k))
     const x = tf.tidy(() => tf.tensor4d(pixels, [items.length, height, width, channels]).div(255) as tf.Tensor4D)
     try {
-      const kl = (await klPerDimension(model, x))[space]
+      const kl = (await klPerDimension(this.model, x))[space]
       if (!kl) throw new Error(`"${space}" has no posterior to measure`)
       return kl
     } finally {

@@ -186,14 +186,15 @@ export class TrainingRun {
   }
 }
 
-/** Every item's posterior means, written with the digest of the weights that made them. */
+/** Every item's posterior means, written with the digest of the weights that made them (`digest`, when the caller has it already). */
 export async function encodeAndStore(
   folder: RunFolder,
   model: VaeFamilyModel,
   dataset: ImageDataset,
-  onProgress?: (done: number, total: number) => void
+  onProgress?: (done: number, total: number) => void,
+  digest?: string
 ): Promise<{ latents: Latents; weights: string }> {
-  const weights = await weightsDigest(model)
+  const weights = digest ?? (await weightsDigest(model))
   const latents = await encodeAll(model, dataset, onProgress)
   await folder.writeLatents(latents, dataset.split.length, weights)
   return { latents, weights }
