@@ -108,11 +108,10 @@ export function describeObjective(objective: ObjectiveConfig): string {
  */
 export function classConditionalMmd(samples: tf.Tensor2D, labels: tf.Tensor1D, numClasses: number, prior: tf.Tensor2D): tf.Scalar {
   return tf.tidy(() => {
-    const base = 2 * samples.shape[1]
-    const factors = (globalThis as { process?: { env: Record<string, string | undefined> } }).process?.env.EXPERIMENT_MMD_SCALES?.split(',').map(Number) ?? [1]
+    const scale = 2 * samples.shape[1]
     const kernel = (a: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor2D => {
       const squared = tf.relu(a.square().sum(1, true).add(b.square().sum(1, true).transpose()).sub(a.matMul(b.transpose()).mul(2)))
-      return tf.addN(factors.map((f) => tf.scalar(f * base).div(squared.add(f * base)))).div(factors.length) as tf.Tensor2D
+      return tf.scalar(scale).div(squared.add(scale)) as tf.Tensor2D
     }
     const members = tf.oneHot(labels.toInt(), numClasses).toFloat().transpose() as tf.Tensor2D
     const counts = members.sum(1)
