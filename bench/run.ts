@@ -7,6 +7,10 @@
 //   npm run bench -- --quick      a smoke run: fewer steps and epochs (figures not comparable)
 //   npm run bench -- --only throughput,projection,rendering,quality,classes
 //                                 (classes: the class-conditional models of issue 15 alone)
+//   npm run bench -- --only classes --case cdvae --z-u 8 --save-latents /tmp/lat
+//                                 one model of the study with another z_u size (also --radius R,
+//                                 --adversary W, --independence W), its latents saved for
+//                                 bench/analysis/free_space_leak.py
 //   npm run bench -- --only reopen
 //                                 a 70k-item run (1 epoch) reopened by a fresh engine: time to its
 //                                 stored map, without encoding (issue 13: at most 2 s)
@@ -416,7 +420,7 @@ async function styleStatisticsBaseline(data: TrainingData): Promise<void> {
     'style_statistics_knn5_accuracy',
     accuracy,
     '5-NN class accuracy of 4 class-blind image statistics (brightness, silhouette width and height, ink brightness), held-out',
-    'the floor for a z_u that keeps size and brightness'
+    'absolute statistics: a class-relative code can go lower (bench/analysis/free_space_leak.py)'
   )
 }
 
@@ -459,6 +463,9 @@ async function conditionalQuality(c: ConditionalCase, dataset: ImageDataset, dat
   const independenceIndex = process.argv.indexOf('--independence')
   if (independenceIndex >= 0 && c.family === 'cdvae')
     config.objective = { ...config.objective, freeSpaceIndependence: Number(process.argv[independenceIndex + 1]) }
+  // `--z-u D`: the CDVAE's z_u with D dimensions instead of the default.
+  const freeDimsIndex = process.argv.indexOf('--z-u')
+  if (freeDimsIndex >= 0 && config.family === 'cdvae') config.latentDims = { ...config.latentDims, z_u: Number(process.argv[freeDimsIndex + 1]) }
   // `--radius R`: the class priors' means start on a sphere of radius R instead of the default.
   const radiusIndex = process.argv.indexOf('--radius')
   if (radiusIndex >= 0) config.classPriorRadius = Number(process.argv[radiusIndex + 1])
@@ -470,6 +477,16 @@ async function conditionalQuality(c: ConditionalCase, dataset: ImageDataset, dat
   record(`${c.key}_train_seconds`, (performance.now() - started) / 1000, `${c.title}: ${epochs} epochs of 60k, ${description} (s)`)
   record(`${c.key}_objective`, describeObjective(model.config.objective), `${c.title}: training objective`)
   const latents = await encodeAll(model, dataset)
+  // `--save-latents PREFIX`: every space's posterior means and the split, as raw little-endian
+  // arrays for analysis outside the bench (bench/analysis/free_space_leak.py reads them).
+  const saveIndex = process.argv.indexOf('--save-latents')
+  if (saveIndex >= 0) {
+    const prefix = process.argv[saveIndex + 1] ?? 'latents'
+    for (const [space, { values }] of latents) writeFileSync(`${prefix}-${c.key}-${space}.f32`, values)
+    writeFileSync(`${prefix}-${c.key}-labels.i32`, Int32Array.from(dataset.labels ?? []))
+    writeFileSync(`${prefix}-${c.key}-train.i32`, Int32Array.from(data.trainIndices))
+    writeFileSync(`${prefix}-${c.key}-held.i32`, Int32Array.from(data.heldOutIndices))
+  }
   const metrics = await measureModel(model, dataset, latents)
   record(`${c.key}_test_neg_elbo_nats`, metrics.heldOut.total, `${c.title}: held-out -ELBO (nats)`)
   record(`${c.key}_test_bits_per_dim`, metrics.heldOut.bits_per_dim, `${c.title}: held-out bits/dim`)
