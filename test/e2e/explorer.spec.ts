@@ -208,10 +208,10 @@ test('CDVAE: linked maps, hover, inspect, decode a place, interpolate, generate,
   await expect(grid.locator('tbody tr')).toHaveCount(1)
   await expect(grid.locator('tbody canvas')).toHaveCount(6)
 
-  // 6. A traversal of z_u: its 8 dimensions ordered by KL, 9 values each.
+  // 6. A traversal of z_u: its 5 dimensions ordered by KL, 9 values each.
   await page.getByTestId('traverse-z_u').click()
   const traversal = page.getByTestId('traversal-grid')
-  await expect(traversal.locator('tbody tr')).toHaveCount(8)
+  await expect(traversal.locator('tbody tr')).toHaveCount(5)
   await expect(traversal.locator('tbody tr').first().locator('canvas')).toHaveCount(9)
   await shot('6-traversal.png')
 
