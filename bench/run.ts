@@ -9,7 +9,7 @@
 //                                 (classes: the class-conditional models of issue 15 alone)
 //   npm run bench -- --only classes --case cdvae --z-u 8 --save-latents /tmp/lat
 //                                 one model of the study with another z_u size (also --radius R,
-//                                 --adversary W, --independence W), its latents saved for
+//                                 --adversary W, --independence W, --seed S), its latents saved for
 //                                 bench/analysis/free_space_leak.py
 //   npm run bench -- --only reopen
 //                                 a 70k-item run (1 epoch) reopened by a fresh engine: time to its
@@ -455,7 +455,10 @@ function recordIwae(key: string, title: string, bound: ImportanceWeightedBound |
 
 async function conditionalQuality(c: ConditionalCase, dataset: ImageDataset, data: TrainingData, classify: (x: tf.Tensor4D) => Int32Array): Promise<void> {
   const numClasses = data.numClasses
-  const config = modelConfigFor(dataset, c.family, { seed: 1, conditionalPrior: c.conditionalPrior })
+  // `--seed S`: another seed for the model's weights and its training batches (default 1).
+  const seedIndex = process.argv.indexOf('--seed')
+  const seed = seedIndex >= 0 ? Number(process.argv[seedIndex + 1]) : 1
+  const config = modelConfigFor(dataset, c.family, { seed, conditionalPrior: c.conditionalPrior })
   // `--adversary W`: the CDVAE's z_u class adversary at another weight than the default.
   const adversaryIndex = process.argv.indexOf('--adversary')
   if (adversaryIndex >= 0 && c.family === 'cdvae') config.objective = { ...config.objective, freeSpaceAdversary: Number(process.argv[adversaryIndex + 1]) }
@@ -471,7 +474,7 @@ async function conditionalQuality(c: ConditionalCase, dataset: ImageDataset, dat
   if (radiusIndex >= 0) config.classPriorRadius = Number(process.argv[radiusIndex + 1])
   const model = createModel(config)
   const epochs = quick ? 1 : c.epochs
-  const { trainer, description } = appTrainer(model, data, { ...defaultTrainOptions(data.trainIndices.length, c.family), epochs, seed: 1 })
+  const { trainer, description } = appTrainer(model, data, { ...defaultTrainOptions(data.trainIndices.length, c.family), epochs, seed })
   const started = performance.now()
   await trainer.run()
   record(`${c.key}_train_seconds`, (performance.now() - started) / 1000, `${c.title}: ${epochs} epochs of 60k, ${description} (s)`)
