@@ -1,6 +1,7 @@
 // Every family's defaults in one table: what the window lists, the latent sizes, how one "latent
 // size" knob spreads over the spaces, how many epochs it trains relative to a VAE, and what it
 // trains on. The engine, the CLI, the window (through engine.info) and the bench all read it.
+import { spreadLatentSize, type LatentShare } from './latent-size'
 import { ELBO_OBJECTIVE, type ObjectiveConfig } from './objective'
 import type { LatentDimsByFamily, ModelFamily } from './types'
 
@@ -10,8 +11,8 @@ export interface FamilyDefaults<F extends ModelFamily> {
   needsLabels: boolean
   /** Latent sizes (the VAE: 16, as the reference model). */
   latentDims: LatentDimsByFamily[F]
-  /** One "latent size" knob spread over the family's spaces. */
-  latentDimsFor(size: number): LatentDimsByFamily[F]
+  /** How one "latent size" knob spreads over the family's spaces (the window shows the split). */
+  latentShares: { readonly [S in keyof LatentDimsByFamily[F]]: LatentShare }
   /** Epochs relative to a VAE on the same data (defaultEpochs). */
   epochScale: number
   /** What training minimises by default; the reported loss stays the ELBO. */
@@ -23,7 +24,7 @@ export const FAMILY_DEFAULTS: { readonly [F in ModelFamily]: FamilyDefaults<F> }
     title: 'VAE',
     needsLabels: false,
     latentDims: { z: 16 },
-    latentDimsFor: (size) => ({ z: size }),
+    latentShares: { z: { share: 1, min: 1 } },
     epochScale: 1,
     objective: ELBO_OBJECTIVE
   },
@@ -32,7 +33,7 @@ export const FAMILY_DEFAULTS: { readonly [F in ModelFamily]: FamilyDefaults<F> }
     needsLabels: false,
     latentDims: { u: 8, z: 16 },
     // u summarises the small image y: half of z's size.
-    latentDimsFor: (size) => ({ u: Math.max(2, size >> 1), z: size }),
+    latentShares: { u: { share: 1 / 2, min: 2 }, z: { share: 1, min: 1 } },
     epochScale: 1,
     objective: ELBO_OBJECTIVE
   },
@@ -49,7 +50,7 @@ export const FAMILY_DEFAULTS: { readonly [F in ModelFamily]: FamilyDefaults<F> }
      * the "latent size" knob keeps these proportions (16 -> 8 + 5).
      */
     latentDims: { z_l: 8, z_u: 5 },
-    latentDimsFor: (size) => ({ z_l: Math.max(1, size >> 1), z_u: Math.max(1, Math.round((size * 5) / 16)) }),
+    latentShares: { z_l: { share: 1 / 2, min: 1 }, z_u: { share: 5 / 16, min: 1 } },
     // Its class has to settle into z_l (issue 15): twice a VAE's epochs.
     epochScale: 2,
     /**
@@ -68,3 +69,9 @@ export const FAMILY_DEFAULTS: { readonly [F in ModelFamily]: FamilyDefaults<F> }
 
 /** The families in the order the window lists them. */
 export const FAMILY_NAMES: readonly ModelFamily[] = ['vae', 'srvae', 'cdvae']
+
+/** A family's latent sizes for a "latent size" knob of `size` (16 gives the defaults). */
+export function latentDimsFor<F extends ModelFamily>(family: F, size: number): LatentDimsByFamily[F] {
+  const shares: Readonly<Record<string, LatentShare>> = FAMILY_DEFAULTS[family].latentShares
+  return spreadLatentSize(shares, size) as LatentDimsByFamily[F]
+}

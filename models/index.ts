@@ -7,7 +7,7 @@ import type { Likelihood, ModelConfig, ModelConfigOf, ModelConfigOverrides, Mode
 import { Vae } from './vae'
 import { ELBO_OBJECTIVE, type ObjectiveConfig } from './objective'
 
-export { FAMILY_DEFAULTS, FAMILY_NAMES } from './families'
+export { FAMILY_DEFAULTS, FAMILY_NAMES, latentDimsFor } from './families'
 
 export * from './types'
 export type { ImageShape } from './blocks'

@@ -7,6 +7,7 @@
 
 import type { EpochSummary, LatentHealth, StepProgress } from '../../models/train'
 import type { ModelMetrics } from '../../models/metrics'
+import type { LatentShare } from '../../models/latent-size'
 
 export type { LatentHealth, ModelMetrics }
 
@@ -102,6 +103,8 @@ export interface FamilyInfo {
   needsLabels: boolean
   /** Latent spaces with a KL term (the SRVAE's y has none). */
   klSpaces: string[]
+  /** How `TrainArgs.latentDim` spreads over the latent spaces (spreadLatentSize). */
+  latentShares: Record<string, LatentShare>
   objective: Required<ObjectiveArgs>
   /** Where a class prior's means start: this many prior standard deviations from 0, spread evenly. */
   classPriorRadius: number

@@ -25,7 +25,7 @@ import {
   type RequestResult,
   type TrainArgs
 } from '../common/contract'
-import { defaultModelConfig, MODEL_FAMILIES, type ModelConfig, type VaeFamilyModel } from '../../models/index'
+import { defaultModelConfig, FAMILY_DEFAULTS, MODEL_FAMILIES, type ModelConfig, type VaeFamilyModel } from '../../models/index'
 import { defaultEpochs, type Trainer, type EpochSummary } from '../../models/train'
 import { IWAE_SAMPLES } from '../../models/iwae'
 import { selectBackend, type BackendPreference, type BackendSelection } from './backend/select'
@@ -214,6 +214,7 @@ export class Engine {
           title,
           needsLabels,
           klSpaces: Object.keys(config.latentDims),
+          latentShares: { ...FAMILY_DEFAULTS[family].latentShares },
           objective: { klWeights: { ...klWeights }, freeBits, warmupSteps, freeSpaceIndependence, freeSpaceAdversary },
           classPriorRadius: config.classPriorRadius
         }

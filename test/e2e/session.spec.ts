@@ -69,7 +69,13 @@ test('the CDVAE shows its objective defaults, and its latent health once trained
   await expect(page.getByTestId('dataset-title')).toContainText('240')
   await page.getByTestId('model-family').selectOption('cdvae')
   await expect(page.getByTestId('objective-summary')).toContainText(/KL\(z_l\) [x×]4/)
+  // The latent size shows how it splits over the spaces, as the engine builds them.
+  await expect(page.getByTestId('latent-split')).toHaveText('z_l 8 · z_u 5')
+  await page.getByTestId('latent-size').fill('24')
+  await expect(page.getByTestId('latent-split')).toHaveText('z_l 12 · z_u 7')
   await page.getByTestId('model-family').selectOption('vae')
+  await expect(page.getByTestId('latent-split')).toHaveText('z 24')
+  await page.getByTestId('latent-size').fill('16')
   await expect(page.getByTestId('objective-summary')).toContainText('ELBO')
   await page.getByTestId('model-family').selectOption('cdvae')
   // The class prior's radius shows its default and, changed, travels into run.json.

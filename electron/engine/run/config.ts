@@ -1,7 +1,7 @@
 // A new run's settings from a dataset and what was asked: its training view of the data, its
 // model config (one "latent size" knob spread over the family's spaces, the objective's options
 // checked against the family), and the check that a stored run fits the dataset it reopens with.
-import { defaultModelConfig, FAMILY_DEFAULTS, type ModelConfig, type ModelFamily } from '../../../models/index'
+import { defaultModelConfig, latentDimsFor, type ModelConfig, type ModelFamily } from '../../../models/index'
 import type { TrainingData } from '../../../models/data'
 import type { ObjectiveArgs } from '../../common/contract'
 import type { ImageDataset } from '../datasets/types'
@@ -40,7 +40,7 @@ export function modelConfigFor(
       seed: options.seed,
       conditionalPrior: options.conditionalPrior ?? false,
       ...(options.classPriorRadius !== undefined ? { classPriorRadius: options.classPriorRadius } : {}),
-      ...(options.latentDim ? { latentDims: FAMILY_DEFAULTS[family].latentDimsFor(options.latentDim) } : {})
+      ...(options.latentDim ? { latentDims: latentDimsFor(family, options.latentDim) } : {})
     }
   )
   const asked = options.objective ?? {}
