@@ -34,6 +34,8 @@ train   trains a model and writes run.json, checkpoint files, history.json, late
         metrics.json (latent health, 5-NN class accuracy per space, the importance-weighted
         bound with K = 100, warnings) into --out;
         --resume continues from the last checkpoint in --out.
+        --latent D spreads D over the spaces as the window does (16, the default: VAE z 16;
+        SRVAE u 8, z 16; CDVAE z_l 8, z_u 5).
         The objective options change what training minimises (the reported loss is always the
         ELBO): --kl-weight z_l=4 weighs a space's KL, --free-bits spares each dimension's first
         nats, --warmup ramps the KL weights up over the first steps, --independence weighs the

@@ -76,10 +76,12 @@ describe('cartographer command line', () => {
     expect(npy.subarray(1, 6).toString('latin1')).toBe('NUMPY')
     expect(npy.toString('latin1', 10, 128)).toMatch(/'shape': \(\d+, 2\)/)
     expect((await readFile(join(target, 'projector', 'projector_config.pbtxt'), 'utf8')).match(/embeddings \{/g)).toHaveLength(2)
-    // The model from the run's last checkpoint: z_l and z_u of 2 each into the decoder.
+    // The model from the run's last checkpoint: --latent 4 gives the CDVAE z_l 2 and z_u 1 (floor of
+    // 4 x 5/16), both into the decoder.
     const decoder = JSON.parse(await readFile(join(target, 'model', 'decoder', 'model.json'), 'utf8'))
     expect(decoder.format).toBe('layers-model')
     expect(JSON.stringify(decoder.modelTopology)).toContain('"batch_input_shape":[null,2]')
+    expect(JSON.stringify(decoder.modelTopology)).toContain('"batch_input_shape":[null,1]')
     expect(JSON.parse(await readFile(join(target, 'model', 'priors.json'), 'utf8')).z_l.means[0]).toHaveLength(2)
     expect((await cli('export', '--run', out, '--out', target, '--format', 'parquet')).err).toMatch(/--format takes npy, csv, projector/)
     expect((await cli('export', '--out', target)).code).toBe(2)
