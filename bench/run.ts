@@ -525,6 +525,8 @@ async function conditionalQuality(c: ConditionalCase, dataset: ImageDataset, dat
   const shared = free ? (tf.randomNormal([rows, spaceDimOf(model, free)], 0, 1, 'float32', 77) as tf.Tensor2D) : null
   const perClass: number[] = []
   const otherMajorities: string[] = []
+  /** What the weak columns (under 90%) were read as instead, the two most frequent. */
+  const misread: string[] = []
   const columns: tf.TypedArray[] = []
   for (let k = 0; k < numClasses; k++) {
     const images = tf.tidy(() => model.sample(rows, { classIndex: k, seed: 1000 + k, ...(free && shared ? { noise: { [free]: shared } } : {}) }).x)
@@ -537,12 +539,21 @@ async function conditionalQuality(c: ConditionalCase, dataset: ImageDataset, dat
     for (const p of predicted) counts[p]++
     const majority = counts.indexOf(Math.max(...counts))
     if (majority !== k) otherMajorities.push(`${dataset.classNames[k]} -> ${dataset.classNames[majority]}`)
+    if (counts[k]! < 0.9 * rows) {
+      const others = counts
+        .map((count, j) => ({ count, j }))
+        .filter(({ j, count }) => j !== k && count > 0)
+        .sort((a, b) => b.count - a.count)
+        .slice(0, 2)
+      misread.push(`${dataset.classNames[k]} as ${others.map(({ count, j }) => `${dataset.classNames[j]} ${(count / rows).toFixed(2)}`).join(', ')}`)
+    }
   }
   shared?.dispose()
   await writeGridPicture(`${c.key}-grid.png`, columns, GRID_PICTURE_ROWS, dataset)
   const generated = perClass.reduce((sum, v) => sum + v, 0) / numClasses
   record(`${c.key}_generated_class_accuracy`, generated, `${c.title}: images from p(.|c) at T=1 recognised as c`, 'goal >= 0.90')
   record(`${c.key}_generated_class_accuracy_per_class`, perClass.map((v, k) => `${dataset.classNames[k]} ${v.toFixed(2)}`).join(', '), `${c.title}: per class`)
+  if (misread.length) record(`${c.key}_generated_misread`, misread.join('; '), `${c.title}: columns under 90%, read as`)
   record(
     `${c.key}_generated_columns_with_own_majority`,
     numClasses - otherMajorities.length,
