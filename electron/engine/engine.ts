@@ -137,7 +137,10 @@ export class Engine {
     },
     'runs.compare': async (args) => Promise.all(args.paths.map((path) => compareRun(path))),
     'dataset.thumbnails': async () => thumbnailAtlas(this.requireDataset()),
-    'dataset.item': async (args) => itemImage(this.requireDataset(), requireItem(this.requireDataset(), args.index)),
+    'dataset.item': async (args) => {
+      const dataset = this.requireDataset()
+      return itemImage(dataset, requireItem(dataset, args.index))
+    },
     'run.open': async (args) => this.openRun(args.path),
     'run.resume': async (args) => this.resumeRun(args.path),
     'maps.errors': async () => {

@@ -15,6 +15,7 @@ import * as tf from '@tensorflow/tfjs'
 import { readAndDispose, readOne } from '../../models/readback'
 import { bytesToBase64, type ImagePayload } from '../common/contract'
 import type { ImageShape, VaeFamilyModel } from '../../models/index'
+import { pixelRangeTensor } from './datasets/items'
 
 /** Rows decoded per model call: bounds memory for long paths and large grids. */
 const DECODE_CHUNK = 256
@@ -524,10 +525,7 @@ async function reconstructionErrorBatch(
   const k = shape.height * shape.width * shape.channels
   const errors = await readOne(
     tf.tidy(() => {
-      const x = tf
-        .tensor4d(pixels.subarray(from * k, (from + count) * k), [count, shape.height, shape.width, shape.channels])
-        .toFloat()
-        .div(255) as tf.Tensor4D
+      const x = pixelRangeTensor(pixels, shape, from, count)
       return x.sub(model.reconstruct(x).x).square().reshape([count, k]).mean(1)
     })
   )

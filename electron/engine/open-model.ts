@@ -3,7 +3,6 @@
 // curves so far and the metrics; and what the explorer asks of it (decode a place on a map,
 // interpolate, the class grid, traversals, exports). The engine routes requests here and reports
 // status; the dataset is the one the model was opened with (a new dataset closes the model).
-import * as tf from '@tensorflow/tfjs'
 import type { VaeFamilyModel } from '../../models/index'
 import type { ModelMetrics } from '../../models/metrics'
 import type { EpochSummary, StepProgress, Trainer } from '../../models/train'
@@ -22,6 +21,7 @@ import {
   type RequestArgs,
   type TraversalResult
 } from '../common/contract'
+import { itemsTensor } from './datasets/items'
 import type { ImageDataset } from './datasets/types'
 import { classGrid, contextFor, decodeInSpace, interpolateContext, interpolatePath, klPerDimension, latentAtMapPoint, traversalGrid } from './explorer'
 import { writeExports } from './exports'
@@ -195,12 +195,7 @@ export class OpenModel {
 
   /** KL per dimension of one space (to N(0, 1)) over some items, for a model not yet measured. */
   private async sampleKlPerDimension(items: number[], space: string): Promise<Float32Array> {
-    const dataset = this.dataset
-    const { width, height, channels } = dataset
-    const k = width * height * channels
-    const pixels = new Float32Array(items.length * k)
-    items.forEach((index, j) => pixels.set(dataset.pixels.subarray(index * k, (index + 1) * k), j * k))
-    const x = tf.tidy(() => tf.tensor4d(pixels, [items.length, height, width, channels]).div(255) as tf.Tensor4D)
+    const x = itemsTensor(this.dataset, items)
     try {
       const kl = (await klPerDimension(this.model, x))[space]
       if (!kl) throw new Error(`"${space}" has no posterior to measure`)
