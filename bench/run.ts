@@ -35,7 +35,7 @@ import { BACKEND_PREFERENCES, describeBackends, isGpuBackend, selectBackend, typ
 import { adapterName } from '../electron/engine/backend/webgpu'
 import { loadDataset } from '../electron/engine/datasets/index'
 import { modelConfigFor, trainingData } from '../electron/engine/run/config'
-import { encodeAll, IWAE_ITEMS, measureModel } from '../electron/engine/run/measure'
+import { encodeAll, IWAE_ITEMS, knnQueryItems, measureModel } from '../electron/engine/run/measure'
 import { importanceWeightedBound, IWAE_SAMPLES, type ImportanceWeightedBound } from '../models/iwae'
 import { knnClassAccuracy as knnAccuracy } from '../models/metrics'
 import type { ImageDataset } from '../electron/engine/datasets/types'
@@ -47,14 +47,30 @@ import { Engine } from '../electron/engine/engine'
 import type { EngineState, RequestName } from '../electron/common/contract'
 
 const quick = process.argv.includes('--quick')
+/** The word after `--name` on the command line, or undefined without the flag. */
+function flagValue(name: string): string | undefined {
+  const index = process.argv.indexOf(name)
+  if (index < 0) return undefined
+  const value = process.argv[index + 1]
+  if (value === undefined) throw new Error(`${name} needs a value`)
+  return value
+}
+/** `--name N` as a finite number, or undefined without the flag. */
+function numberFlag(name: string): number | undefined {
+  const value = flagValue(name)
+  if (value === undefined) return undefined
+  const number = Number(value)
+  if (!Number.isFinite(number)) throw new Error(`${name} takes a number, not "${value}"`)
+  return number
+}
 const SECTIONS = ['rendering', 'throughput', 'quality', 'projection', 'classes', 'gpu-defaults', 'reopen'] as const
 type Section = (typeof SECTIONS)[number]
-const onlyIndex = process.argv.indexOf('--only')
+const onlyValue = flagValue('--only')
 const only: Set<Section> | null =
-  onlyIndex < 0
+  onlyValue === undefined
     ? null
     : new Set(
-        process.argv[onlyIndex + 1].split(',').map((name) => {
+        onlyValue.split(',').map((name) => {
           if (!(SECTIONS as readonly string[]).includes(name)) throw new Error(`--only: unknown section "${name}" (${SECTIONS.join(', ')})`)
           return name as Section
         })
@@ -372,9 +388,9 @@ async function trainClassifier(data: TrainingData, numClasses: number): Promise<
 /**
  * How much of the class four class-blind statistics of an image carry (mean brightness, the
  * silhouette's width and height in pixels above 0.1, the mean brightness of those pixels): their
- * 5-NN class accuracy on the held-out items measured as measureModel measures a latent space's. A
- * free space that keeps an item's size and brightness (the style "this item as every class" should
- * keep) carries at least about this much by the same measure.
+ * 5-NN class accuracy on the held-out items measured as measureModel measures a latent space's.
+ * These are absolute statistics: a free space that keeps them relative to each class can carry
+ * less (bench/analysis/free_space_leak.py measures class-relative codes).
  */
 async function styleStatisticsBaseline(data: TrainingData): Promise<void> {
   const { height, width, channels } = data.shape
@@ -402,8 +418,7 @@ async function styleStatisticsBaseline(data: TrainingData): Promise<void> {
   }
   const table = (items: ArrayLike<number>) => Array.from(items, features)
   const train = table(data.trainIndices)
-  const stride = Math.max(1, data.heldOutIndices.length / 2000)
-  const queries = Array.from({ length: Math.min(2000, data.heldOutIndices.length) }, (_, i) => data.heldOutIndices[Math.floor(i * stride)] ?? 0)
+  const queries = Array.from(knnQueryItems(data.heldOutIndices))
   // Standardised by the training items' statistics, as the 5-NN measure would see any space.
   const mean = [0, 1, 2, 3].map((d) => train.reduce((sum, f) => sum + (f[d] ?? 0), 0) / train.length)
   const sd = [0, 1, 2, 3].map((d) => Math.sqrt(train.reduce((sum, f) => sum + ((f[d] ?? 0) - (mean[d] ?? 0)) ** 2, 0) / train.length) || 1)
@@ -456,22 +471,21 @@ function recordIwae(key: string, title: string, bound: ImportanceWeightedBound |
 async function conditionalQuality(c: ConditionalCase, dataset: ImageDataset, data: TrainingData, classify: (x: tf.Tensor4D) => Int32Array): Promise<void> {
   const numClasses = data.numClasses
   // `--seed S`: another seed for the model's weights and its training batches (default 1).
-  const seedIndex = process.argv.indexOf('--seed')
-  const seed = seedIndex >= 0 ? Number(process.argv[seedIndex + 1]) : 1
+  const seed = numberFlag('--seed') ?? 1
   const config = modelConfigFor(dataset, c.family, { seed, conditionalPrior: c.conditionalPrior })
-  // `--adversary W`: the CDVAE's z_u class adversary at another weight than the default.
-  const adversaryIndex = process.argv.indexOf('--adversary')
-  if (adversaryIndex >= 0 && c.family === 'cdvae') config.objective = { ...config.objective, freeSpaceAdversary: Number(process.argv[adversaryIndex + 1]) }
-  // `--independence W`: the CDVAE's class-independence (MMD) weight on z_u.
-  const independenceIndex = process.argv.indexOf('--independence')
-  if (independenceIndex >= 0 && c.family === 'cdvae')
-    config.objective = { ...config.objective, freeSpaceIndependence: Number(process.argv[independenceIndex + 1]) }
-  // `--z-u D`: the CDVAE's z_u with D dimensions instead of the default.
-  const freeDimsIndex = process.argv.indexOf('--z-u')
-  if (freeDimsIndex >= 0 && config.family === 'cdvae') config.latentDims = { ...config.latentDims, z_u: Number(process.argv[freeDimsIndex + 1]) }
   // `--radius R`: the class priors' means start on a sphere of radius R instead of the default.
-  const radiusIndex = process.argv.indexOf('--radius')
-  if (radiusIndex >= 0) config.classPriorRadius = Number(process.argv[radiusIndex + 1])
+  config.classPriorRadius = numberFlag('--radius') ?? config.classPriorRadius
+  if (config.family === 'cdvae') {
+    // `--adversary W`, `--independence W`: the CDVAE's z_u class adversary and class-independence
+    // (MMD) weights; `--z-u D`: its z_u with D dimensions instead of the default.
+    const { freeSpaceAdversary, freeSpaceIndependence } = config.objective
+    config.objective = {
+      ...config.objective,
+      freeSpaceAdversary: numberFlag('--adversary') ?? freeSpaceAdversary,
+      freeSpaceIndependence: numberFlag('--independence') ?? freeSpaceIndependence
+    }
+    config.latentDims = { ...config.latentDims, z_u: numberFlag('--z-u') ?? config.latentDims.z_u }
+  }
   const model = createModel(config)
   const epochs = quick ? 1 : c.epochs
   const { trainer, description } = appTrainer(model, data, { ...defaultTrainOptions(data.trainIndices.length, c.family), epochs, seed })
@@ -482,9 +496,8 @@ async function conditionalQuality(c: ConditionalCase, dataset: ImageDataset, dat
   const latents = await encodeAll(model, dataset)
   // `--save-latents PREFIX`: every space's posterior means and the split, as raw little-endian
   // arrays for analysis outside the bench (bench/analysis/free_space_leak.py reads them).
-  const saveIndex = process.argv.indexOf('--save-latents')
-  if (saveIndex >= 0) {
-    const prefix = process.argv[saveIndex + 1] ?? 'latents'
+  const prefix = flagValue('--save-latents')
+  if (prefix !== undefined) {
     for (const [space, { values }] of latents) writeFileSync(`${prefix}-${c.key}-${space}.f32`, values)
     writeFileSync(`${prefix}-${c.key}-labels.i32`, Int32Array.from(dataset.labels ?? []))
     writeFileSync(`${prefix}-${c.key}-train.i32`, Int32Array.from(data.trainIndices))
@@ -760,8 +773,7 @@ async function rendering(): Promise<void> {
 }
 
 async function main(): Promise<void> {
-  const backendIndex = process.argv.indexOf('--backend')
-  const preference = backendIndex < 0 ? 'auto' : process.argv[backendIndex + 1]
+  const preference = flagValue('--backend') ?? 'auto'
   if (!(BACKEND_PREFERENCES as readonly string[]).includes(preference)) throw new Error(`--backend must be one of ${BACKEND_PREFERENCES.join(', ')}`)
   const backend = await selectBackend(preference as BackendPreference)
   if (backend.adapter) results.adapter = adapterName(backend.adapter)
@@ -795,12 +807,11 @@ async function main(): Promise<void> {
       { key: 'srvae', title: 'SRVAE', family: 'srvae', conditionalPrior: false, epochs: epochs('srvae') }
     ]
     // `--case cdvae --epochs 20`: one model of the study, trained longer or shorter than the default.
-    const caseIndex = process.argv.indexOf('--case')
-    const epochsIndex = process.argv.indexOf('--epochs')
-    const chosen = caseIndex < 0 ? cases : cases.filter((c) => c.key === process.argv[caseIndex + 1])
+    const caseKey = flagValue('--case')
+    const chosen = caseKey === undefined ? cases : cases.filter((c) => c.key === caseKey)
     if (chosen.length === 0) throw new Error(`--case: one of ${cases.map((c) => c.key).join(', ')}`)
     for (const c of chosen) {
-      const epochs = epochsIndex < 0 ? c.epochs : Number(process.argv[epochsIndex + 1])
+      const epochs = numberFlag('--epochs') ?? c.epochs
       if (!Number.isInteger(epochs) || epochs < 1) throw new Error('--epochs: a whole number of epochs, at least 1')
       await conditionalQuality({ ...c, epochs }, dataset, grey, classify)
     }

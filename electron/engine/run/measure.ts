@@ -10,6 +10,7 @@ import { argmaxAccuracy, knnClassAccuracy, latentWarnings, type ModelMetrics } f
 import { importanceWeightedBound, IWAE_SAMPLES } from '../../../models/iwae'
 import { readAndDispose } from '../../../models/readback'
 import { evaluateWithHealth } from '../../../models/train'
+import { pixelRangeTensor } from '../datasets/items'
 import type { ImageDataset } from '../datasets/types'
 import { isLabelled, trainingData } from './config'
 import type { Latents } from './folder'
@@ -22,20 +23,10 @@ export async function encodeAll(
   batchSize = 500
 ): Promise<Latents> {
   const n = dataset.split.length
-  const { width, height, channels } = dataset
-  const k = width * height * channels
   const latents: Latents = new Map(model.spaces.map((s) => [s.name, { dim: s.dim, values: new Float32Array(n * s.dim) }]))
   for (let from = 0; from < n; from += batchSize) {
     const count = Math.min(batchSize, n - from)
-    const encoded = await readAndDispose(
-      tf.tidy(() => {
-        const x = tf
-          .tensor4d(dataset.pixels.subarray(from * k, (from + count) * k), [count, height, width, channels])
-          .toFloat()
-          .div(255) as tf.Tensor4D
-        return model.encode(x) as Record<string, tf.Tensor>
-      })
-    )
+    const encoded = await readAndDispose(tf.tidy(() => model.encode(pixelRangeTensor(dataset.pixels, dataset, from, count)) as Record<string, tf.Tensor>))
     for (const [name, values] of Object.entries(encoded)) {
       const target = latents.get(name)
       if (target) target.values.set(values, from * target.dim)
@@ -48,6 +39,12 @@ export async function encodeAll(
 
 /** Held-out items a 5-NN figure asks about (evenly spread, so the figure is reproducible). */
 const KNN_QUERIES = 2000
+
+/** The held-out items every 5-NN class accuracy asks about: up to KNN_QUERIES, evenly spread. */
+export function knnQueryItems(heldOut: Int32Array): Int32Array {
+  const stride = Math.max(1, heldOut.length / KNN_QUERIES)
+  return Int32Array.from({ length: Math.min(KNN_QUERIES, heldOut.length) }, (_, i) => elementAt(heldOut, Math.floor(i * stride)))
+}
 
 /**
  * What a trained model learned, on the held-out items: the ELBO's terms and each space's health,
@@ -73,8 +70,7 @@ export async function measureModel(
   const labels = dataset.labels
   if (labels && isLabelled(dataset) && data.heldOutIndices.length > 0 && data.trainIndices.length > 0) {
     const held = data.heldOutIndices
-    const stride = Math.max(1, held.length / KNN_QUERIES)
-    const queries = Int32Array.from({ length: Math.min(KNN_QUERIES, held.length) }, (_, i) => elementAt(held, Math.floor(i * stride)))
+    const queries = knnQueryItems(held)
     const labelOf = (item: number) => elementAt(labels, item)
     const counts = new Map<number, number>()
     for (const i of held) counts.set(labelOf(i), (counts.get(labelOf(i)) ?? 0) + 1)
