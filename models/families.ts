@@ -70,7 +70,7 @@ export const FAMILY_DEFAULTS: { readonly [F in ModelFamily]: FamilyDefaults<F> }
 /** The families in the order the window lists them. */
 export const FAMILY_NAMES: readonly ModelFamily[] = ['vae', 'srvae', 'cdvae']
 
-/** A family's latent sizes for a "latent size" knob of `size` (16 gives the defaults). */
+/** A family's latent sizes for a "latent size" knob of `size` (DEFAULT_LATENT_SIZE gives the defaults). */
 export function latentDimsFor<F extends ModelFamily>(family: F, size: number): LatentDimsByFamily[F] {
   const shares: Readonly<Record<string, LatentShare>> = FAMILY_DEFAULTS[family].latentShares
   return spreadLatentSize(shares, size) as LatentDimsByFamily[F]

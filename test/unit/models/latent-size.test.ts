@@ -2,11 +2,12 @@
 // same shares, and the window's default size (16) builds each family's default model.
 import { describe, expect, it } from 'vitest'
 import { FAMILY_DEFAULTS, FAMILY_NAMES, latentDimsFor } from '../../../models/families'
-import { spreadLatentSize } from '../../../models/latent-size'
+import { DEFAULT_LATENT_SIZE, spreadLatentSize } from '../../../models/latent-size'
 
 describe('the latent size knob', () => {
   it("gives every family its default latent sizes at the window's default of 16", () => {
-    for (const family of FAMILY_NAMES) expect(latentDimsFor(family, 16)).toEqual(FAMILY_DEFAULTS[family].latentDims)
+    expect(DEFAULT_LATENT_SIZE).toBe(16)
+    for (const family of FAMILY_NAMES) expect(latentDimsFor(family, DEFAULT_LATENT_SIZE)).toEqual(FAMILY_DEFAULTS[family].latentDims)
   })
 
   it('keeps the proportions at other sizes, rounding down, never below a space minimum', () => {
